@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+namespace tc::broker {
+
+/// A bad configuration: `setting()` names the offending key ("client.port").
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string setting, const std::string& message)
+      : std::runtime_error(setting.empty() ? message : setting + ": " + message),
+        setting_(std::move(setting)) {}
+  const std::string& setting() const { return setting_; }
+
+ private:
+  std::string setting_;
+};
+
+/// Node-local settings, one TOML file per node. Every field has a default that works on one
+/// machine; docs/operator-guide.md lists them all.
+struct Config {
+  std::filesystem::path file;  ///< where it was loaded from ("" for defaults)
+
+  // [node]
+  std::string node_name = "node1";
+  std::string domain = "localhost";
+  int shards = 0;  ///< data-plane threads; 0 = one per core
+
+  // [client]
+  std::string client_address = "127.0.0.1";
+  std::uint16_t client_port = 5222;
+  std::size_t max_stanza_bytes = 256 * 1024;
+  std::size_t max_depth = 48;
+  std::size_t max_attributes = 64;
+  std::size_t max_write_queue_bytes = 8 * 1024 * 1024;
+  std::chrono::milliseconds auth_timeout{60'000};
+  std::size_t max_connections = 100'000;
+
+  // [tls]
+  bool tls_required = true;
+  std::filesystem::path tls_certificate;  ///< PEM; "" = no STARTTLS offered
+  std::filesystem::path tls_private_key;
+
+  // [auth]
+  std::uint32_t scram_iterations = 4096;
+  bool allow_plain_without_tls = false;  ///< only honoured on loopback connections
+  bool registration = false;             ///< XEP-0077 in-band registration
+
+  // [storage]
+  std::string storage_url = "sqlite://tcbroker.db";
+
+  // [log]
+  std::string log_level = "info";
+  std::string log_format = "text";  ///< "text" or "json"
+};
+
+/// Loads and validates a TOML file. Throws ConfigError naming the setting on an unknown key,
+/// a wrong type or a bad value, and on an unreadable or unparsable file. Relative paths in
+/// the file are resolved against the file's directory.
+Config load_config(const std::filesystem::path& file);
+
+/// Validates a parsed TOML document given as text (for tests). `base_dir` resolves paths.
+Config parse_config(std::string_view toml_text, const std::filesystem::path& base_dir);
+
+}  // namespace tc::broker

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "broker/config.h"
+
+#include <cctype>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace tc::broker {
+namespace {
+
+using Setter = std::function<void(const toml::node&, const std::string& name, Config&)>;
+
+template <class Int>
+Setter integer(Int Config::*field, std::int64_t min, std::int64_t max) {
+  return [=](const toml::node& n, const std::string& name, Config& c) {
+    const auto v = n.value_exact<std::int64_t>();
+    if (!v) {
+      throw ConfigError(name, "expected an integer");
+    }
+    if (*v < min || *v > max) {
+      throw ConfigError(name, "must be between " + std::to_string(min) + " and " +
+                                  std::to_string(max) + ", got " + std::to_string(*v));
+    }
+    c.*field = static_cast<Int>(*v);
+  };
+}
+
+Setter boolean(bool Config::*field) {
+  return [=](const toml::node& n, const std::string& name, Config& c) {
+    const auto v = n.value_exact<bool>();
+    if (!v) {
+      throw ConfigError(name, "expected true or false");
+    }
+    c.*field = *v;
+  };
+}
+
+Setter string(std::string Config::*field, std::function<void(const std::string&)> check = {}) {
+  return [=](const toml::node& n, const std::string& name, Config& c) {
+    const auto v = n.value_exact<std::string>();
+    if (!v) {
+      throw ConfigError(name, "expected a string");
+    }
+    if (check) {
+      try {
+        check(*v);
+      } catch (const std::invalid_argument& e) {
+        throw ConfigError(name, e.what());
+      }
+    }
+    c.*field = *v;
+  };
+}
+
+Setter one_of(std::string Config::*field, std::vector<std::string> allowed) {
+  return string(field, [allowed](const std::string& v) {
+    for (const auto& a : allowed) {
+      if (v == a) {
+        return;
+      }
+    }
+    std::string list;
+    for (const auto& a : allowed) {
+      list += (list.empty() ? "" : ", ") + a;
+    }
+    throw std::invalid_argument("must be one of " + list + ", got \"" + v + "\"");
+  });
+}
+
+/// Seconds as an integer or a float (sub-second values allowed).
+Setter duration(std::chrono::milliseconds Config::*field, double min_s, double max_s) {
+  return [=](const toml::node& n, const std::string& name, Config& c) {
+    std::optional<double> v;
+    if (auto i = n.value_exact<std::int64_t>()) {
+      v = static_cast<double>(*i);
+    } else if (auto d = n.value_exact<double>()) {
+      v = *d;
+    }
+    if (!v) {
+      throw ConfigError(name, "expected a number of seconds");
+    }
+    if (*v < min_s || *v > max_s) {
+      throw ConfigError(name, "must be between " + std::to_string(min_s) + " and " +
+                                  std::to_string(max_s) + " seconds");
+    }
+    c.*field = std::chrono::milliseconds(static_cast<std::int64_t>(*v * 1000.0 + 0.5));
+  };
+}
+
+Setter path(std::filesystem::path Config::*field, const std::filesystem::path& base) {
+  return [=](const toml::node& n, const std::string& name, Config& c) {
+    const auto v = n.value_exact<std::string>();
+    if (!v) {
+      throw ConfigError(name, "expected a path string");
+    }
+    std::filesystem::path p(*v);
+    c.*field = (v->empty() || p.is_absolute()) ? p : base / p;
+  };
+}
+
+void check_not_empty(const std::string& v) {
+  if (v.empty()) {
+    throw std::invalid_argument("must not be empty");
+  }
+}
+
+void check_hostname(const std::string& v) {
+  check_not_empty(v);
+  for (const char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (!(std::isalnum(c) || c == '.' || c == '-' || c >= 0x80)) {
+      throw std::invalid_argument("\"" + v + "\" is not a valid domain name");
+    }
+  }
+}
+
+void check_node_name(const std::string& v) {
+  if (v.empty() || v.size() > 128) {
+    throw std::invalid_argument("must be 1 to 128 characters");
+  }
+  for (const char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (!(std::isalnum(c) || c == '_' || c == '-' || c == '.')) {
+      throw std::invalid_argument("may hold only letters, digits, '.', '_' and '-'");
+    }
+  }
+}
+
+std::map<std::string, std::map<std::string, Setter>> schema(const std::filesystem::path& base) {
+  using C = Config;
+  return {
+      {"node",
+       {{"name", string(&C::node_name, check_node_name)},
+        {"domain", string(&C::domain, check_hostname)},
+        {"shards", integer(&C::shards, 0, 256)}}},
+      {"client",
+       {{"address", string(&C::client_address, check_not_empty)},
+        {"port", integer(&C::client_port, 0, 65535)},
+        {"max_stanza_bytes", integer(&C::max_stanza_bytes, 1024, 64 * 1024 * 1024)},
+        {"max_depth", integer(&C::max_depth, 4, 1024)},
+        {"max_attributes", integer(&C::max_attributes, 4, 4096)},
+        {"max_write_queue_bytes", integer(&C::max_write_queue_bytes, 64 * 1024, 1LL << 32)},
+        {"auth_timeout", duration(&C::auth_timeout, 0.1, 3600)},
+        {"max_connections", integer(&C::max_connections, 1, 10'000'000)}}},
+      {"tls",
+       {{"required", boolean(&C::tls_required)},
+        {"certificate", path(&C::tls_certificate, base)},
+        {"private_key", path(&C::tls_private_key, base)}}},
+      {"auth",
+       {{"scram_iterations", integer(&C::scram_iterations, 4096, 10'000'000)},
+        {"allow_plain_without_tls", boolean(&C::allow_plain_without_tls)},
+        {"registration", boolean(&C::registration)}}},
+      {"storage", {{"url", string(&C::storage_url, check_not_empty)}}},
+      {"log",
+       {{"level", one_of(&C::log_level, {"trace", "debug", "info", "warn", "error", "off"})},
+        {"format", one_of(&C::log_format, {"text", "json"})}}},
+  };
+}
+
+/// Relative SQLite paths are relative to the config file, like every other path in it.
+void resolve_storage_url(Config& c, const std::filesystem::path& base) {
+  constexpr std::string_view kSqlite = "sqlite://";
+  std::string_view url = c.storage_url;
+  if (url.substr(0, kSqlite.size()) != kSqlite) {
+    return;
+  }
+  const std::string_view rest = url.substr(kSqlite.size());
+  if (rest.empty() || rest.front() == '/' || rest.front() == ':') {
+    return;
+  }
+  c.storage_url = std::string(kSqlite) + (base / std::string(rest)).string();
+}
+
+}  // namespace
+
+Config parse_config(std::string_view toml_text, const std::filesystem::path& base_dir) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << "line " << e.source().begin.line << ", column " << e.source().begin.column << ": "
+        << e.description();
+    throw ConfigError("", "not valid TOML: " + msg.str());
+  }
+  Config config;
+  const auto sections = schema(base_dir);
+  for (const auto& [section_name, section_node] : root) {
+    const std::string section(section_name.str());
+    const auto known = sections.find(section);
+    if (known == sections.end()) {
+      throw ConfigError(section, "unknown section");
+    }
+    const toml::table* table = section_node.as_table();
+    if (table == nullptr) {
+      throw ConfigError(section, "expected a table ([" + section + "])");
+    }
+    for (const auto& [key_name, value] : *table) {
+      const std::string key(key_name.str());
+      const std::string name = section + "." + key;
+      const auto setter = known->second.find(key);
+      if (setter == known->second.end()) {
+        throw ConfigError(name, "unknown setting");
+      }
+      setter->second(value, name, config);
+    }
+  }
+  if (config.tls_certificate.empty() != config.tls_private_key.empty()) {
+    throw ConfigError("tls.private_key", "tls.certificate and tls.private_key go together");
+  }
+  if (config.tls_required && config.tls_certificate.empty()) {
+    throw ConfigError("tls.certificate",
+                      "TLS is required (tls.required = true) but no certificate is configured");
+  }
+  resolve_storage_url(config, base_dir);
+  return config;
+}
+
+Config load_config(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    throw ConfigError("", "cannot read configuration file " + file.string());
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  const auto base = std::filesystem::absolute(file).parent_path();
+  Config config = parse_config(text.str(), base);
+  config.file = std::filesystem::absolute(file);
+  return config;
+}
+
+}  // namespace tc::broker

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "net/tokens.h"
+#include "net/transport.h"
+#include "routing/stanzas.h"
+#include "xmpp/jid.h"
+#include "xmpp/sasl.h"
+#include "xmpp/stream_parser.h"
+
+namespace tc::broker {
+
+class Shard;
+struct ServerContext;
+
+/// One client-to-server XMPP stream (RFC 6120): stream negotiation (STARTTLS, SASL, bind),
+/// then stanza handling and routing. Shard-affine: every member runs on its shard's thread,
+/// except deliver() and close_with(), which post themselves there and may be called from
+/// anywhere. Kept alive by its own coroutines (shared_from_this).
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(ServerContext& server, Shard& shard, net::Transport::Tcp::socket socket);
+  ~Session();
+
+  /// Starts reading. Call once, on the shard.
+  void start();
+
+  /// Queues a serialised stanza for this client. Thread-safe.
+  void deliver(Wire wire);
+  /// Ends the stream with a stream error (RFC 6120 §4.9), e.g. "conflict",
+  /// "system-shutdown". Thread-safe.
+  void close_with(std::string condition, std::string text = {});
+
+  /// The bound full JID; empty before resource binding. Set once, on the shard.
+  const xmpp::Jid& jid() const { return jid_; }
+
+ private:
+  enum class Phase { Header, Tls, Auth, Bind, Bound, Closed };
+
+  net::Awaitable<void> read_loop();
+  net::Awaitable<void> write_loop();
+  net::Awaitable<void> on_event(xmpp::StreamEvent& event);
+  net::Awaitable<void> on_stream_open(const xmpp::XmlElement& header);
+  net::Awaitable<void> on_element(xmpp::XmlElement& element);
+
+  // Negotiation (before the stream is bound).
+  net::Awaitable<void> on_starttls();
+  net::Awaitable<void> on_sasl(const xmpp::XmlElement& element);
+  net::Awaitable<void> on_sasl_auth(const xmpp::XmlElement& auth);
+  net::Awaitable<void> on_sasl_response(const xmpp::XmlElement& response);
+  net::Awaitable<void> sasl_failure(std::string_view condition, std::string_view text = {});
+  void sasl_success(std::string username, std::string additional_data);
+  net::Awaitable<void> on_register_iq(const xmpp::XmlElement& iq);
+  void on_bind(const xmpp::XmlElement& iq);
+
+  // Stanzas after binding.
+  net::Awaitable<void> on_stanza(xmpp::XmlElement& stanza);
+  void on_sm(const xmpp::XmlElement& element);
+  void on_iq_for_server(const xmpp::XmlElement& iq);
+  void on_message(xmpp::XmlElement& message, const xmpp::Jid& to);
+  void on_presence(xmpp::XmlElement& presence, const std::optional<xmpp::Jid>& to);
+  net::Awaitable<void> on_password_change(const xmpp::XmlElement& iq);
+  void route_to_user(xmpp::XmlElement& stanza, const xmpp::Jid& to);
+  void broadcast_own_presence(const xmpp::XmlElement& presence);
+
+  void send(Wire wire);
+  void send(const xmpp::XmlElement& element);
+  void send_features();
+  /// Sends a stream error and </stream:stream>, then closes once that is written.
+  void stream_error(std::string_view condition, std::string_view text = {});
+  void close_now();
+  void on_closed();
+
+  ServerContext& server_;
+  Shard& shard_;
+  net::Transport transport_;
+  xmpp::StreamParser parser_;
+  boost::asio::steady_timer auth_timer_;
+  boost::asio::steady_timer close_timer_;
+  std::string stream_id_;
+  std::string remote_;
+  Phase phase_ = Phase::Header;
+  bool header_sent_ = false;
+  bool restart_ = false;  // stream restart pending after STARTTLS / SASL success
+  bool closing_ = false;
+  bool authenticated_ = false;
+  std::string username_;
+  xmpp::Jid jid_;
+  bool registered_in_router_ = false;
+
+  // SASL exchange in progress.
+  std::optional<xmpp::ScramServer> scram_;
+  std::string scram_username_;
+  int sasl_failures_ = 0;
+
+  // Presence state (RFC 6121 §4): available after initial presence, priority for routing.
+  bool available_ = false;
+  int priority_ = 0;
+  std::set<std::string> directed_presence_;  // full JIDs sent directed presence
+
+  // XEP-0198 stream management.
+  bool sm_enabled_ = false;
+  std::uint32_t sm_handled_ = 0;  // inbound stanzas fully handled (mod 2^32)
+
+  // Write queue: one write in flight, bounded in bytes.
+  std::deque<Wire> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool close_after_flush_ = false;
+};
+
+}  // namespace tc::broker

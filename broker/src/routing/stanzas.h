@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "xmpp/xml_element.h"
+
+namespace tc::broker {
+
+/// RFC 6120 §8.3.2 error types.
+enum class ErrorType { Auth, Cancel, Continue, Modify, Wait };
+
+/// Builds the error reply to `stanza` (RFC 6120 §8.3): same name and id, from/to swapped,
+/// type='error', the original payload dropped, and an <error/> with the defined condition
+/// (e.g. "service-unavailable") and optional text.
+xmpp::XmlElement make_error_reply(const xmpp::XmlElement& stanza, ErrorType type,
+                                  std::string_view condition, std::string_view text = {});
+
+/// <iq type='result'/> answering `iq` (from/to swapped, same id).
+xmpp::XmlElement make_iq_result(const xmpp::XmlElement& iq);
+
+/// Serialised once for many recipients (STYLE.md §4.4). Top-level stanzas are written in the
+/// jabber:client namespace of the stream.
+using Wire = std::shared_ptr<const std::string>;
+Wire to_wire(const xmpp::XmlElement& stanza);
+Wire to_wire(std::string text);
+
+/// True for the three stanza kinds of RFC 6120 §8 in jabber:client.
+bool is_stanza(const xmpp::XmlElement& element);
+
+}  // namespace tc::broker

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "broker/server.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "net/session.h"
+#include "net/tokens.h"
+#include "server_context.h"
+#include "shard/shard.h"
+#include "storage/errc.h"
+#include "storage/store.h"
+
+namespace tc::broker {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+std::unique_ptr<asio::ssl::context> make_tls_context(const Config& config) {
+  if (config.tls_certificate.empty()) {
+    return nullptr;
+  }
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(config.tls_certificate.string(), ec);
+  if (ec) {
+    throw ConfigError("tls.certificate",
+                      "cannot load " + config.tls_certificate.string() + ": " + ec.message());
+  }
+  ctx->use_private_key_file(config.tls_private_key.string(), asio::ssl::context::pem, ec);
+  if (ec) {
+    throw ConfigError("tls.private_key",
+                      "cannot load " + config.tls_private_key.string() + ": " + ec.message());
+  }
+  return ctx;
+}
+
+/// Opens the store and applies migrations, retrying with backoff while the database is
+/// unreachable. Fatal (throws) for a schema that is too new or foreign, or a bad URL.
+void prepare_store(const std::string& url, const std::atomic<bool>& stopping) {
+  auto backoff = std::chrono::milliseconds(200);
+  for (;;) {
+    auto store = storage::open_store(url);
+    Result<void> migrated = store ? (*store)->migrate() : Result<void>(store.error());
+    if (migrated) {
+      auto version = (*store)->schema_version();
+      spdlog::info("store {} ({}) ready at schema version {}", storage::redact_url(url),
+                   (*store)->backend(), version ? *version : -1);
+      return;
+    }
+    const auto ec = migrated.error();
+    if (ec == storage::Errc::SchemaTooNew) {
+      throw std::runtime_error(
+          "the database at " + storage::redact_url(url) +
+          " has a schema newer than this tcbroker knows (version " +
+          std::to_string(storage::Store::latest_schema_version()) +
+          "); upgrade tcbroker before pointing it at this database");
+    }
+    if (ec != storage::Errc::Unavailable) {
+      throw std::runtime_error("cannot prepare the database at " + storage::redact_url(url) +
+                               ": " + ec.message());
+    }
+    if (stopping) {
+      throw std::runtime_error("stopped while waiting for the database");
+    }
+    spdlog::error("database {} unavailable ({}); retrying in {} ms", storage::redact_url(url),
+                  ec.message(), backoff.count());
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
+
+}  // namespace
+
+struct Server::Impl {
+  explicit Impl(Config c) { context.config = std::move(c); }
+
+  net::Awaitable<void> accept_loop() {
+    std::size_t next = 0;
+    while (acceptor.is_open()) {
+      Shard& shard = *shards[next++ % shards.size()];
+      auto [ec, socket] = co_await acceptor.async_accept(shard.context(), net::kAsTuple);
+      if (ec) {
+        if (ec == asio::error::operation_aborted) {
+          co_return;
+        }
+        spdlog::warn("accept: {}", ec.message());
+        // EMFILE and friends: do not spin.
+        asio::steady_timer pause(control, std::chrono::milliseconds(50));
+        co_await pause.async_wait(net::kAsTuple);
+        continue;
+      }
+      ++context.metrics.connections_accepted;
+      if (context.metrics.connections_open >= context.config.max_connections) {
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      auto session = std::make_shared<Session>(context, shard, std::move(socket));
+      asio::post(shard.executor(), [session] { session->start(); });
+    }
+  }
+
+  void begin_shutdown() {
+    if (context.shutting_down.exchange(true)) {
+      return;
+    }
+    spdlog::info("shutting down");
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    for (const auto& s : context.router.all()) {
+      s->close_with("system-shutdown", "the server is shutting down");
+    }
+    asio::co_spawn(control, drain(), asio::detached);
+  }
+
+  net::Awaitable<void> drain() {
+    // Give sessions a moment to flush their stream errors, bounded.
+    asio::steady_timer timer(control);
+    for (int i = 0; i < 40 && context.metrics.connections_open > 0; ++i) {
+      timer.expires_after(std::chrono::milliseconds(50));
+      co_await timer.async_wait(net::kAsTuple);
+    }
+    control.stop();
+  }
+
+  ServerContext context;
+  asio::io_context control{1};
+  tcp::acceptor acceptor{control};
+  asio::signal_set signals{control, SIGINT, SIGTERM};
+  std::vector<std::unique_ptr<Shard>> shards;
+};
+
+Server::Server(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+Server::~Server() {
+  for (auto& shard : impl_->shards) {
+    shard->stop();
+  }
+}
+
+void Server::start() {
+  auto& config = impl_->context.config;
+  impl_->context.tls = make_tls_context(config);
+  prepare_store(config.storage_url, impl_->context.shutting_down);
+
+  int shard_count = config.shards > 0 ? config.shards
+                                      : static_cast<int>(std::thread::hardware_concurrency());
+  shard_count = std::max(shard_count, 1);
+  for (int i = 0; i < shard_count; ++i) {
+    impl_->shards.push_back(std::make_unique<Shard>(i, config.storage_url));
+  }
+
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(config.client_address, ec);
+  if (ec) {
+    throw ConfigError("client.address", "\"" + config.client_address + "\" is not an IP address");
+  }
+  tcp::endpoint endpoint(address, config.client_port);
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  acceptor.bind(endpoint, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + config.client_address + ":" +
+                             std::to_string(config.client_port) + ": " + ec.message());
+  }
+  acceptor.listen(asio::socket_base::max_listen_connections);
+
+  for (auto& shard : impl_->shards) {
+    shard->start();
+  }
+  asio::co_spawn(impl_->control, impl_->accept_loop(), asio::detached);
+  impl_->signals.async_wait([this](boost::system::error_code e, int) {
+    if (!e) {
+      impl_->begin_shutdown();
+    }
+  });
+  spdlog::info("node {} serving {} on {}:{} with {} shard(s), TLS {}", config.node_name,
+               config.domain, config.client_address, client_port(), shard_count,
+               impl_->context.tls ? (config.tls_required ? "required" : "offered") : "off");
+}
+
+void Server::run() {
+  impl_->control.run();
+  for (auto& shard : impl_->shards) {
+    shard->stop();
+  }
+  spdlog::info("stopped");
+}
+
+void Server::stop() {
+  asio::post(impl_->control, [this] { impl_->begin_shutdown(); });
+}
+
+std::uint16_t Server::client_port() const {
+  boost::system::error_code ec;
+  return impl_->acceptor.local_endpoint(ec).port();
+}
+
+void Server::write_ready_file(const std::filesystem::path& path) const {
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "{\"client_port\": " << client_port() << ", \"pid\": " << ::getpid() << "}\n";
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace tc::broker

@@ -1,0 +1,8 @@
+# Warnings live in an INTERFACE target rather than global flags (STYLE.md 3.2).
+add_library(tc_warnings INTERFACE)
+target_compile_options(tc_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Woverloaded-virtual -Werror)
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  target_compile_options(tc_warnings INTERFACE -Wthread-safety)
+endif()
+add_library(tc::warnings ALIAS tc_warnings)

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tc::storage {
+
+/// Milliseconds since the Unix epoch, UTC. Every timestamp in the store uses it.
+using UnixMillis = std::int64_t;
+
+/// Salted SCRAM credentials for one hash (RFC 5802 §3). Raw bytes, never a password.
+struct ScramSecret {
+  std::string salt;
+  std::uint32_t iterations = 0;
+  std::string stored_key;
+  std::string server_key;
+};
+
+/// One account. `username` is already nodeprepped.
+struct AccountRecord {
+  std::string username;
+  ScramSecret scram_sha1;
+  ScramSecret scram_sha256;
+  UnixMillis created_at = 0;
+};
+
+/// A room's durable state. `config_json` holds the muc#roomconfig values as a JSON object
+/// owned by the broker; the store treats it as opaque text.
+struct RoomRecord {
+  std::string jid;  ///< bare room JID, normalised
+  std::string config_json = "{}";
+  bool persistent = true;
+  std::string subject;
+  std::string subject_nick;
+  UnixMillis subject_at = 0;
+  std::string host_node;  ///< node currently responsible for the room ("" = unassigned)
+  UnixMillis created_at = 0;
+};
+
+/// XEP-0045 affiliations, as stored.
+enum class Affiliation { None, Outcast, Member, Admin, Owner };
+
+struct AffiliationRecord {
+  std::string room_jid;
+  std::string user_jid;  ///< bare user JID
+  Affiliation affiliation = Affiliation::None;
+  std::string reason;
+  std::string nick;  ///< reserved nickname, "" when none
+};
+
+/// A message to archive. `stanza_id` is chosen by the broker (XEP-0359) and unique in the room.
+struct NewMessage {
+  std::string room_jid;
+  std::string stanza_id;
+  std::string sender_nick;
+  std::string sender_jid;  ///< real bare JID of the sender ("" when unknown)
+  std::string kind = "groupchat";  ///< "groupchat", or "join"/"leave" when presence is archived
+  std::string stanza_xml;  ///< the message as broadcast, serialised
+  UnixMillis created_at = 0;
+};
+
+/// An archived message. `seq` orders a room's messages and is local to one database.
+struct ArchivedMessage {
+  std::int64_t seq = 0;
+  std::string room_jid;
+  std::string stanza_id;
+  std::string sender_nick;
+  std::string sender_jid;
+  std::string kind;
+  std::string stanza_xml;
+  UnixMillis created_at = 0;
+};
+
+/// An archive query (XEP-0313 + XEP-0059). Paging cursors are stanza ids.
+struct ArchiveQuery {
+  std::string room_jid;
+  std::optional<UnixMillis> start;  ///< inclusive
+  std::optional<UnixMillis> end;    ///< inclusive
+  std::string with_nick;            ///< only messages from this occupant nick ("" = all)
+  std::optional<std::string> after_id;   ///< messages strictly after this stanza id
+  std::optional<std::string> before_id;  ///< strictly before; "" means "the last page"
+  std::size_t max = 50;
+  bool include_presence = false;  ///< include archived joins/leaves
+};
+
+struct ArchivePage {
+  std::vector<ArchivedMessage> messages;  ///< always oldest first
+  bool complete = false;                  ///< no more messages in the paging direction
+  std::optional<std::size_t> count;       ///< total matching, when cheaply known
+};
+
+}  // namespace tc::storage

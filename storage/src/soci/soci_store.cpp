@@ -1,0 +1,977 @@
+// SPDX-License-Identifier: Apache-2.0
+// SQLite (SOCI sqlite3 backend) and ODBC (SOCI odbc backend) in one class with a dialect switch.
+// Every SOCI exception is caught in guarded() and converted to a storage::Errc.
+//
+// ODBC: open_store("odbc://<connection string>") passes the connection string to the driver
+// manager unchanged except for one key of ours, TcDialect=postgresql|sqlite, which is removed
+// first. Without it the dialect comes from the driver's SQL_DBMS_NAME (SOCI's
+// get_database_product()); only PostgreSQL and SQLite databases are supported. Examples:
+//   odbc://DRIVER=SQLite3;Database=/var/lib/tcbroker/tc.db
+//   odbc://DRIVER={PostgreSQL Unicode};Server=db;Port=5432;Database=tc;Uid=tc;Pwd=secret
+//   odbc://DSN=tcbroker;TcDialect=postgresql
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+#include <spdlog/spdlog.h>
+#if defined(TC_WITH_ODBC)
+#include <soci/odbc/soci-odbc.h>
+#endif
+
+#include "backends.h"
+#include "codec.h"
+#include "schema/migrations.h"
+#include "schema/postgresql_sql.h"
+#include "storage/errc.h"
+
+namespace tc::storage {
+namespace {
+
+using schema::Dialect;
+
+constexpr int kSqliteBusy = 5;
+constexpr int kSqliteLocked = 6;
+constexpr int kSqliteIoErr = 10;
+constexpr int kSqliteCantOpen = 14;
+
+constexpr const char* kAccountColumns =
+    "username, scram_sha1_salt, scram_sha1_iterations, scram_sha1_stored_key, "
+    "scram_sha1_server_key, scram_sha256_salt, scram_sha256_iterations, scram_sha256_stored_key, "
+    "scram_sha256_server_key, created_at";
+constexpr const char* kRoomColumns =
+    "jid, config_json, persistent, subject, subject_nick, subject_at, host_node, created_at";
+constexpr const char* kArchiveColumns =
+    "seq, room_jid, stanza_id, sender_nick, sender_jid, kind, stanza_xml, created_at";
+
+// Placeholders are written :name for SOCI; each name appears once, because the values are bound
+// by position and SQLite gives a repeated name a single slot. CAST() rather than ::type keeps
+// the text valid in both dialects.
+constexpr const char* kArchiveFilter =
+    " WHERE room_jid = :room AND created_at >= :start AND created_at <= :end"
+    " AND (CAST(:nick1 AS TEXT) = '' OR sender_nick = :nick2)"
+    " AND (CAST(:presence AS INTEGER) = 1 OR kind NOT IN ('join', 'leave'))";
+
+/// Bindable copies of the columns: SOCI binds by reference, so every value needs a name.
+struct AccountRow {
+  std::string username;
+  std::string sha1_salt, sha1_stored, sha1_server;
+  long long sha1_iterations = 0;
+  std::string sha256_salt, sha256_stored, sha256_server;
+  long long sha256_iterations = 0;
+  long long created_at = 0;
+
+  static AccountRow from(const AccountRecord& a) {
+    AccountRow r;
+    r.username = a.username;
+    r.sha1_salt = codec::base64_encode(a.scram_sha1.salt);
+    r.sha1_iterations = a.scram_sha1.iterations;
+    r.sha1_stored = codec::base64_encode(a.scram_sha1.stored_key);
+    r.sha1_server = codec::base64_encode(a.scram_sha1.server_key);
+    r.sha256_salt = codec::base64_encode(a.scram_sha256.salt);
+    r.sha256_iterations = a.scram_sha256.iterations;
+    r.sha256_stored = codec::base64_encode(a.scram_sha256.stored_key);
+    r.sha256_server = codec::base64_encode(a.scram_sha256.server_key);
+    r.created_at = a.created_at;
+    return r;
+  }
+
+  /// In kAccountColumns order; `into` or `use` alike.
+  template <class F>
+  void each(F&& f) {
+    f(username), f(sha1_salt), f(sha1_iterations), f(sha1_stored), f(sha1_server);
+    f(sha256_salt), f(sha256_iterations), f(sha256_stored), f(sha256_server), f(created_at);
+  }
+
+  AccountRecord to_record() const {
+    const auto decode = [](const std::string& text) {
+      auto bytes = codec::base64_decode(text);
+      if (!bytes) {
+        throw std::runtime_error("tc_accounts holds a value that is not base64");
+      }
+      return std::move(*bytes);
+    };
+    AccountRecord a;
+    a.username = username;
+    a.scram_sha1 = {decode(sha1_salt), static_cast<std::uint32_t>(sha1_iterations),
+                    decode(sha1_stored), decode(sha1_server)};
+    a.scram_sha256 = {decode(sha256_salt), static_cast<std::uint32_t>(sha256_iterations),
+                      decode(sha256_stored), decode(sha256_server)};
+    a.created_at = created_at;
+    return a;
+  }
+};
+
+struct RoomRow {
+  std::string jid, config_json;
+  int persistent = 1;
+  std::string subject, subject_nick;
+  long long subject_at = 0;
+  std::string host_node;
+  long long created_at = 0;
+
+  static RoomRow from(const RoomRecord& room) {
+    return {room.jid,         room.config_json,
+            room.persistent ? 1 : 0,
+            room.subject,     room.subject_nick,
+            room.subject_at,  room.host_node,
+            room.created_at};
+  }
+
+  template <class F>
+  void each(F&& f) {
+    f(jid), f(config_json), f(persistent), f(subject), f(subject_nick), f(subject_at);
+    f(host_node), f(created_at);
+  }
+
+  RoomRecord to_record() const {
+    return {jid, config_json, persistent != 0, subject, subject_nick, subject_at, host_node,
+            created_at};
+  }
+};
+
+struct MessageRow {
+  long long seq = 0;
+  std::string room_jid, stanza_id, sender_nick, sender_jid, kind, stanza_xml;
+  long long created_at = 0;
+
+  template <class F>
+  void each(F&& f) {
+    f(seq), f(room_jid), f(stanza_id), f(sender_nick), f(sender_jid), f(kind), f(stanza_xml);
+    f(created_at);
+  }
+
+  ArchivedMessage to_record() const {
+    return {seq, room_jid, stanza_id, sender_nick, sender_jid, kind, stanza_xml, created_at};
+  }
+};
+
+/// A statement built piece by piece: values bound in placeholder order, then run.
+class Query {
+ public:
+  explicit Query(soci::session& sql) : st_(sql) {}
+
+  template <class T>
+  Query& into(T& value) {
+    st_.exchange(soci::into(value));
+    return *this;
+  }
+  template <class Row>
+  Query& into_row(Row& row) {
+    row.each([this](auto& v) { into(v); });
+    return *this;
+  }
+  template <class T>
+  Query& use(const T& value) {
+    st_.exchange(soci::use(value));
+    return *this;
+  }
+
+  /// Runs a statement that returns no rows; the affected row count.
+  long long run(const std::string& text) {
+    prepare(text);
+    st_.execute(true);
+    return st_.get_affected_rows();
+  }
+  /// Runs a query; call fetch() for each row.
+  void start(const std::string& text) {
+    prepare(text);
+    st_.execute(false);
+  }
+  bool fetch() { return st_.fetch(); }
+
+ private:
+  void prepare(const std::string& text) {
+    st_.alloc();
+    st_.prepare(text);
+    st_.define_and_bind();
+  }
+  soci::statement st_;
+};
+
+/// A transaction. SQLite: BEGIN IMMEDIATE for writes so that the write lock is taken (waiting up
+/// to busy_timeout) before anything is read; a deferred transaction that read first and then
+/// wants to write fails at once with SQLITE_BUSY when the other broker process got in between.
+class Transaction {
+ public:
+  enum class Mode { Read, Write };
+
+  Transaction(soci::session& sql, Dialect dialect, Mode mode)
+      : sql_(sql), raw_(dialect == Dialect::Sqlite) {
+    if (raw_) {
+      sql_ << (mode == Mode::Write ? "BEGIN IMMEDIATE" : "BEGIN");
+    } else {
+      sql_.begin();
+    }
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction() {
+    if (done_) {
+      return;
+    }
+    try {
+      if (raw_) {
+        sql_ << "ROLLBACK";
+      } else {
+        sql_.rollback();
+      }
+    } catch (const std::exception& e) {
+      // The connection is probably gone; the server rolls back by itself.
+      spdlog::debug("storage: rollback failed: {}", e.what());
+    }
+  }
+
+  void commit() {
+    if (raw_) {
+      sql_ << "COMMIT";
+    } else {
+      sql_.commit();
+    }
+    done_ = true;
+  }
+
+ private:
+  soci::session& sql_;
+  bool raw_;
+  bool done_ = false;
+};
+
+bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+
+std::string short_message(const std::exception& e) {
+  // SOCI appends the statement and its bound values; keep logs small and free of stanza bodies.
+  std::string text = e.what();
+  if (const auto* soci_error = dynamic_cast<const soci::soci_error*>(&e)) {
+    text = soci_error->get_error_message();
+  }
+  if (text.size() > 300) {
+    text.resize(300);
+    text += "...";
+  }
+  return text;
+}
+
+enum class Flavor { Sqlite, Odbc };
+
+class SociStore final : public Store {
+ public:
+  SociStore(Flavor flavor, std::string connect_string, std::string redacted, SqliteOptions options)
+      : flavor_(flavor),
+        connect_string_(std::move(connect_string)),
+        redacted_(std::move(redacted)),
+        sqlite_(std::move(options)) {}
+
+  /// Opens the session now and, for ODBC without TcDialect, learns the dialect.
+  Result<void> open(std::optional<Dialect> dialect) {
+    dialect_ = dialect.value_or(Dialect::Sqlite);
+    dialect_known_ = dialect.has_value();
+    return guarded("open", [](soci::session&) -> Result<void> { return {}; });
+  }
+
+  std::string_view backend() const override {
+    if (flavor_ == Flavor::Sqlite) {
+      return "sqlite";
+    }
+    return dialect_ == Dialect::Sqlite ? "odbc-sqlite" : "odbc-postgresql";
+  }
+
+  Result<int> schema_version() override {
+    return guarded("schema_version", [this](soci::session& sql) -> Result<int> {
+      Transaction tx(sql, dialect_, Transaction::Mode::Read);
+      return read_version(sql);
+    });
+  }
+
+  Result<void> migrate() override;
+
+  Result<void> ping() override {
+    return guarded("ping", [](soci::session& sql) -> Result<void> {
+      int one = 0;
+      sql << "SELECT 1", soci::into(one);
+      return {};
+    });
+  }
+
+  Result<void> create_account(const AccountRecord& a) override {
+    return guarded("create_account", [this, &a](soci::session& sql) -> Result<void> {
+      AccountRow row = AccountRow::from(a);
+      Transaction tx(sql, dialect_, Transaction::Mode::Write);
+      Query q(sql);
+      row.each([&q](auto& v) { q.use(v); });
+      q.run(std::string("INSERT INTO tc_accounts (") + kAccountColumns +
+            ") VALUES (:u, :s1salt, :s1it, :s1stored, :s1server, :s256salt, :s256it, "
+            ":s256stored, :s256server, :created)");
+      tx.commit();
+      return {};
+    });
+  }
+
+  Result<AccountRecord> load_account(std::string_view username) override {
+    return guarded("load_account", [&](soci::session& sql) -> Result<AccountRecord> {
+      const std::string name(username);
+      AccountRow row;
+      Query q(sql);
+      q.into_row(row).use(name).start(std::string("SELECT ") + kAccountColumns +
+                                      " FROM tc_accounts WHERE username = :u");
+      if (!q.fetch()) {
+        return make_error_code(Errc::NotFound);
+      }
+      return row.to_record();
+    });
+  }
+
+  Result<void> update_account(const AccountRecord& a) override {
+    return guarded("update_account", [this, &a](soci::session& sql) -> Result<void> {
+      AccountRow row = AccountRow::from(a);
+      Transaction tx(sql, dialect_, Transaction::Mode::Write);
+      Query q(sql);
+      q.use(row.sha1_salt)
+          .use(row.sha1_iterations)
+          .use(row.sha1_stored)
+          .use(row.sha1_server)
+          .use(row.sha256_salt)
+          .use(row.sha256_iterations)
+          .use(row.sha256_stored)
+          .use(row.sha256_server)
+          .use(row.created_at)
+          .use(row.username);
+      const long long n = q.run(
+          "UPDATE tc_accounts SET scram_sha1_salt = :a, scram_sha1_iterations = :b, "
+          "scram_sha1_stored_key = :c, scram_sha1_server_key = :d, scram_sha256_salt = :e, "
+          "scram_sha256_iterations = :f, scram_sha256_stored_key = :g, "
+          "scram_sha256_server_key = :h, created_at = :i WHERE username = :u");
+      if (n == 0) {
+        return make_error_code(Errc::NotFound);
+      }
+      tx.commit();
+      return {};
+    });
+  }
+
+  Result<void> delete_account(std::string_view username) override {
+    return guarded("delete_account", [&](soci::session& sql) -> Result<void> {
+      const std::string name(username);
+      Transaction tx(sql, dialect_, Transaction::Mode::Write);
+      if (Query(sql).use(name).run("DELETE FROM tc_accounts WHERE username = :u") == 0) {
+        return make_error_code(Errc::NotFound);
+      }
+      tx.commit();
+      return {};
+    });
+  }
+
+  Result<std::vector<std::string>> list_accounts() override {
+    return guarded("list_accounts", [](soci::session& sql) -> Result<std::vector<std::string>> {
+      std::string name;
+      Query q(sql);
+      q.into(name).start("SELECT username FROM tc_accounts");
+      std::vector<std::string> names;
+      while (q.fetch()) {
+        names.push_back(name);
+      }
+      std::sort(names.begin(), names.end());
+      return names;
+    });
+  }
+
+  Result<void> save_room(const RoomRecord& room) override {
+    return guarded("save_room", [this, &room](soci::session& sql) -> Result<void> {
+      RoomRow row = RoomRow::from(room);
+      Transaction tx(sql, dialect_, Transaction::Mode::Write);
+      Query q(sql);
+      row.each([&q](auto& v) { q.use(v); });
+      // ON CONFLICT ... DO UPDATE: PostgreSQL 9.5+, SQLite 3.24+.
+      q.run(std::string("INSERT INTO tc_rooms (") + kRoomColumns +
+            ") VALUES (:jid, :config, :persistent, :subject, :subject_nick, :subject_at, "
+            ":host_node, :created_at) ON CONFLICT (jid) DO UPDATE SET "
+            "config_json = excluded.config_json, persistent = excluded.persistent, "
+            "subject = excluded.subject, subject_nick = excluded.subject_nick, "
+            "subject_at = excluded.subject_at, host_node = excluded.host_node, "
+            "created_at = excluded.created_at");
+      tx.commit();
+      return {};
+    });
+  }
+
+  Result<RoomRecord> load_room(std::string_view room_jid) override {
+    return guarded("load_room", [&](soci::session& sql) -> Result<RoomRecord> {
+      const std::string jid(room_jid);
+      RoomRow row;
+      Query q(sql);
+      q.into_row(row).use(jid).start(std::string("SELECT ") + kRoomColumns +
+                                     " FROM tc_rooms WHERE jid = :jid");
+      if (!q.fetch()) {
+        return make_error_code(Errc::NotFound);
+      }
+      return row.to_record();
+    });
+  }
+
+  Result<std::vector<RoomRecord>> list_rooms(std::string_view host_node) override {
+    return guarded("list_rooms", [&](soci::session& sql) -> Result<std::vector<RoomRecord>> {
+      const std::string host(host_node);
+      RoomRow row;
+      Query q(sql);
+      q.into_row(row);
+      if (host.empty()) {
+        q.start(std::string("SELECT ") + kRoomColumns + " FROM tc_rooms");
+      } else {
+        q.use(host).start(std::string("SELECT ") + kRoomColumns +
+                          " FROM tc_rooms WHERE host_node = :host");
+      }
+      std::vector<RoomRecord> rooms;
+      while (q.fetch()) {
+        rooms.push_back(row.to_record());
+      }
+      std::sort(rooms.begin(), rooms.end(),
+                [](const RoomRecord& a, const RoomRecord& b) { return a.jid < b.jid; });
+      return rooms;
+    });
+  }
+
+  Result<void> delete_room(std::string_view room_jid) override {
+    return guarded("delete_room", [&](soci::session& sql) -> Result<void> {
+      const std::string jid(room_jid);
+      Transaction tx(sql, dialect_, Transaction::Mode::Write);
+      if (Query(sql).use(jid).run("DELETE FROM tc_rooms WHERE jid = :jid") == 0) {
+        return make_error_code(Errc::NotFound);  // rolled back: nothing else is touched
+      }
+      Query(sql).use(jid).run("DELETE FROM tc_room_affiliations WHERE room_jid = :jid");
+      Query(sql).use(jid).run("DELETE FROM tc_archive WHERE room_jid = :jid");
+      tx.commit();
+      return {};
+    });
+  }
+
+  Result<void> set_affiliation(const AffiliationRecord& r) override {
+    return guarded("set_affiliation", [this, &r](soci::session& sql) -> Result<void> {
+      const std::string affiliation(codec::affiliation_text(r.affiliation));
+      Transaction tx(sql, dialect_, Transaction::Mode::Write);
+      if (r.affiliation == Affiliation::None) {
+        Query(sql).use(r.room_jid).use(r.user_jid).run(
+            "DELETE FROM tc_room_affiliations WHERE room_jid = :room AND user_jid = :user");
+      } else {
+        Query(sql)
+            .use(r.room_jid)
+            .use(r.user_jid)
+            .use(affiliation)
+            .use(r.reason)
+            .use(r.nick)
+            .run("INSERT INTO tc_room_affiliations (room_jid, user_jid, affiliation, reason, "
+                 "nick) VALUES (:room, :user, :affiliation, :reason, :nick) ON CONFLICT "
+                 "(room_jid, user_jid) DO UPDATE SET affiliation = excluded.affiliation, "
+                 "reason = excluded.reason, nick = excluded.nick");
+      }
+      tx.commit();
+      return {};
+    });
+  }
+
+  Result<std::vector<AffiliationRecord>> load_affiliations(std::string_view room_jid) override {
+    return guarded("load_affiliations",
+                   [&](soci::session& sql) -> Result<std::vector<AffiliationRecord>> {
+                     const std::string jid(room_jid);
+                     std::string user, affiliation, reason, nick;
+                     Query q(sql);
+                     q.into(user).into(affiliation).into(reason).into(nick).use(jid).start(
+                         "SELECT user_jid, affiliation, reason, nick FROM tc_room_affiliations "
+                         "WHERE room_jid = :room");
+                     std::vector<AffiliationRecord> out;
+                     while (q.fetch()) {
+                       const auto aff = codec::parse_affiliation(affiliation);
+                       if (!aff) {
+                         throw std::runtime_error("unknown affiliation " + affiliation);
+                       }
+                       out.push_back({jid, user, *aff, reason, nick});
+                     }
+                     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+                       return a.user_jid < b.user_jid;
+                     });
+                     return out;
+                   });
+  }
+
+  Result<std::vector<std::int64_t>> append_messages(std::span<const NewMessage> batch) override {
+    if (batch.empty()) {
+      return std::vector<std::int64_t>{};
+    }
+    return guarded("append_messages",
+                   [this, batch](soci::session& sql) -> Result<std::vector<std::int64_t>> {
+                     std::vector<std::int64_t> seqs;
+                     seqs.reserve(batch.size());
+                     // Group commit: one transaction (one fsync) for the whole batch.
+                     Transaction tx(sql, dialect_, Transaction::Mode::Write);
+                     MessageRow row;
+                     Query insert(sql);
+                     insert.use(row.room_jid)
+                         .use(row.stanza_id)
+                         .use(row.sender_nick)
+                         .use(row.sender_jid)
+                         .use(row.kind)
+                         .use(row.stanza_xml)
+                         .use(row.created_at);
+                     std::string text =
+                         "INSERT INTO tc_archive (room_jid, stanza_id, sender_nick, sender_jid, "
+                         "kind, stanza_xml, created_at) VALUES (:room, :id, :nick, :jid, :kind, "
+                         ":xml, :created)";
+                     if (dialect_ == Dialect::Postgresql) {
+                       insert.into(row.seq);
+                       text += " RETURNING seq";
+                     }
+                     bool first = true;
+                     for (const NewMessage& m : batch) {
+                       row.room_jid = m.room_jid;
+                       row.stanza_id = m.stanza_id;
+                       row.sender_nick = m.sender_nick;
+                       row.sender_jid = m.sender_jid;
+                       row.kind = m.kind;
+                       row.stanza_xml = m.stanza_xml;
+                       row.created_at = m.created_at;
+                       // The statement is prepared once and executed per message.
+                       if (first) {
+                         insert.run(text);
+                         first = false;
+                       } else {
+                         insert.rerun();
+                       }
+                       if (dialect_ == Dialect::Sqlite) {
+                         sql << "SELECT last_insert_rowid()", soci::into(row.seq);
+                       }
+                       seqs.push_back(row.seq);
+                     }
+                     tx.commit();
+                     return seqs;
+                   });
+  }
+
+  Result<ArchivePage> query_archive(const ArchiveQuery& query) override;
+
+  Result<std::vector<ArchivedMessage>> recent_messages(std::string_view room_jid,
+                                                       std::size_t max) override {
+    return guarded("recent_messages",
+                   [&](soci::session& sql) -> Result<std::vector<ArchivedMessage>> {
+                     const std::string jid(room_jid);
+                     const long long limit = static_cast<long long>(max);
+                     MessageRow row;
+                     Query q(sql);
+                     q.into_row(row).use(jid).use(limit).start(
+                         std::string("SELECT ") + kArchiveColumns + " FROM tc_archive" +
+                         archive_index_hint() +
+                         " WHERE room_jid = :room AND kind NOT IN ('join', 'leave') "
+                         "ORDER BY seq DESC LIMIT :lim");
+                     std::vector<ArchivedMessage> out;
+                     while (q.fetch()) {
+                       out.push_back(row.to_record());
+                     }
+                     std::reverse(out.begin(), out.end());
+                     return out;
+                   });
+  }
+
+  Result<std::uint64_t> purge_archive(std::string_view room_jid, UnixMillis before) override {
+    return guarded("purge_archive", [&](soci::session& sql) -> Result<std::uint64_t> {
+      const std::string jid(room_jid);
+      const long long cutoff = before;
+      Transaction tx(sql, dialect_, Transaction::Mode::Write);
+      long long n = 0;
+      if (jid.empty()) {
+        n = Query(sql).use(cutoff).run("DELETE FROM tc_archive WHERE created_at < :before");
+      } else {
+        n = Query(sql).use(jid).use(cutoff).run(
+            "DELETE FROM tc_archive WHERE room_jid = :room AND created_at < :before");
+      }
+      tx.commit();
+      return static_cast<std::uint64_t>(n);
+    });
+  }
+
+  Result<std::uint64_t> count_messages(std::string_view room_jid) override {
+    return guarded("count_messages", [&](soci::session& sql) -> Result<std::uint64_t> {
+      const std::string jid(room_jid);
+      long long n = 0;
+      Query q(sql);
+      q.into(n);
+      if (jid.empty()) {
+        q.start("SELECT COUNT(*) FROM tc_archive");
+      } else {
+        q.use(jid).start("SELECT COUNT(*) FROM tc_archive WHERE room_jid = :room");
+      }
+      q.fetch();
+      return static_cast<std::uint64_t>(n);
+    });
+  }
+
+ private:
+  /// Without ANALYZE statistics SQLite may walk the rowid (seq) range of every room instead of
+  /// the (room_jid, seq) index; pin the index so paging stays one range scan per room.
+  std::string archive_index_hint() const {
+    return dialect_ == Dialect::Sqlite ? " INDEXED BY tc_archive_room_seq" : "";
+  }
+
+  int read_version(soci::session& sql) const {
+    long long tables = 0;
+    if (dialect_ == Dialect::Sqlite) {
+      sql << "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
+             "name = 'tc_schema_version'",
+          soci::into(tables);
+    } else {
+      sql << "SELECT COUNT(*) FROM information_schema.tables WHERE "
+             "table_schema = current_schema() AND table_name = 'tc_schema_version'",
+          soci::into(tables);
+    }
+    if (tables == 0) {
+      return 0;
+    }
+    int version = 0;
+    sql << "SELECT COALESCE(MAX(version), 0) FROM tc_schema_version", soci::into(version);
+    return version;
+  }
+
+  Result<void> migrate_once();
+
+  /// Opens the session if there is none (first use, or after a lost ODBC connection).
+  soci::session& session() {
+    if (!sql_) {
+      auto sql = std::make_unique<soci::session>();
+      if (flavor_ == Flavor::Sqlite) {
+        // SOCI's sqlite3 backend reads "key=value" pairs; quotes allow spaces in the path.
+        sql->open(soci::sqlite3, "db=\"" + sqlite_.path + "\"");
+      } else {
+#if defined(TC_WITH_ODBC)
+        sql->open(soci::odbc, connect_string_);
+        if (!dialect_known_) {
+          dialect_ = detect_dialect(*sql);
+          dialect_known_ = true;
+        }
+#else
+        throw std::logic_error("ODBC backend not built in");
+#endif
+      }
+      if (dialect_ == Dialect::Sqlite) {
+        configure_sqlite(*sql);
+      }
+      sql_ = std::move(sql);
+      if (reconnecting_) {
+        spdlog::info("storage: reconnected to {}", redacted_);
+        reconnecting_ = false;
+      }
+    }
+    return *sql_;
+  }
+
+#if defined(TC_WITH_ODBC)
+  Dialect detect_dialect(soci::session& sql) const {
+    auto* odbc = dynamic_cast<soci::odbc_session_backend*>(sql.get_backend());
+    const auto product = odbc != nullptr ? odbc->get_database_product()
+                                         : soci::odbc_session_backend::prod_unknown;
+    if (product == soci::odbc_session_backend::prod_postgresql) {
+      return Dialect::Postgresql;
+    }
+    if (product == soci::odbc_session_backend::prod_sqlite) {
+      return Dialect::Sqlite;
+    }
+    throw std::invalid_argument(
+        "the ODBC data source is neither PostgreSQL nor SQLite; add TcDialect=postgresql or "
+        "TcDialect=sqlite if it speaks one of those");
+  }
+#endif
+
+  /// Two broker processes share one SQLite file: WAL lets readers run beside the single writer,
+  /// busy_timeout makes a writer wait for the other process instead of failing at once.
+  void configure_sqlite(soci::session& sql) const {
+    sql << "PRAGMA busy_timeout = " + std::to_string(sqlite_.busy_timeout_ms);
+    std::string mode;
+    sql << "PRAGMA journal_mode = WAL", soci::into(mode);
+    std::transform(mode.begin(), mode.end(), mode.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (mode != "wal" && mode != "memory") {
+      spdlog::warn("storage: {} stays in journal_mode={}, not WAL; the two nodes will block each "
+                   "other",
+                   redacted_, mode);
+    }
+    // See SqliteOptions::synchronous_full for the durability trade-off.
+    sql << (sqlite_.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    sql << "PRAGMA foreign_keys = ON";
+  }
+
+  /// Runs `body` on the session and converts every exception. A lost ODBC connection is
+  /// replaced; a connection that broke while idle is retried once (nothing was committed on it).
+  template <class F>
+  auto guarded(std::string_view op, F&& body) -> decltype(body(std::declval<soci::session&>())) {
+    using R = decltype(body(std::declval<soci::session&>()));
+    for (int attempt = 0;; ++attempt) {
+      const bool reused = sql_ != nullptr;
+      try {
+        return body(session());
+      } catch (const std::exception& e) {
+        const std::string message = short_message(e);
+        const Errc errc = classify(e, message);
+        if (errc == Errc::Unavailable && flavor_ == Flavor::Odbc && is_connection_error(e)) {
+          if (!reconnecting_) {
+            spdlog::warn("storage: {} on {}: connection lost: {}", op, redacted_, message);
+          }
+          reconnecting_ = true;
+          sql_.reset();
+          if (reused && attempt == 0) {
+            continue;
+          }
+        } else if (errc == Errc::AlreadyExists) {
+          spdlog::debug("storage: {}: {}", op, message);
+        } else {
+          spdlog::warn("storage: {} on {} failed: {}", op, redacted_, message);
+        }
+        if (!sql_ && errc != Errc::Unavailable) {
+          return R(make_error_code(Errc::Unavailable));  // could not even open
+        }
+        return R(make_error_code(errc));
+      }
+    }
+  }
+
+  static bool is_connection_error(const std::exception& e) {
+    const auto* soci_error = dynamic_cast<const soci::soci_error*>(&e);
+    return soci_error != nullptr &&
+           soci_error->get_error_category() == soci::soci_error::connection_error;
+  }
+
+  static Errc classify(const std::exception& e, std::string_view message) {
+    if (contains(message, "UNIQUE constraint failed") || contains(message, "duplicate key") ||
+        contains(message, "23505")) {
+      return Errc::AlreadyExists;
+    }
+    if (const auto* lite = dynamic_cast<const soci::sqlite3_soci_error*>(&e)) {
+      switch (lite->result() & 0xff) {
+        case kSqliteBusy:
+        case kSqliteLocked:
+        case kSqliteIoErr:
+        case kSqliteCantOpen:
+          return Errc::Unavailable;
+        default:
+          return Errc::QueryFailed;
+      }
+    }
+    if (is_connection_error(e) || contains(message, "database is locked") ||
+        contains(message, "Cannot establish connection")) {
+      return Errc::Unavailable;
+    }
+    return Errc::QueryFailed;
+  }
+
+  Flavor flavor_;
+  std::string connect_string_;  // ODBC only
+  std::string redacted_;
+  SqliteOptions sqlite_;
+  Dialect dialect_ = Dialect::Sqlite;
+  bool dialect_known_ = true;
+  std::unique_ptr<soci::session> sql_;
+  bool reconnecting_ = false;
+};
+
+Result<ArchivePage> SociStore::query_archive(const ArchiveQuery& query) {
+  return guarded("query_archive", [&](soci::session& sql) -> Result<ArchivePage> {
+    codec::ArchiveBounds b = codec::archive_bounds(query);
+    // One read transaction: the cursors, the page and the count see the same snapshot.
+    Transaction tx(sql, dialect_, Transaction::Mode::Read);
+    const auto resolve = [&](const std::string& stanza_id) -> std::optional<std::int64_t> {
+      long long seq = 0;
+      Query q(sql);
+      q.into(seq).use(query.room_jid).use(stanza_id).start(
+          "SELECT seq FROM tc_archive WHERE room_jid = :room AND stanza_id = :id");
+      if (!q.fetch()) {
+        return std::nullopt;
+      }
+      return seq;
+    };
+    if (query.after_id) {
+      const auto seq = resolve(*query.after_id);
+      if (!seq) {
+        return make_error_code(Errc::NotFound);
+      }
+      b.after_seq = *seq;
+    }
+    if (query.before_id && !query.before_id->empty()) {
+      const auto seq = resolve(*query.before_id);
+      if (!seq) {
+        return make_error_code(Errc::NotFound);
+      }
+      b.before_seq = *seq;
+    }
+    const long long start = b.start;
+    const long long end = b.end;
+    const int presence = query.include_presence ? 1 : 0;
+    const long long after = b.after_seq;
+    const long long before = b.before_seq;
+    // One more row than asked for tells whether this is the last page in that direction.
+    const long long limit = static_cast<long long>(query.max) + 1;
+
+    MessageRow row;
+    Query page_query(sql);
+    page_query.into_row(row)
+        .use(query.room_jid)
+        .use(start)
+        .use(end)
+        .use(query.with_nick)
+        .use(query.with_nick)
+        .use(presence)
+        .use(after)
+        .use(before)
+        .use(limit)
+        .start(std::string("SELECT ") + kArchiveColumns + " FROM tc_archive" +
+               archive_index_hint() + kArchiveFilter +
+               " AND seq > :after AND seq < :before ORDER BY seq " +
+               (b.backward ? "DESC" : "ASC") + " LIMIT :lim");
+    ArchivePage page;
+    std::size_t fetched = 0;
+    while (page_query.fetch()) {
+      if (++fetched <= query.max) {
+        page.messages.push_back(row.to_record());
+      }
+    }
+    page.complete = fetched <= query.max;
+    if (b.backward) {
+      std::reverse(page.messages.begin(), page.messages.end());
+    }
+
+    long long count = 0;
+    Query count_query(sql);
+    count_query.into(count)
+        .use(query.room_jid)
+        .use(start)
+        .use(end)
+        .use(query.with_nick)
+        .use(query.with_nick)
+        .use(presence)
+        .start(std::string("SELECT COUNT(*) FROM tc_archive") + kArchiveFilter);
+    count_query.fetch();
+    page.count = static_cast<std::size_t>(count);
+    tx.commit();
+    return page;
+  });
+}
+
+Result<void> SociStore::migrate() {
+  // SQLite's BEGIN IMMEDIATE serialises migrators; with ODBC the driver may start the
+  // transaction lazily, so a loser can still fail on the write lock. It then retries and finds
+  // the work done (the version is re-read inside each transaction).
+  Result<void> result;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    result = migrate_once();
+    if (result || (result.error() != Errc::QueryFailed && result.error() != Errc::Unavailable)) {
+      return result;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 * (attempt + 1)));
+  }
+  return result;
+}
+
+Result<void> SociStore::migrate_once() {
+  return guarded("migrate", [this](soci::session& sql) -> Result<void> {
+    for (;;) {
+      Transaction tx(sql, dialect_, Transaction::Mode::Write);
+      if (dialect_ == Dialect::Postgresql) {
+        int locked = 0;  // pg_advisory_xact_lock returns void; the cast gives ODBC a column type
+        sql << std::string(schema::postgresql::kMigrationLock).replace(0, 7, "SELECT 1 FROM (SELECT") +
+                   ") AS l",
+            soci::into(locked);
+      }
+      schema::DbState state;
+      state.version = read_version(sql);
+      {
+        std::string name;
+        Query q(sql);
+        q.into(name).start(std::string(schema::list_tables_query(dialect_)));
+        while (q.fetch()) {
+          state.tc_tables.push_back(name);
+        }
+      }
+      if (auto ok = schema::check_state(state, redacted_); !ok) {
+        return ok;
+      }
+      if (state.version >= schema::latest_version()) {
+        tx.commit();
+        return {};
+      }
+      const schema::Migration& m = schema::migrations(dialect_)[state.version];
+      sql << std::string(schema::bootstrap_statement(dialect_));
+      for (const std::string_view statement : m.statements) {
+        sql << std::string(statement);
+      }
+      const int version = m.version;
+      const long long applied_at = schema::now_millis();
+      Query(sql).use(version).use(applied_at).run(
+          "INSERT INTO tc_schema_version (version, applied_at) VALUES (:v, :t)");
+      tx.commit();
+      spdlog::info("storage: {} migrated to schema version {} ({})", redacted_, m.version,
+                   m.summary);
+    }
+  });
+}
+
+/// Removes "TcDialect=..." from an ODBC connection string; returns the dialect it named.
+Result<std::optional<Dialect>> take_dialect(std::string& connection_string) {
+  std::optional<Dialect> dialect;
+  std::string out;
+  std::string_view rest = connection_string;
+  while (!rest.empty()) {
+    const auto semi = rest.find(';');
+    const std::string_view part = rest.substr(0, semi);
+    rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
+    std::string lower(part);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower.starts_with("tcdialect=")) {
+      const std::string value = lower.substr(10);
+      if (value == "postgresql" || value == "postgres") {
+        dialect = Dialect::Postgresql;
+      } else if (value == "sqlite" || value == "sqlite3") {
+        dialect = Dialect::Sqlite;
+      } else {
+        return make_error_code(Errc::BadUrl);
+      }
+      continue;
+    }
+    if (!part.empty()) {
+      out.append(part).append(";");
+    }
+  }
+  connection_string = std::move(out);
+  return dialect;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
+  auto store = std::make_unique<SociStore>(Flavor::Sqlite, std::string{},
+                                           "sqlite:" + options.path, options);
+  if (auto ok = store->open(Dialect::Sqlite); !ok) {
+    return ok.error();
+  }
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Result<std::unique_ptr<Store>> open_odbc_store(std::string_view connection_string) {
+  std::string conn(connection_string);
+  auto dialect = take_dialect(conn);
+  if (!dialect) {
+    spdlog::error("storage: TcDialect must be postgresql or sqlite in {}",
+                  redact_url(connection_string));
+    return dialect.error();
+  }
+  auto store = std::make_unique<SociStore>(Flavor::Odbc, conn,
+                                           redact_url("odbc://" + std::string(connection_string)),
+                                           SqliteOptions{});
+  if (auto ok = store->open(*dialect); !ok) {
+    return ok.error();
+  }
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace tc::storage
