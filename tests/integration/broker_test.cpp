@@ -13,7 +13,9 @@ std::string tail(const std::string& text, std::size_t max) {
          text.substr(text.size() - max);
 }
 
-void BrokerTest::start_broker(BrokerOptions options) { broker_.emplace(std::move(options)); }
+void BrokerTest::start_broker(BrokerOptions options) {
+  broker_.emplace(std::move(options));
+}
 
 GlooxClient& BrokerTest::client(const Account& account, int sasl_mechanisms) {
   return client_with_password(account, account.password, sasl_mechanisms);

@@ -72,8 +72,8 @@ GlooxClient::~GlooxClient() {
 }
 
 void GlooxClient::run() {
-  client_ = std::make_unique<gloox::Client>(gloox::JID(options_.jid), options_.password,
-                                            options_.port);
+  client_ =
+      std::make_unique<gloox::Client>(gloox::JID(options_.jid), options_.password, options_.port);
   client_->setServer("127.0.0.1");  // the JID's domain stays the stream's 'to'
   client_->setPort(options_.port);
   client_->setTls(options_.tls);
@@ -207,8 +207,7 @@ std::optional<DiscoInfoResult> GlooxClient::disco_info(const std::string& to, Mi
   return result;
 }
 
-std::optional<IqReply> GlooxClient::query_unknown_namespace(const std::string& to,
-                                                            Millis timeout) {
+std::optional<IqReply> GlooxClient::query_unknown_namespace(const std::string& to, Millis timeout) {
   const int context = next_context();
   post([this, to, context] {
     gloox::IQ iq(gloox::IQ::Get, gloox::JID(to), client_->getID());
@@ -349,7 +348,9 @@ void GlooxClient::handleDiscoError(const gloox::JID& /*from*/, const gloox::Erro
   changed_.notify_all();
 }
 
-bool GlooxClient::handleIq(const gloox::IQ& /*iq*/) { return false; }
+bool GlooxClient::handleIq(const gloox::IQ& /*iq*/) {
+  return false;
+}
 
 void GlooxClient::handleIqID(const gloox::IQ& iq, int context) {
   IqReply reply;

@@ -81,7 +81,9 @@ class GlooxClient final : gloox::ConnectionListener,
   /// Waits until the client is connected (after bind, session and roster) or has given up.
   State wait_settled(Millis timeout = kTimeout);
   /// True once connected. Shorthand for wait_settled() == Connected.
-  bool wait_connected(Millis timeout = kTimeout) { return wait_settled(timeout) == State::Connected; }
+  bool wait_connected(Millis timeout = kTimeout) {
+    return wait_settled(timeout) == State::Connected;
+  }
   /// The reason given to onDisconnect(), once disconnected; nullopt while still connected after
   /// `timeout`.
   std::optional<gloox::ConnectionError> wait_disconnected(Millis timeout = kTimeout);

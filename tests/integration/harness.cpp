@@ -1,14 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "harness.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/inotify.h>
-#include <sys/pidfd.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -20,6 +12,13 @@
 #include <thread>
 
 #include <boost/json.hpp>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #ifndef TC_INTEGRATION_TCBROKER
 #define TC_INTEGRATION_TCBROKER ""
@@ -49,7 +48,12 @@ class Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
+  void reset() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    fd_ = -1;
+  }
 
  private:
   int fd_;
@@ -63,8 +67,8 @@ fs::path program_from(const char* env_name, const char* compiled_in) {
                        " or build with the tcbroker/tcctl targets configured");
   }
   if (::access(path.c_str(), X_OK) != 0) {
-    throw HarnessError(errno_text("cannot execute " + path.string() + " (from " + env_name +
-                                  " or the build)"));
+    throw HarnessError(
+        errno_text("cannot execute " + path.string() + " (from " + env_name + " or the build)"));
   }
   return path;
 }
@@ -114,8 +118,12 @@ int remaining_ms(Clock::time_point deadline) {
 
 }  // namespace
 
-fs::path tcbroker_path() { return program_from("TC_TCBROKER", TC_INTEGRATION_TCBROKER); }
-fs::path tcctl_path() { return program_from("TC_TCCTL", TC_INTEGRATION_TCCTL); }
+fs::path tcbroker_path() {
+  return program_from("TC_TCBROKER", TC_INTEGRATION_TCBROKER);
+}
+fs::path tcctl_path() {
+  return program_from("TC_TCCTL", TC_INTEGRATION_TCCTL);
+}
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -203,7 +211,7 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const fs::path&
   }
 
   pid_ = pid;
-  exec_write = Fd();  // the parent's copy: read() below then sees EOF on a successful exec
+  exec_write.reset();  // the parent's copy: read() below then sees EOF on a successful exec
   int child_errno = 0;
   ssize_t n = 0;
   do {
@@ -215,7 +223,9 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const fs::path&
     errno = child_errno;
     throw HarnessError(errno_text("exec " + argv[0]));
   }
-  pidfd_ = ::pidfd_open(pid_, 0);  // -1 on pre-5.3 kernels: wait_for() then falls back
+  // glibc 2.36's <sys/pidfd.h> lacks extern "C", so call the kernel directly. -1 on kernels
+  // before 5.3: wait_for() then falls back to polling.
+  pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
 }
 
 ChildProcess::~ChildProcess() {
@@ -287,8 +297,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, Millis timeout,
   }  // a child still running here is SIGKILLed and reaped
   result.output = read_file(output_file);
   if (!result.exit_code) {
-    result.output += "\n[harness] killed after " + std::to_string(timeout.count()) + " ms: " +
-                     join_argv(argv) + "\n";
+    result.output += "\n[harness] killed after " + std::to_string(timeout.count()) +
+                     " ms: " + join_argv(argv) + "\n";
   }
   return result;
 }
@@ -308,8 +318,8 @@ Broker::Broker(BrokerOptions options) : options_(std::move(options)), dir_("tcbr
     auto added = tcctl({"users", "add", account.name, "--password", account.password});
     if (added.exit_code != 0) {
       throw HarnessError("tcctl users add " + account.name + " failed (exit " +
-                         (added.exit_code ? std::to_string(*added.exit_code) : "timeout") +
-                         "):\n" + added.output);
+                         (added.exit_code ? std::to_string(*added.exit_code) : "timeout") + "):\n" +
+                         added.output);
     }
   }
   process_.emplace(std::vector<std::string>{broker.string(), "--config", config_path_.string(),
@@ -406,14 +416,17 @@ void Broker::wait_until_ready() {
     }
     pollfd fds[2] = {{watch.get(), POLLIN, 0}, {process_->pidfd(), POLLIN, 0}};
     // Without a pidfd, wake up now and then to notice a crashed server.
-    ::poll(fds, process_->pidfd() >= 0 ? 2 : 1, process_->pidfd() >= 0 ? left : std::min(left, 100));
+    ::poll(fds, process_->pidfd() >= 0 ? 2 : 1,
+           process_->pidfd() >= 0 ? left : std::min(left, 100));
     char buffer[4096];
     while (::read(watch.get(), buffer, sizeof buffer) > 0) {
     }
   }
 }
 
-std::string Broker::log() const { return read_file(log_path_); }
+std::string Broker::log() const {
+  return read_file(log_path_);
+}
 
 ProcessResult Broker::tcctl(const std::vector<std::string>& args) const {
   std::vector<std::string> argv{tcctl_path().string(), "--config", config_path_.string()};

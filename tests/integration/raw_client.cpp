@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "raw_client.h"
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 
 namespace tc::integration {
 namespace {
@@ -43,8 +43,8 @@ RawClient::RawClient(int port, Millis timeout) {
     if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1 ||
         ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
       ::close(fd_);
-      throw HarnessError("connect 127.0.0.1:" + std::to_string(port) + " failed or timed out: " +
-                         std::strerror(err));
+      throw HarnessError("connect 127.0.0.1:" + std::to_string(port) +
+                         " failed or timed out: " + std::strerror(err));
     }
   }
 }
@@ -95,8 +95,7 @@ bool RawClient::read_some(Clock::time_point deadline) {
   return true;
 }
 
-bool RawClient::read_until(const std::function<bool(const std::string&)>& done,
-                           Millis timeout) {
+bool RawClient::read_until(const std::function<bool(const std::string&)>& done, Millis timeout) {
   const auto deadline = Clock::now() + timeout;
   while (!done(received_)) {
     if (closed_ || !read_some(deadline)) {
@@ -107,8 +106,8 @@ bool RawClient::read_until(const std::function<bool(const std::string&)>& done,
 }
 
 bool RawClient::read_until_contains(std::string_view text, Millis timeout) {
-  return read_until(
-      [text](const std::string& got) { return got.find(text) != std::string::npos; }, timeout);
+  return read_until([text](const std::string& got) { return got.find(text) != std::string::npos; },
+                    timeout);
 }
 
 bool RawClient::wait_closed(Millis timeout) {

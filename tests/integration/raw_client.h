@@ -41,8 +41,7 @@ class RawClient {
   /// Sends the opening stream header of a c2s stream to `domain`.
   bool open_stream(const std::string& domain);
   /// open_stream() and then reads up to the end of the first <stream:features/>.
-  bool open_stream_and_read_features(const std::string& domain,
-                                     Millis timeout = kDefaultTimeout);
+  bool open_stream_and_read_features(const std::string& domain, Millis timeout = kDefaultTimeout);
 
  private:
   /// One poll + recv; false on timeout.

@@ -56,6 +56,7 @@ class Session:
         self.outcome = loop.create_future()
         self.sm_enabled = loop.create_future()
         self.auth_failures = []  # SASL failure conditions, in order
+        self.connection_failures = []
         self.features_seen = []  # every <stream:features/> received, as text
         self.messages = asyncio.Queue()
         self.message_errors = asyncio.Queue()
@@ -66,7 +67,8 @@ class Session:
         x.add_event_handler("failed_auth", self._on_failed_auth)
         x.add_event_handler("failed_all_auth", lambda _: self._settle("failed_auth"))
         x.add_event_handler("disconnected", lambda _: self._settle("disconnected"))
-        x.add_event_handler("connection_failed", lambda _: self._settle("disconnected"))
+        # slixmpp retries a failed connection by itself; the caller's timeout bounds that.
+        x.add_event_handler("connection_failed", self.connection_failures.append)
         x.add_event_handler("sm_enabled", lambda _: self._resolve(self.sm_enabled, True))
         x.add_event_handler("sm_failed", lambda _: self._resolve(self.sm_enabled, False))
         x.add_event_handler("message", self.messages.put_nowait)
@@ -100,13 +102,18 @@ class Session:
                 self.outcome.set_exception(Failure(f"roster get failed: {e!r}"))
 
     def connect(self, host, port):
+        # slixmpp still runs its resolver on an IP literal and falls back to the address when that
+        # finds nothing; should it find something, the default port keeps it on the test server.
+        self.xmpp.default_port = port
         # force_starttls (the default) aborts if the server offers no STARTTLS.
         self.xmpp.connect(address=(host, port))
 
     async def login(self, host, port):
         """Connects and waits for the session; a Failure unless it started."""
         self.connect(host, port)
-        outcome = await within(asyncio.shield(self.outcome), f"login of {self.xmpp.boundjid}")
+        outcome = await within(asyncio.shield(self.outcome),
+                               f"login of {self.xmpp.boundjid} "
+                               f"(connection failures: {self.connection_failures})")
         check(outcome == "started",
               f"login of {self.xmpp.boundjid.bare} ended with {outcome} "
               f"(SASL failures: {self.auth_failures})")

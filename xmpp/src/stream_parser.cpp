@@ -307,6 +307,16 @@ Result<void> ExpatStream::feed(std::string_view bytes, std::vector<StreamEvent>&
   if (error) {
     return error;
   }
+  // RFC 6120 §11.6: UTF-8 only. Expat would still switch to UTF-16 on a byte order mark or a
+  // NUL among the first two bytes, despite the encoding forced in create(). None of these
+  // bytes can start a UTF-8 XML document, and later on expat rejects them by itself.
+  for (std::size_t i = 0; fed + i < 2 && i < bytes.size(); ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c == 0x00 || c == 0xFE || c == 0xFF) {
+      error = make_error_code(Errc::NotWellFormed);
+      return error;
+    }
+  }
   out = &events;
   // XML_Parse takes an int length; a larger buffer goes through in slices.
   constexpr std::size_t kMaxSlice = 1u << 30;

@@ -6,12 +6,13 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
-#include "accounts.h"
 #include "storage/errc.h"
-#include "server_context.h"
-#include "shard/shard.h"
 #include "xmpp/errc.h"
 #include "xmpp/namespaces.h"
+
+#include "accounts.h"
+#include "server_context.h"
+#include "shard/shard.h"
 
 namespace tc::broker {
 
@@ -52,7 +53,9 @@ Session::Session(ServerContext& server, Shard& shard, net::Transport::Tcp::socke
   ++server_.metrics.connections_open;
 }
 
-Session::~Session() { --server_.metrics.connections_open; }
+Session::~Session() {
+  --server_.metrics.connections_open;
+}
 
 void Session::start() {
   spdlog::debug("c2s {}: connected from {}", stream_id_, remote_);
@@ -78,17 +81,16 @@ void Session::start() {
 }
 
 void Session::deliver(Wire wire) {
-  asio::post(transport_.executor(),
-             [self = shared_from_this(), wire = std::move(wire)]() mutable {
-               self->send(std::move(wire));
-             });
+  asio::post(transport_.executor(), [self = shared_from_this(), wire = std::move(wire)]() mutable {
+    self->send(std::move(wire));
+  });
 }
 
 void Session::close_with(std::string condition, std::string text) {
-  asio::post(transport_.executor(), [self = shared_from_this(), condition = std::move(condition),
-                                     text = std::move(text)] {
-    self->stream_error(condition, text);
-  });
+  asio::post(transport_.executor(),
+             [self = shared_from_this(), condition = std::move(condition), text = std::move(text)] {
+               self->stream_error(condition, text);
+             });
 }
 
 // ---- reading ----
@@ -126,8 +128,7 @@ net::Awaitable<void> Session::read_loop() {
     }
     if (!fed) {
       const auto condition = xmpp::stream_condition(fed.error());
-      spdlog::info("c2s {}: {} from {}: {}", stream_id_, condition, remote_,
-                   fed.error().message());
+      spdlog::info("c2s {}: {} from {}: {}", stream_id_, condition, remote_, fed.error().message());
       stream_error(condition, fed.error().message());
       break;
     }
@@ -155,10 +156,11 @@ net::Awaitable<void> Session::on_event(xmpp::StreamEvent& event) {
 }
 
 net::Awaitable<void> Session::on_stream_open(const XmlElement& header) {
-  std::string open = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                     "xmlns:stream='http://etherx.jabber.org/streams' id='" +
-                     stream_id_ + "' from='" + xmpp::xml_escape(server_.config.domain) +
-                     "' version='1.0' xml:lang='en'>";
+  std::string open =
+      "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+      "xmlns:stream='http://etherx.jabber.org/streams' id='" +
+      stream_id_ + "' from='" + xmpp::xml_escape(server_.config.domain) +
+      "' version='1.0' xml:lang='en'>";
   send(to_wire(std::move(open)));
   header_sent_ = true;
 
@@ -337,8 +339,7 @@ net::Awaitable<void> Session::on_sasl_auth(const XmlElement& auth) {
   }
 
   if (mechanism == "SCRAM-SHA-256" || mechanism == "SCRAM-SHA-1") {
-    const auto hash =
-        mechanism == "SCRAM-SHA-1" ? xmpp::ScramHash::Sha1 : xmpp::ScramHash::Sha256;
+    const auto hash = mechanism == "SCRAM-SHA-1" ? xmpp::ScramHash::Sha1 : xmpp::ScramHash::Sha256;
     scram_.emplace(hash);
     auto user = scram_->on_client_first(payload);
     if (!user) {
@@ -353,8 +354,9 @@ net::Awaitable<void> Session::on_sasl_auth(const XmlElement& auth) {
     }
     std::optional<xmpp::ScramCredentials> creds;
     if (username) {
-      auto account = co_await shard_.store().async_call(
-          [u = *username](storage::Store& s) { return s.load_account(u); }, asio::use_awaitable);
+      auto account_job = [u = *username](storage::Store& s) { return s.load_account(u); };
+      auto account =
+          co_await shard_.store().async_call(std::move(account_job), asio::use_awaitable);
       if (closing_ || !scram_) {
         co_return;  // the stream ended while the store worked
       }
@@ -394,20 +396,21 @@ net::Awaitable<void> Session::on_sasl_auth(const XmlElement& auth) {
       co_return;
     }
     // PBKDF2 runs on the store worker, not on this I/O thread.
-    auto verified = co_await shard_.store().async_call(
-        [u = *username, p = std::move(plain->password)](storage::Store& s) -> Result<bool> {
-          auto account = s.load_account(u);
-          if (!account) {
-            if (account.error() == storage::Errc::NotFound) {
-              return false;
-            }
-            return Result<bool>(boost::system::in_place_error, account.error());
-          }
-          auto prepped = xmpp::saslprep(p);
-          return prepped &&
-                 xmpp::verify_password(to_credentials(*account, xmpp::ScramHash::Sha256), *prepped);
-        },
-        asio::use_awaitable);
+    auto verified_job = [u = *username,
+                         p = std::move(plain->password)](storage::Store& s) -> Result<bool> {
+      auto account = s.load_account(u);
+      if (!account) {
+        if (account.error() == storage::Errc::NotFound) {
+          return false;
+        }
+        return Result<bool>(boost::system::in_place_error, account.error());
+      }
+      auto prepped = xmpp::saslprep(p);
+      return prepped &&
+             xmpp::verify_password(to_credentials(*account, xmpp::ScramHash::Sha256), *prepped);
+    };
+    auto verified =
+        co_await shard_.store().async_call(std::move(verified_job), asio::use_awaitable);
     if (closing_) {
       co_return;
     }
@@ -512,16 +515,15 @@ net::Awaitable<void> Session::on_register_iq(const XmlElement& iq) {
                           "a valid username and a password are required"));
     co_return;
   }
-  auto created = co_await shard_.store().async_call(
-      [u = *username, p = password,
-       iterations = server_.config.scram_iterations](storage::Store& s) -> Result<void> {
-        auto account = make_account(u, p, iterations);
-        if (!account) {
-          return account.error();
-        }
-        return s.create_account(*account);
-      },
-      asio::use_awaitable);
+  auto created_job = [u = *username, p = password, iterations = server_.config.scram_iterations](
+                         storage::Store& s) -> Result<void> {
+    auto account = make_account(u, p, iterations);
+    if (!account) {
+      return account.error();
+    }
+    return s.create_account(*account);
+  };
+  auto created = co_await shard_.store().async_call(std::move(created_job), asio::use_awaitable);
   if (closing_) {
     co_return;
   }
@@ -767,16 +769,15 @@ net::Awaitable<void> Session::on_password_change(const XmlElement& iq) {
                           "give your own username and the new password"));
     co_return;
   }
-  auto changed = co_await shard_.store().async_call(
-      [u = username_, p = password,
-       iterations = server_.config.scram_iterations](storage::Store& s) -> Result<void> {
-        auto account = make_account(u, p, iterations);
-        if (!account) {
-          return account.error();
-        }
-        return s.update_account(*account);
-      },
-      asio::use_awaitable);
+  auto changed_job = [u = username_, p = password, iterations = server_.config.scram_iterations](
+                         storage::Store& s) -> Result<void> {
+    auto account = make_account(u, p, iterations);
+    if (!account) {
+      return account.error();
+    }
+    return s.update_account(*account);
+  };
+  auto changed = co_await shard_.store().async_call(std::move(changed_job), asio::use_awaitable);
   if (closing_) {
     co_return;
   }
@@ -883,7 +884,9 @@ void Session::broadcast_own_presence(const XmlElement& presence) {
 
 // ---- writing and closing ----
 
-void Session::send(const XmlElement& element) { send(to_wire(element)); }
+void Session::send(const XmlElement& element) {
+  send(to_wire(element));
+}
 
 void Session::send(Wire wire) {
   if (phase_ == Phase::Closed) {
@@ -940,9 +943,10 @@ void Session::stream_error(std::string_view condition, std::string_view text) {
   std::string wire;
   if (!header_sent_) {
     // RFC 6120 §4.9.1.1: an error before the header still needs an opened stream.
-    wire = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-           "xmlns:stream='http://etherx.jabber.org/streams' id='" +
-           stream_id_ + "' from='" + xmpp::xml_escape(server_.config.domain) + "' version='1.0'>";
+    wire =
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+        "xmlns:stream='http://etherx.jabber.org/streams' id='" +
+        stream_id_ + "' from='" + xmpp::xml_escape(server_.config.domain) + "' version='1.0'>";
   }
   wire += "<stream:error><" + std::string(condition) + " xmlns='" + ns::kStreamErrors + "'/>";
   if (!text.empty()) {

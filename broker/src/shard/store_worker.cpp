@@ -19,13 +19,47 @@ StoreWorker::~StoreWorker() {
 
 std::size_t StoreWorker::queued() const {
   MutexLock lock(mu_);
-  return jobs_.size();
+  return items_.size();
+}
+
+void StoreWorker::enqueue_append(storage::NewMessage message, AppendDone done) {
+  {
+    MutexLock lock(mu_);
+    items_.push_back({Job{}, Append{std::move(message), std::move(done)}});
+  }
+  cv_.notify_one();
+}
+
+void StoreWorker::run_appends(std::vector<Append>& batch) {
+  Result<std::vector<std::int64_t>> seqs = storage::make_error_code(storage::Errc::Unavailable);
+  if (storage::Store* store = ensure_open()) {
+    std::vector<storage::NewMessage> messages;
+    messages.reserve(batch.size());
+    for (auto& a : batch) {
+      messages.push_back(std::move(a.message));
+    }
+    seqs = store->append_messages(messages);
+    if (seqs && seqs->size() != batch.size()) {
+      seqs = storage::make_error_code(storage::Errc::QueryFailed);
+    }
+  }
+  if (seqs) {
+    appends_committed_ += batch.size();
+    ++append_batches_;
+  } else {
+    spdlog::warn("{}: archive batch of {} failed: {}", name_, batch.size(),
+                 seqs.error().message());
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    batch[i].done(seqs ? Result<std::int64_t>((*seqs)[i])
+                       : Result<std::int64_t>(boost::system::in_place_error, seqs.error()));
+  }
 }
 
 void StoreWorker::enqueue(Job job) {
   {
     MutexLock lock(mu_);
-    jobs_.push_back(std::move(job));
+    items_.push_back({std::move(job), Append{}});
   }
   cv_.notify_one();
 }
@@ -52,18 +86,32 @@ storage::Store* StoreWorker::ensure_open() {
 }
 
 void StoreWorker::loop() {
+  std::vector<Append> batch;
   for (;;) {
     Job job;
+    batch.clear();
     {
       MutexLock lock(mu_);
-      cv_.wait(mu_, [this]() TC_REQUIRES(mu_) { return stopping_ || !jobs_.empty(); });
-      if (jobs_.empty()) {
+      cv_.wait(mu_, [this]() TC_REQUIRES(mu_) { return stopping_ || !items_.empty(); });
+      if (items_.empty()) {
         return;  // stopping and drained
       }
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
+      // Every append queued back to back while the previous transaction ran goes into one
+      // transaction (group commit); a job in between keeps its place in the order.
+      while (!items_.empty() && !items_.front().job && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(items_.front().append));
+        items_.pop_front();
+      }
+      if (batch.empty()) {
+        job = std::move(items_.front().job);
+        items_.pop_front();
+      }
     }
-    job(ensure_open());
+    if (!batch.empty()) {
+      run_appends(batch);
+    } else {
+      job(ensure_open());
+    }
   }
 }
 

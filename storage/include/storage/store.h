@@ -69,8 +69,8 @@ class Store {
 
 /// Opens a store from a URL:
 ///   sqlite:///abs/path.db  sqlite://relative/path.db  sqlite::memory:
-///   postgresql://user:pass@host:port/db?host=/socket/dir   (libpqxx; "postgres://" too)
-///   odbc://<ODBC connection string>  (SOCI ODBC, when built)
+///   postgresql://user:pass@host:port/db?host=/socket/dir   ("postgres://" too)
+///   odbc://<ODBC connection string>  (when built with ODBC)
 /// Errc::BadUrl, Errc::Unsupported, Errc::Unavailable. Does not migrate.
 Result<std::unique_ptr<Store>> open_store(std::string_view url);
 

@@ -75,7 +75,7 @@ CREATE TABLE tc_archive (
 
 // The tc_ tables of the current schema (search_path's first schema).
 inline constexpr std::string_view kListTcTables = R"sql(
-SELECT table_name::text FROM information_schema.tables
+SELECT CAST(table_name AS TEXT) FROM information_schema.tables
  WHERE table_schema = current_schema() AND table_name LIKE 'tc\_%')sql";
 
 // Serialises migrate() across processes; released when the transaction ends.

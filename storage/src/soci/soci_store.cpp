@@ -15,7 +15,10 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
+#include <variant>
+#include <vector>
 
 #include <soci/soci.h>
 #include <soci/sqlite3/soci-sqlite3.h>
@@ -152,13 +155,22 @@ struct MessageRow {
 };
 
 /// A statement built piece by piece: values bound in placeholder order, then run.
+///
+/// With ODBC, result columns are not bound through SOCI: SOCI 4.0 binds a std::string column with
+/// a buffer of the column's declared size, and for TEXT that is 100 MB, allocated and zeroed per
+/// column per statement. Instead fetch() reads each column with SQLGetData, in chunks, so a row
+/// costs what its data weighs.
 class Query {
  public:
-  explicit Query(soci::session& sql) : st_(sql) {}
+  explicit Query(soci::session& sql) : st_(sql), odbc_(sql.get_backend_name() == "odbc") {}
 
   template <class T>
   Query& into(T& value) {
-    st_.exchange(soci::into(value));
+    if (odbc_) {
+      targets_.emplace_back(&value);
+    } else {
+      st_.exchange(soci::into(value));
+    }
     return *this;
   }
   template <class Row>
@@ -178,12 +190,39 @@ class Query {
     st_.execute(true);
     return st_.get_affected_rows();
   }
+  /// Runs the statement run() prepared again, with the bound variables' current values.
+  long long rerun() {
+    st_.execute(true);
+    return st_.get_affected_rows();
+  }
   /// Runs a query; call fetch() for each row.
   void start(const std::string& text) {
     prepare(text);
     st_.execute(false);
   }
-  bool fetch() { return st_.fetch(); }
+  /// Runs the query start() prepared again; call fetch() for each row.
+  void restart() { st_.execute(false); }
+  /// Reads the next row into the into() targets; false at the end.
+  bool fetch() {
+    if (!odbc_) {
+      return st_.fetch();
+    }
+#if defined(TC_WITH_ODBC)
+    SQLHSTMT stmt = static_cast<soci::odbc_statement_backend*>(st_.get_backend())->hstmt_;
+    const SQLRETURN rc = SQLFetch(stmt);
+    if (rc == SQL_NO_DATA) {
+      return false;
+    }
+    check(stmt, rc, "fetching a row");
+    for (std::size_t i = 0; i < targets_.size(); ++i) {
+      const auto column = static_cast<SQLUSMALLINT>(i + 1);
+      std::visit([&](auto* target) { read_column(stmt, column, *target); }, targets_[i]);
+    }
+    return true;
+#else
+    return false;
+#endif
+  }
 
  private:
   void prepare(const std::string& text) {
@@ -191,7 +230,52 @@ class Query {
     st_.prepare(text);
     st_.define_and_bind();
   }
+
+#if defined(TC_WITH_ODBC)
+  static void check(SQLHSTMT stmt, SQLRETURN rc, const char* what) {
+    if (!SQL_SUCCEEDED(rc)) {
+      throw soci::odbc_soci_error(SQL_HANDLE_STMT, stmt, what);
+    }
+  }
+
+  static void read_column(SQLHSTMT stmt, SQLUSMALLINT column, std::string& out) {
+    out.clear();
+    char buffer[16 * 1024];
+    for (;;) {
+      SQLLEN length = 0;
+      const SQLRETURN rc = SQLGetData(stmt, column, SQL_C_CHAR, buffer, sizeof buffer, &length);
+      if (rc == SQL_NO_DATA) {
+        return;  // the previous call returned the last piece
+      }
+      check(stmt, rc, "reading a text column");
+      if (length == SQL_NULL_DATA) {
+        return;  // every text column is NOT NULL; treat a NULL as empty
+      }
+      // SQL_SUCCESS_WITH_INFO (01004): the buffer was filled, NUL-terminated, and more remains.
+      const bool more = rc == SQL_SUCCESS_WITH_INFO &&
+                        (length == SQL_NO_TOTAL || length >= static_cast<SQLLEN>(sizeof buffer));
+      out.append(buffer, more ? sizeof buffer - 1 : static_cast<std::size_t>(length));
+      if (!more) {
+        return;
+      }
+    }
+  }
+
+  template <class Int>
+  static void read_column(SQLHSTMT stmt, SQLUSMALLINT column, Int& out) {
+    static_assert(std::is_same_v<Int, long long> || std::is_same_v<Int, int>);
+    SQLLEN length = 0;
+    const SQLSMALLINT type = std::is_same_v<Int, long long> ? SQL_C_SBIGINT : SQL_C_SLONG;
+    check(stmt, SQLGetData(stmt, column, type, &out, sizeof out, &length), "reading a number");
+    if (length == SQL_NULL_DATA) {
+      out = 0;
+    }
+  }
+#endif
+
   soci::statement st_;
+  bool odbc_;
+  std::vector<std::variant<std::string*, long long*, int*>> targets_;
 };
 
 /// A transaction. SQLite: BEGIN IMMEDIATE for writes so that the write lock is taken (waiting up
@@ -260,6 +344,12 @@ std::string short_message(const std::exception& e) {
 }
 
 enum class Flavor { Sqlite, Odbc };
+
+/// The ODBC data source is a DBMS whose SQL we do not speak.
+class UnsupportedDatabase : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class SociStore final : public Store {
  public:
@@ -536,15 +626,16 @@ class SociStore final : public Store {
                        row.stanza_xml = m.stanza_xml;
                        row.created_at = m.created_at;
                        // The statement is prepared once and executed per message.
-                       if (first) {
-                         insert.run(text);
-                         first = false;
+                       if (dialect_ == Dialect::Postgresql) {
+                         first ? insert.start(text) : insert.restart();
+                         if (!insert.fetch()) {
+                           throw std::runtime_error("INSERT ... RETURNING returned no row");
+                         }
                        } else {
-                         insert.rerun();
-                       }
-                       if (dialect_ == Dialect::Sqlite) {
+                         first ? insert.run(text) : insert.rerun();
                          sql << "SELECT last_insert_rowid()", soci::into(row.seq);
                        }
+                       first = false;
                        seqs.push_back(row.seq);
                      }
                      tx.commit();
@@ -669,16 +760,17 @@ class SociStore final : public Store {
 
 #if defined(TC_WITH_ODBC)
   Dialect detect_dialect(soci::session& sql) const {
-    auto* odbc = dynamic_cast<soci::odbc_session_backend*>(sql.get_backend());
-    const auto product = odbc != nullptr ? odbc->get_database_product()
-                                         : soci::odbc_session_backend::prod_unknown;
+    // The session was opened with soci::odbc, so this is its backend. (static_cast: SOCI does
+    // not export the class's typeinfo, so dynamic_cast would not link.)
+    const auto product =
+        static_cast<soci::odbc_session_backend*>(sql.get_backend())->get_database_product();
     if (product == soci::odbc_session_backend::prod_postgresql) {
       return Dialect::Postgresql;
     }
     if (product == soci::odbc_session_backend::prod_sqlite) {
       return Dialect::Sqlite;
     }
-    throw std::invalid_argument(
+    throw UnsupportedDatabase(
         "the ODBC data source is neither PostgreSQL nor SQLite; add TcDialect=postgresql or "
         "TcDialect=sqlite if it speaks one of those");
   }
@@ -689,7 +781,9 @@ class SociStore final : public Store {
   void configure_sqlite(soci::session& sql) const {
     sql << "PRAGMA busy_timeout = " + std::to_string(sqlite_.busy_timeout_ms);
     std::string mode;
-    sql << "PRAGMA journal_mode = WAL", soci::into(mode);
+    Query wal(sql);
+    wal.into(mode).start("PRAGMA journal_mode = WAL");
+    wal.fetch();
     std::transform(mode.begin(), mode.end(), mode.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     if (mode != "wal" && mode != "memory") {
@@ -711,6 +805,9 @@ class SociStore final : public Store {
       const bool reused = sql_ != nullptr;
       try {
         return body(session());
+      } catch (const UnsupportedDatabase& e) {
+        spdlog::error("storage: {}: {}", redacted_, e.what());
+        return R(make_error_code(Errc::Unsupported));
       } catch (const std::exception& e) {
         const std::string message = short_message(e);
         const Errc errc = classify(e, message);
@@ -877,10 +974,7 @@ Result<void> SociStore::migrate_once() {
     for (;;) {
       Transaction tx(sql, dialect_, Transaction::Mode::Write);
       if (dialect_ == Dialect::Postgresql) {
-        int locked = 0;  // pg_advisory_xact_lock returns void; the cast gives ODBC a column type
-        sql << std::string(schema::postgresql::kMigrationLock).replace(0, 7, "SELECT 1 FROM (SELECT") +
-                   ") AS l",
-            soci::into(locked);
+        sql << std::string(schema::postgresql::kMigrationLock);
       }
       schema::DbState state;
       state.version = read_version(sql);

@@ -18,6 +18,10 @@ const std::string kHeader =
     "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
     "to='example.com' version='1.0' xml:lang='en'>";
 
+// A short header for tests with small limits: the header counts against max_stanza_bytes
+// and max_attributes like any top-level element.
+const std::string kShortHeader = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>";
+
 struct Parsed {
   std::vector<StreamEvent> events;
   ErrorCode error;
@@ -129,7 +133,8 @@ TEST(StreamParserTest, KeepsNamespacesAndPrefixes) {
   const XmlElement& iq = p.events[1].element;
   EXPECT_EQ(iq.xmlns(), ns::kClient);
   EXPECT_EQ(iq.first_element()->xmlns(), ns::kRoster);
-  EXPECT_EQ(iq.to_string(ns::kClient), "<iq type=\"get\" id=\"1\"><query xmlns=\"jabber:iq:roster\"/></iq>");
+  EXPECT_EQ(iq.to_string(ns::kClient),
+            "<iq type=\"get\" id=\"1\"><query xmlns=\"jabber:iq:roster\"/></iq>");
 
   EXPECT_EQ(p.events[2].element.name(), "features");
   EXPECT_EQ(p.events[2].element.xmlns(), ns::kStream);
@@ -152,14 +157,21 @@ TEST(StreamParserTest, KeepsNamespacesAndPrefixes) {
 }
 
 TEST(StreamParserTest, StreamHeaderAcceptsUnprefixedRootAndNoDeclaration) {
-  const Parsed p = parse(
-      "<stream xmlns='http://etherx.jabber.org/streams' from='a.example' id='abc'><a/>");
+  const Parsed p =
+      parse("<stream xmlns='http://etherx.jabber.org/streams' from='a.example' id='abc'><a/>");
   ASSERT_FALSE(p.error);
   ASSERT_EQ(p.events.size(), 2u);
   EXPECT_EQ(p.events[0].element.attr("from"), "a.example");
   EXPECT_EQ(p.events[0].element.attr("id"), "abc");
-  EXPECT_FALSE(p.events[0].element.has_attr("xmlns"));
-  EXPECT_EQ(p.events[1].element.xmlns(), "");
+  // The default namespace is the streams one here, so stanzas land in it too.
+  EXPECT_EQ(p.events[0].element.attr("xmlns"), ns::kStream);
+  EXPECT_EQ(p.events[1].element.xmlns(), ns::kStream);
+  const Parsed none = parse("<s:stream xmlns:s='http://etherx.jabber.org/streams'><a/>");
+  ASSERT_FALSE(none.error);
+  ASSERT_EQ(none.events.size(), 2u);
+  EXPECT_FALSE(none.events[0].element.has_attr("xmlns"));
+  EXPECT_EQ(none.events[0].element.attr("xmlns:s"), ns::kStream);
+  EXPECT_EQ(none.events[1].element.xmlns(), "");
 }
 
 TEST(StreamParserTest, WrongRootIsInvalidNamespace) {
@@ -214,7 +226,7 @@ TEST(StreamParserTest, MalformedXmlIsNotWellFormed) {
       "<message><body></message>",
       "<message to='a' to='b'/>",
       "<message to=a/>",
-      "<x:message/>",            // unbound prefix
+      "<x:message/>",             // unbound prefix
       "<message>\xFF</message>",  // not UTF-8
       "<message>\xC3</message>",  // truncated sequence
       "<message>&undefined;</message>",
@@ -231,6 +243,26 @@ TEST(StreamParserTest, MalformedXmlIsNotWellFormed) {
     EXPECT_EQ(p.events[0].kind, StreamEvent::Kind::StreamOpen);
   }
   EXPECT_EQ(parse("not xml").error, Errc::NotWellFormed);
+}
+
+TEST(StreamParserTest, OnlyUtf8IsAccepted) {
+  // UTF-16 (with or without a byte order mark) must not be auto-detected.
+  std::string utf16le;
+  for (char c : kShortHeader) {
+    utf16le += c;
+    utf16le += '\0';
+  }
+  for (std::size_t chunk : {std::size_t{0}, std::size_t{1}}) {
+    EXPECT_EQ(parse(utf16le, chunk).error, Errc::NotWellFormed);
+    EXPECT_EQ(parse("\xFF\xFE" + utf16le, chunk).error, Errc::NotWellFormed);
+    EXPECT_EQ(parse(std::string("\0<", 2) + utf16le.substr(0, utf16le.size() - 1), chunk).error,
+              Errc::NotWellFormed);
+    EXPECT_EQ(parse(std::string("G\0\0", 3), chunk).error, Errc::NotWellFormed);
+  }
+  // A NUL later on is an ordinary well-formedness error.
+  EXPECT_EQ(parse(kShortHeader + std::string("<a>\0</a>", 8)).error, Errc::NotWellFormed);
+  // The UTF-8 byte order mark is harmless.
+  EXPECT_FALSE(parse("\xEF\xBB\xBF" + kHeader).error);
 }
 
 TEST(StreamParserTest, EventsBeforeAnErrorAreKeptAndTheErrorSticks) {
@@ -254,20 +286,21 @@ TEST(StreamParserTest, OversizedStanzaIsPolicyViolation) {
   const std::string small = "<message><body>" + std::string(900, 'a') + "</body></message>";
   const std::string big = "<message><body>" + std::string(1000, 'a') + "</body></message>";
   for (std::size_t chunk : {std::size_t{0}, std::size_t{1}, std::size_t{64}}) {
-    const Parsed ok = parse(kHeader + small + small + small, chunk, limits);
+    const Parsed ok = parse(kShortHeader + small + small + small, chunk, limits);
     EXPECT_FALSE(ok.error) << chunk;
     EXPECT_EQ(ok.events.size(), 4u);
-    const Parsed p = parse(kHeader + small + big + small, chunk, limits);
+    const Parsed p = parse(kShortHeader + small + big + small, chunk, limits);
     EXPECT_EQ(p.error, Errc::PolicyViolation) << chunk;
     EXPECT_EQ(p.events.size(), 2u) << chunk;  // the header and the first stanza
   }
   // A start tag that never ends: expat buffers it without a callback.
-  const Parsed tag = parse(kHeader + "<message to='" + std::string(2000, 'a'), 100, limits);
+  const Parsed tag = parse(kShortHeader + "<message to='" + std::string(2000, 'a'), 100, limits);
   EXPECT_EQ(tag.error, Errc::PolicyViolation);
   // An oversized stream header.
-  const Parsed header = parse("<stream:stream xmlns:stream='http://etherx.jabber.org/streams' to='" +
-                                  std::string(2000, 'a') + "'>",
-                              0, limits);
+  const Parsed header =
+      parse("<stream:stream xmlns:stream='http://etherx.jabber.org/streams' to='" +
+                std::string(2000, 'a') + "'>",
+            0, limits);
   EXPECT_EQ(header.error, Errc::PolicyViolation);
 }
 
@@ -277,24 +310,24 @@ TEST(StreamParserTest, StanzaBudgetCountsEveryRawByte) {
   // Exactly 100 bytes passes, 101 does not; entities count as written, not as expanded.
   std::string exact = "<m>" + std::string(93, 'x') + "</m>";
   ASSERT_EQ(exact.size(), 100u);
-  EXPECT_FALSE(parse(kHeader + exact, 0, limits).error);
-  EXPECT_FALSE(parse(kHeader + exact, 1, limits).error);
+  EXPECT_FALSE(parse(kShortHeader + exact, 0, limits).error);
+  EXPECT_FALSE(parse(kShortHeader + exact, 1, limits).error);
   std::string over = "<m>" + std::string(94, 'x') + "</m>";
-  EXPECT_EQ(parse(kHeader + over, 0, limits).error, Errc::PolicyViolation);
-  EXPECT_EQ(parse(kHeader + over, 1, limits).error, Errc::PolicyViolation);
+  EXPECT_EQ(parse(kShortHeader + over, 0, limits).error, Errc::PolicyViolation);
+  EXPECT_EQ(parse(kShortHeader + over, 1, limits).error, Errc::PolicyViolation);
   std::string entities = "<m>";
   for (int i = 0; i < 19; ++i) {
     entities += "&amp;";
   }
   entities += "</m>";
   ASSERT_EQ(entities.size(), 102u);
-  EXPECT_EQ(parse(kHeader + entities, 0, limits).error, Errc::PolicyViolation);
+  EXPECT_EQ(parse(kShortHeader + entities, 0, limits).error, Errc::PolicyViolation);
 }
 
 TEST(StreamParserTest, WhitespaceKeepalivesDoNotAccumulate) {
   ParserLimits limits;
   limits.max_stanza_bytes = 100;
-  std::string text = kHeader;
+  std::string text = kShortHeader;
   for (int i = 0; i < 50; ++i) {
     text += "<presence/>        \n";
   }
@@ -308,10 +341,11 @@ TEST(StreamParserTest, WhitespaceKeepalivesDoNotAccumulate) {
 TEST(StreamParserTest, DepthLimit) {
   ParserLimits limits;
   limits.max_depth = 3;
-  EXPECT_FALSE(parse(kHeader + "<a><b><c/></b></a>", 0, limits).error);
-  EXPECT_EQ(parse(kHeader + "<a><b><c><d/></c></b></a>", 0, limits).error, Errc::PolicyViolation);
+  EXPECT_FALSE(parse(kShortHeader + "<a><b><c/></b></a>", 0, limits).error);
+  EXPECT_EQ(parse(kShortHeader + "<a><b><c><d/></c></b></a>", 0, limits).error,
+            Errc::PolicyViolation);
   // The default limit copes with a deeply nested attack without recursion trouble.
-  std::string deep = kHeader;
+  std::string deep = kShortHeader;
   for (int i = 0; i < 10000; ++i) {
     deep += "<a>";
   }
@@ -321,13 +355,14 @@ TEST(StreamParserTest, DepthLimit) {
 TEST(StreamParserTest, AttributeLimit) {
   ParserLimits limits;
   limits.max_attributes = 4;
-  EXPECT_FALSE(parse(kHeader + "<a b='1' c='2' d='3' e='4'/>", 0, limits).error);
-  EXPECT_EQ(parse(kHeader + "<a b='1' c='2' d='3' e='4' f='5'/>", 0, limits).error,
+  EXPECT_FALSE(parse(kShortHeader + "<a b='1' c='2' d='3' e='4'/>", 0, limits).error);
+  EXPECT_EQ(parse(kShortHeader + "<a b='1' c='2' d='3' e='4' f='5'/>", 0, limits).error,
             Errc::PolicyViolation);
   // Namespace declarations count as attributes.
-  EXPECT_EQ(parse(kHeader + "<a xmlns:p='u1' xmlns:q='u2' xmlns:r='u3' b='1' c='2'/>", 0, limits)
-                .error,
-            Errc::PolicyViolation);
+  EXPECT_EQ(
+      parse(kShortHeader + "<a xmlns:p='u1' xmlns:q='u2' xmlns:r='u3' b='1' c='2'/>", 0, limits)
+          .error,
+      Errc::PolicyViolation);
 }
 
 TEST(StreamParserTest, RestrictedXml) {
@@ -401,8 +436,8 @@ TEST(StreamParserTest, EmptyFeedIsHarmless) {
 
 TEST(StreamParserTest, LargeStanzaFedByteByByteIsLinear) {
   // 200 KB of text in one-byte feeds: must not copy the text again on every byte.
-  const std::string text = kHeader + "<message><body>" + std::string(200 * 1024, 'z') +
-                           "</body></message>";
+  const std::string text =
+      kHeader + "<message><body>" + std::string(200 * 1024, 'z') + "</body></message>";
   const auto start = std::chrono::steady_clock::now();
   const Parsed p = parse(text, 1);
   const auto elapsed = std::chrono::steady_clock::now() - start;

@@ -103,7 +103,8 @@ TEST(XmlElementTest, XmlnsAttributeIsNotWrittenTwice) {
   XmlElement e("stream", ns::kStream);
   e.set_attr("xmlns", ns::kClient);
   e.set_attr("to", "example.com");
-  EXPECT_EQ(e.to_string(), "<stream xmlns=\"http://etherx.jabber.org/streams\" to=\"example.com\"/>");
+  EXPECT_EQ(e.to_string(),
+            "<stream xmlns=\"http://etherx.jabber.org/streams\" to=\"example.com\"/>");
 }
 
 TEST(XmlElementTest, SetNameAndNamespace) {
