@@ -8,6 +8,7 @@
 
 #include "broker/config.h"
 #include "broker/server.h"
+
 #include "logging.h"
 
 int main(int argc, char** argv) {

@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 // tcctl: administration of a tcbroker node and its database.
-#include <unistd.h>
-
 #include <iostream>
 #include <string>
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <unistd.h>
 
-#include "accounts.h"
 #include "broker/config.h"
 #include "storage/errc.h"
 #include "storage/store.h"
+
+#include "accounts.h"
 
 namespace {
 
@@ -25,8 +25,8 @@ struct Refused : std::runtime_error {
 std::unique_ptr<tc::storage::Store> open_store(const Config& config) {
   auto store = tc::storage::open_store(config.storage_url);
   if (!store) {
-    throw Refused("cannot open the database " + tc::storage::redact_url(config.storage_url) +
-                  ": " + store.error().message());
+    throw Refused("cannot open the database " + tc::storage::redact_url(config.storage_url) + ": " +
+                  store.error().message());
   }
   if (auto migrated = (*store)->migrate(); !migrated) {
     throw Refused("cannot prepare the database " + tc::storage::redact_url(config.storage_url) +
@@ -100,8 +100,8 @@ int main(int argc, char** argv) {
         std::cout << "account " << user << "@" << config.domain << " exists\n";
         return 0;
       }
-      auto account = tc::broker::make_account(user, read_password(password, user),
-                                              config.scram_iterations);
+      auto account =
+          tc::broker::make_account(user, read_password(password, user), config.scram_iterations);
       if (!account) {
         throw Refused("the password is not acceptable (empty or not valid under SASLprep)");
       }
@@ -125,8 +125,8 @@ int main(int argc, char** argv) {
       if (!store->load_account(user)) {
         throw Refused("no account " + user + "@" + config.domain);
       }
-      auto account = tc::broker::make_account(user, read_password(password, user),
-                                              config.scram_iterations);
+      auto account =
+          tc::broker::make_account(user, read_password(password, user), config.scram_iterations);
       if (!account) {
         throw Refused("the password is not acceptable (empty or not valid under SASLprep)");
       }
@@ -150,8 +150,7 @@ int main(int argc, char** argv) {
         for (const auto& n : *names) {
           std::cout << n << "@" << config.domain << "\n";
         }
-        std::cout << "(" << names->size() << " account" << (names->size() == 1 ? "" : "s")
-                  << ")\n";
+        std::cout << "(" << names->size() << " account" << (names->size() == 1 ? "" : "s") << ")\n";
       }
     }
   } catch (const Refused& e) {

@@ -31,8 +31,8 @@ Result<storage::AccountRecord> make_account(std::string username, std::string_vi
   }
   storage::AccountRecord account;
   account.username = std::move(username);
-  account.scram_sha1 = to_secret(xmpp::make_scram_credentials(
-      xmpp::ScramHash::Sha1, *prepped, xmpp::random_bytes(16), iterations));
+  account.scram_sha1 = to_secret(xmpp::make_scram_credentials(xmpp::ScramHash::Sha1, *prepped,
+                                                              xmpp::random_bytes(16), iterations));
   account.scram_sha256 = to_secret(xmpp::make_scram_credentials(
       xmpp::ScramHash::Sha256, *prepped, xmpp::random_bytes(16), iterations));
   account.created_at = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -41,8 +41,7 @@ Result<storage::AccountRecord> make_account(std::string username, std::string_vi
   return account;
 }
 
-xmpp::ScramCredentials to_credentials(const storage::AccountRecord& account,
-                                      xmpp::ScramHash hash) {
+xmpp::ScramCredentials to_credentials(const storage::AccountRecord& account, xmpp::ScramHash hash) {
   const auto& s = hash == xmpp::ScramHash::Sha1 ? account.scram_sha1 : account.scram_sha256;
   return {hash, s.salt, s.iterations, s.stored_key, s.server_key};
 }

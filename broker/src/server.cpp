@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "broker/server.h"
 
-#include <unistd.h>
-
 #include <fstream>
 #include <thread>
 
@@ -12,13 +10,15 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "storage/errc.h"
+#include "storage/store.h"
 
 #include "net/session.h"
 #include "net/tokens.h"
 #include "server_context.h"
 #include "shard/shard.h"
-#include "storage/errc.h"
-#include "storage/store.h"
 
 namespace tc::broker {
 
@@ -64,15 +64,14 @@ void prepare_store(const std::string& url, const std::atomic<bool>& stopping) {
     }
     const auto ec = migrated.error();
     if (ec == storage::Errc::SchemaTooNew) {
-      throw std::runtime_error(
-          "the database at " + storage::redact_url(url) +
-          " has a schema newer than this tcbroker knows (version " +
-          std::to_string(storage::Store::latest_schema_version()) +
-          "); upgrade tcbroker before pointing it at this database");
+      throw std::runtime_error("the database at " + storage::redact_url(url) +
+                               " has a schema newer than this tcbroker knows (version " +
+                               std::to_string(storage::Store::latest_schema_version()) +
+                               "); upgrade tcbroker before pointing it at this database");
     }
     if (ec != storage::Errc::Unavailable) {
-      throw std::runtime_error("cannot prepare the database at " + storage::redact_url(url) +
-                               ": " + ec.message());
+      throw std::runtime_error("cannot prepare the database at " + storage::redact_url(url) + ": " +
+                               ec.message());
     }
     if (stopping) {
       throw std::runtime_error("stopped while waiting for the database");
@@ -123,6 +122,9 @@ struct Server::Impl {
     spdlog::info("shutting down");
     boost::system::error_code ignored;
     acceptor.close(ignored);
+    if (context.muc) {
+      context.muc->shutdown();
+    }
     for (const auto& s : context.router.all()) {
       s->close_with("system-shutdown", "the server is shutting down");
     }
@@ -159,8 +161,8 @@ void Server::start() {
   impl_->context.tls = make_tls_context(config);
   prepare_store(config.storage_url, impl_->context.shutting_down);
 
-  int shard_count = config.shards > 0 ? config.shards
-                                      : static_cast<int>(std::thread::hardware_concurrency());
+  int shard_count =
+      config.shards > 0 ? config.shards : static_cast<int>(std::thread::hardware_concurrency());
   shard_count = std::max(shard_count, 1);
   for (int i = 0; i < shard_count; ++i) {
     impl_->shards.push_back(std::make_unique<Shard>(i, config.storage_url));
@@ -182,17 +184,25 @@ void Server::start() {
   }
   acceptor.listen(asio::socket_base::max_listen_connections);
 
+  std::vector<Shard*> shard_ptrs;
+  for (auto& shard : impl_->shards) {
+    shard_ptrs.push_back(shard.get());
+  }
+  impl_->context.muc =
+      std::make_unique<muc::MucService>(impl_->context.config, shard_ptrs, impl_->context.router);
   for (auto& shard : impl_->shards) {
     shard->start();
   }
+  impl_->context.muc->start();
   asio::co_spawn(impl_->control, impl_->accept_loop(), asio::detached);
   impl_->signals.async_wait([this](boost::system::error_code e, int) {
     if (!e) {
       impl_->begin_shutdown();
     }
   });
-  spdlog::info("node {} serving {} on {}:{} with {} shard(s), TLS {}", config.node_name,
-               config.domain, config.client_address, client_port(), shard_count,
+  spdlog::info("node {} serving {} (rooms at {}) on {}:{} with {} shard(s), TLS {}",
+               config.node_name, config.domain, config.conference_domain(), config.client_address,
+               client_port(), shard_count,
                impl_->context.tls ? (config.tls_required ? "required" : "offered") : "off");
 }
 

@@ -8,6 +8,8 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "broker/config.h"
+
+#include "muc/muc_service.h"
 #include "routing/router.h"
 
 namespace tc::broker {
@@ -29,6 +31,7 @@ struct ServerContext {
   Config config;
   std::unique_ptr<boost::asio::ssl::context> tls;  ///< null when no certificate configured
   Router router;
+  std::unique_ptr<muc::MucService> muc;  ///< the text-conference service
   Metrics metrics;
   std::atomic<bool> shutting_down{false};
 };

@@ -251,7 +251,18 @@ void ExpatStream::on_start(const XML_Char* name, const XML_Char** atts) {
   }
   pending_ns.clear();
   for (const XML_Char** a = atts; *a != nullptr; a += 2) {
-    element->set_attr(attribute_key(split_name(a[0])), a[1]);
+    const QName attr = split_name(a[0]);
+    std::string key = attribute_key(attr);
+    // A prefixed attribute may lean on a declaration made by an ancestor (even the stream
+    // header). Repeat it here so that the element serialises on its own, as it does when a
+    // stanza is forwarded.
+    if (!attr.uri.empty() && attr.uri != kXmlNamespace) {
+      std::string decl = "xmlns:" + std::string(attr.prefix);
+      if (!element->has_attr(decl)) {
+        element->set_attr(std::move(decl), std::string(attr.uri));
+      }
+    }
+    element->set_attr(std::move(key), a[1]);
   }
   ++depth;
   if (depth == 1) {

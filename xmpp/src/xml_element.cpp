@@ -6,6 +6,8 @@
 namespace tc::xmpp {
 namespace {
 
+constexpr std::string_view kXmlNamespace = "http://www.w3.org/XML/1998/namespace";
+
 // Appends `raw` with the five predefined entities escaped (XML 1.0 §2.4, §4.6). Escaping '>'
 // and '\'' is not required everywhere, but doing it always keeps one function for both uses.
 void append_escaped(std::string& out, std::string_view raw) {
@@ -160,13 +162,19 @@ void XmlElement::append_to(std::string& out, std::string_view parent_xmlns) cons
     append_escaped(out, text_);
     return;
   }
+  // The XML namespace is bound to "xml" and may not be declared as a default namespace
+  // (Namespaces in XML 1.0 §3), so an element in it keeps the prefix.
+  const bool xml_prefixed = xmlns_ == kXmlNamespace;
   out += '<';
+  if (xml_prefixed) {
+    out += "xml:";
+  }
   out += name_;
   // An empty xmlns() means "inherit": builders can add children without repeating the
   // namespace. The namespace is carried by xmlns(), so a stored "xmlns" attribute (the stream
   // header keeps its default namespace there) is never written twice.
   std::string_view in_scope = parent_xmlns;
-  if (!xmlns_.empty() && xmlns_ != parent_xmlns) {
+  if (!xml_prefixed && !xmlns_.empty() && xmlns_ != parent_xmlns) {
     out += " xmlns=\"";
     append_escaped(out, xmlns_);
     out += '"';
@@ -191,6 +199,9 @@ void XmlElement::append_to(std::string& out, std::string_view parent_xmlns) cons
     c.append_to(out, in_scope);
   }
   out += "</";
+  if (xml_prefixed) {
+    out += "xml:";
+  }
   out += name_;
   out += '>';
 }

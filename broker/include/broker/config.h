@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace tc::broker {
 
@@ -50,6 +51,29 @@ struct Config {
   std::uint32_t scram_iterations = 4096;
   bool allow_plain_without_tls = false;  ///< only honoured on loopback connections
   bool registration = false;             ///< XEP-0077 in-band registration
+
+  // [muc] the text-conference service (XEP-0045 rooms, XEP-0313 archive)
+  std::string muc_domain;  ///< "" = "conference." + domain
+  std::size_t muc_max_rooms = 100'000;
+  std::size_t muc_max_persistent_rooms = 100'000;
+  bool muc_persistent_admin_only = false;  ///< only service admins may make rooms persistent
+  std::vector<std::string> muc_admins;     ///< bare JIDs of service administrators
+  bool muc_default_persistent = true;      ///< new rooms are persistent unless configured
+  std::size_t muc_default_history = 20;    ///< default discussion history sent on join
+  std::size_t muc_max_history = 200;       ///< most history messages kept for joiners
+  std::size_t muc_mam_max_page = 100;      ///< most messages one archive query returns
+  std::size_t muc_default_max_users = 200;
+  bool muc_archive_presence = false;  ///< archive joins and leaves too
+  int muc_retention_days = 0;         ///< 0 = keep the archive forever
+  int muc_retention_min_days = 1;     ///< range owners may choose per room
+  int muc_retention_max_days = 3650;
+  std::chrono::milliseconds muc_retention_interval{3'600'000};
+  std::size_t muc_presence_broadcast_cap = 0;  ///< 0 = no cap (see operator guide)
+
+  /// The conference domain actually served.
+  std::string conference_domain() const {
+    return muc_domain.empty() ? "conference." + domain : muc_domain;
+  }
 
   // [storage]
   std::string storage_url = "sqlite://tcbroker.db";

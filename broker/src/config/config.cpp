@@ -103,6 +103,24 @@ Setter path(std::filesystem::path Config::*field, const std::filesystem::path& b
   };
 }
 
+Setter string_list(std::vector<std::string> Config::*field) {
+  return [=](const toml::node& n, const std::string& name, Config& c) {
+    const toml::array* array = n.as_array();
+    if (array == nullptr) {
+      throw ConfigError(name, "expected an array of strings");
+    }
+    std::vector<std::string> out;
+    for (const auto& item : *array) {
+      const auto v = item.value_exact<std::string>();
+      if (!v || v->empty()) {
+        throw ConfigError(name, "expected an array of non-empty strings");
+      }
+      out.push_back(*v);
+    }
+    c.*field = std::move(out);
+  };
+}
+
 void check_not_empty(const std::string& v) {
   if (v.empty()) {
     throw std::invalid_argument("must not be empty");
@@ -155,6 +173,23 @@ std::map<std::string, std::map<std::string, Setter>> schema(const std::filesyste
        {{"scram_iterations", integer(&C::scram_iterations, 4096, 10'000'000)},
         {"allow_plain_without_tls", boolean(&C::allow_plain_without_tls)},
         {"registration", boolean(&C::registration)}}},
+      {"muc",
+       {{"domain", string(&C::muc_domain, check_hostname)},
+        {"max_rooms", integer(&C::muc_max_rooms, 1, 100'000'000)},
+        {"max_persistent_rooms", integer(&C::muc_max_persistent_rooms, 0, 100'000'000)},
+        {"persistent_rooms_admin_only", boolean(&C::muc_persistent_admin_only)},
+        {"admins", string_list(&C::muc_admins)},
+        {"default_persistent", boolean(&C::muc_default_persistent)},
+        {"default_history", integer(&C::muc_default_history, 0, 10'000)},
+        {"max_history", integer(&C::muc_max_history, 0, 10'000)},
+        {"mam_max_page", integer(&C::muc_mam_max_page, 1, 10'000)},
+        {"default_max_users", integer(&C::muc_default_max_users, 1, 1'000'000)},
+        {"archive_presence", boolean(&C::muc_archive_presence)},
+        {"retention_days", integer(&C::muc_retention_days, 0, 36'500)},
+        {"retention_min_days", integer(&C::muc_retention_min_days, 1, 36'500)},
+        {"retention_max_days", integer(&C::muc_retention_max_days, 1, 36'500)},
+        {"retention_interval", duration(&C::muc_retention_interval, 0.05, 86'400 * 7)},
+        {"presence_broadcast_cap", integer(&C::muc_presence_broadcast_cap, 0, 10'000'000)}}},
       {"storage", {{"url", string(&C::storage_url, check_not_empty)}}},
       {"log",
        {{"level", one_of(&C::log_level, {"trace", "debug", "info", "warn", "error", "off"})},
@@ -216,6 +251,15 @@ Config parse_config(std::string_view toml_text, const std::filesystem::path& bas
   if (config.tls_required && config.tls_certificate.empty()) {
     throw ConfigError("tls.certificate",
                       "TLS is required (tls.required = true) but no certificate is configured");
+  }
+  if (config.muc_retention_min_days > config.muc_retention_max_days) {
+    throw ConfigError("muc.retention_min_days", "must not exceed muc.retention_max_days");
+  }
+  if (config.muc_default_history > config.muc_max_history) {
+    throw ConfigError("muc.default_history", "must not exceed muc.max_history");
+  }
+  if (config.conference_domain() == config.domain) {
+    throw ConfigError("muc.domain", "must differ from node.domain");
   }
   resolve_storage_url(config, base_dir);
   return config;

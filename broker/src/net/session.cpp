@@ -57,6 +57,10 @@ Session::~Session() {
   --server_.metrics.connections_open;
 }
 
+int Session::shard_index() const {
+  return shard_.index();
+}
+
 void Session::start() {
   spdlog::debug("c2s {}: connected from {}", stream_id_, remote_);
   auth_timer_.expires_after(server_.config.auth_timeout);
@@ -657,6 +661,15 @@ net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
     route_to_user(stanza, jid_.bare());
     co_return;
   }
+  if (to->domain() == server_.muc->domain()) {
+    if (stanza.name() == "presence") {
+      track_directed_presence(stanza, *to);
+    }
+    // Completes once the room has handled it: for a groupchat message, after the commit, so
+    // the XEP-0198 count (and the client's ack) never runs ahead of the database.
+    co_await server_.muc->async_dispatch(std::move(stanza), jid_, asio::use_awaitable);
+    co_return;
+  }
   if (to->domain() != server_.config.domain) {
     if (type != "error" && type != "result") {
       send(make_error_reply(stanza, ErrorType::Cancel, "remote-server-not-found",
@@ -722,7 +735,12 @@ void Session::on_iq_for_server(const XmlElement& iq) {
   }
   if (get && name == "query" && xmlns == ns::kDiscoItems) {
     auto reply = make_iq_result(iq);
-    reply.add_child("query", ns::kDiscoItems);
+    auto& query = reply.add_child("query", ns::kDiscoItems);
+    if (!to_account) {
+      query.add_child("item", ns::kDiscoItems)
+          .set_attr("jid", server_.muc->domain())
+          .set_attr("name", "Chat rooms");
+    }
     send(reply);
     return;
   }
@@ -842,12 +860,15 @@ void Session::on_presence(XmlElement& presence, const std::optional<xmpp::Jid>& 
       if (!available_) {
         for (const auto& target : directed_presence_) {
           auto jid = xmpp::Jid::parse(target);
-          if (jid) {
-            XmlElement copy = presence;
-            copy.set_attr("to", target);
-            if (auto s = server_.router.find(*jid)) {
-              s->deliver(to_wire(copy));
-            }
+          if (!jid) {
+            continue;
+          }
+          XmlElement copy = presence;
+          copy.set_attr("to", target);
+          if (jid->domain() == server_.muc->domain()) {
+            server_.muc->async_dispatch(std::move(copy), jid_, asio::detached);  // leave the room
+          } else if (auto s = server_.router.find(*jid)) {
+            s->deliver(to_wire(copy));
           }
         }
         directed_presence_.clear();
@@ -855,14 +876,7 @@ void Session::on_presence(XmlElement& presence, const std::optional<xmpp::Jid>& 
     }
     return;  // subscription management without a roster has nothing to do
   }
-  // Directed presence (RFC 6121 §4.6).
-  if (type.empty() || type == "unavailable") {
-    if (type.empty()) {
-      directed_presence_.insert(to->str());
-    } else {
-      directed_presence_.erase(to->str());
-    }
-  }
+  track_directed_presence(presence, *to);
   const auto wire = to_wire(presence);
   if (to->is_bare()) {
     for (const auto& s : server_.router.sessions_of(*to)) {
@@ -870,6 +884,16 @@ void Session::on_presence(XmlElement& presence, const std::optional<xmpp::Jid>& 
     }
   } else if (auto s = server_.router.find(*to)) {
     s->deliver(wire);
+  }
+}
+
+void Session::track_directed_presence(const XmlElement& presence, const xmpp::Jid& to) {
+  // RFC 6121 §4.6: whoever got directed presence gets unavailable presence when we go.
+  const std::string_view type = presence.attr("type");
+  if (type.empty()) {
+    directed_presence_.insert(to.str());
+  } else if (type == "unavailable" || type == "error") {
+    directed_presence_.erase(to.str());
   }
 }
 

@@ -9,12 +9,13 @@
 
 #include <boost/asio/steady_timer.hpp>
 
-#include "net/tokens.h"
-#include "net/transport.h"
-#include "routing/stanzas.h"
 #include "xmpp/jid.h"
 #include "xmpp/sasl.h"
 #include "xmpp/stream_parser.h"
+
+#include "net/tokens.h"
+#include "net/transport.h"
+#include "routing/stanzas.h"
 
 namespace tc::broker {
 
@@ -38,6 +39,11 @@ class Session : public std::enable_shared_from_this<Session> {
   /// Ends the stream with a stream error (RFC 6120 §4.9), e.g. "conflict",
   /// "system-shutdown". Thread-safe.
   void close_with(std::string condition, std::string text = {});
+
+  /// Queues a serialised stanza; call only on this session's shard (batched fan-out).
+  void deliver_on_shard(const Wire& wire) { send(wire); }
+  /// Index of the shard this session lives on.
+  int shard_index() const;
 
   /// The bound full JID; empty before resource binding. Set once, on the shard.
   const xmpp::Jid& jid() const { return jid_; }
@@ -70,6 +76,7 @@ class Session : public std::enable_shared_from_this<Session> {
   net::Awaitable<void> on_password_change(const xmpp::XmlElement& iq);
   void route_to_user(xmpp::XmlElement& stanza, const xmpp::Jid& to);
   void broadcast_own_presence(const xmpp::XmlElement& presence);
+  void track_directed_presence(const xmpp::XmlElement& presence, const xmpp::Jid& to);
 
   void send(Wire wire);
   void send(const xmpp::XmlElement& element);

@@ -2,8 +2,8 @@
 #pragma once
 
 // Completion tokens in one place (STYLE.md 3.6): Boost 1.81 already has asio::as_tuple.
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace tc::broker::net {

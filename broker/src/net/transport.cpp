@@ -7,7 +7,9 @@ namespace tc::broker::net {
 
 Transport::Transport(Tcp::socket socket) : tcp_(std::move(socket)) {}
 
-Transport::Tcp::socket& Transport::socket() { return tls_ ? tls_->next_layer() : tcp_; }
+Transport::Tcp::socket& Transport::socket() {
+  return tls_ ? tls_->next_layer() : tcp_;
+}
 
 Awaitable<std::tuple<boost::system::error_code, std::size_t>> Transport::read_some(
     asio::mutable_buffer buffer) {
@@ -48,7 +50,9 @@ std::string Transport::remote_address() const {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
-asio::any_io_executor Transport::executor() { return socket().get_executor(); }
+asio::any_io_executor Transport::executor() {
+  return socket().get_executor();
+}
 
 void Transport::close() {
   boost::system::error_code ec;

@@ -69,7 +69,9 @@ Wire to_wire(const xmpp::XmlElement& stanza) {
   return std::make_shared<const std::string>(stanza.to_string(xmpp::ns::kClient));
 }
 
-Wire to_wire(std::string text) { return std::make_shared<const std::string>(std::move(text)); }
+Wire to_wire(std::string text) {
+  return std::make_shared<const std::string>(std::move(text));
+}
 
 bool is_stanza(const xmpp::XmlElement& element) {
   const auto& n = element.name();

@@ -10,7 +10,9 @@ Shard::Shard(int index, const std::string& store_url)
       work_(context_.get_executor()),
       store_(store_url, "shard" + std::to_string(index) + "-store") {}
 
-Shard::~Shard() { stop(); }
+Shard::~Shard() {
+  stop();
+}
 
 void Shard::start() {
   if (thread_.joinable()) {

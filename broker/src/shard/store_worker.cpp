@@ -47,8 +47,7 @@ void StoreWorker::run_appends(std::vector<Append>& batch) {
     appends_committed_ += batch.size();
     ++append_batches_;
   } else {
-    spdlog::warn("{}: archive batch of {} failed: {}", name_, batch.size(),
-                 seqs.error().message());
+    spdlog::warn("{}: archive batch of {} failed: {}", name_, batch.size(), seqs.error().message());
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     batch[i].done(seqs ? Result<std::int64_t>((*seqs)[i])

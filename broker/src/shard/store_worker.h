@@ -42,8 +42,8 @@ class StoreWorker {
     using R = std::invoke_result_t<Fn&, storage::Store&>;
     return boost::asio::async_initiate<Token, void(R)>(
         [this](auto handler, Fn f) {
-          auto state = std::make_shared<Pending<decltype(handler), Fn, R>>(std::move(handler),
-                                                                            std::move(f));
+          auto state =
+              std::make_shared<Pending<decltype(handler), Fn, R>>(std::move(handler), std::move(f));
           enqueue([state](storage::Store* store) { state->run(store); });
         },
         token, std::move(fn));
@@ -55,7 +55,9 @@ class StoreWorker {
     using R = std::invoke_result_t<Fn&, storage::Store&>;
     std::promise<R> done;
     enqueue([&](storage::Store* store) {
-      done.set_value(store ? fn(*store) : R(boost::system::in_place_error, storage::make_error_code(storage::Errc::Unavailable)));
+      done.set_value(store ? fn(*store)
+                           : R(boost::system::in_place_error,
+                               storage::make_error_code(storage::Errc::Unavailable)));
     });
     return done.get_future().get();
   }
@@ -91,7 +93,9 @@ class StoreWorker {
           fn(std::move(f)),
           work(boost::asio::make_work_guard(boost::asio::get_associated_executor(handler))) {}
     void run(storage::Store* store) {
-      R result = store ? fn(*store) : R(boost::system::in_place_error, storage::make_error_code(storage::Errc::Unavailable));
+      R result = store ? fn(*store)
+                       : R(boost::system::in_place_error,
+                           storage::make_error_code(storage::Errc::Unavailable));
       auto ex = work.get_executor();
       boost::asio::post(ex, [h = std::move(handler), r = std::move(result)]() mutable {
         std::move(h)(std::move(r));

@@ -627,12 +627,20 @@ class SociStore final : public Store {
                        row.created_at = m.created_at;
                        // The statement is prepared once and executed per message.
                        if (dialect_ == Dialect::Postgresql) {
-                         first ? insert.start(text) : insert.restart();
+                         if (first) {
+                           insert.start(text);
+                         } else {
+                           insert.restart();
+                         }
                          if (!insert.fetch()) {
                            throw std::runtime_error("INSERT ... RETURNING returned no row");
                          }
                        } else {
-                         first ? insert.run(text) : insert.rerun();
+                         if (first) {
+                           insert.run(text);
+                         } else {
+                           insert.rerun();
+                         }
                          sql << "SELECT last_insert_rowid()", soci::into(row.seq);
                        }
                        first = false;

@@ -6,7 +6,9 @@
 namespace tc::broker {
 namespace {
 
-Config parse(std::string_view text) { return parse_config(text, "/etc/tc"); }
+Config parse(std::string_view text) {
+  return parse_config(text, "/etc/tc");
+}
 
 std::string error_setting(std::string_view text) {
   try {

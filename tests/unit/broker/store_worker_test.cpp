@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "shard/store_worker.h"
 
-#include <gtest/gtest.h>
-
 #include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
 
 namespace tc::broker {
 namespace {

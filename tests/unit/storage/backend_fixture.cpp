@@ -3,10 +3,13 @@
 
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
+#include <tuple>
+#include <utility>
 
 #if defined(TC_TEST_PG)
 #include <pqxx/pqxx>
@@ -20,7 +23,10 @@ class PostgresEnvironment : public ::testing::Environment {
   tc::test::PgLauncher* get(std::string* why) {
     if (!launcher_ && error_.empty()) {
       try {
-        launcher_ = std::make_unique<tc::test::PgLauncher>();
+        // Its initial database is the first test's (see fresh_database_name()).
+        tc::test::PgLauncherOptions options;
+        options.database = "t1";
+        launcher_ = std::make_unique<tc::test::PgLauncher>(options);
       } catch (const std::exception& e) {
         error_ = e.what();
       }
@@ -50,9 +56,34 @@ std::filesystem::path make_temp_dir() {
   return templ;
 }
 
-std::string fresh_database_name() {
+/// t1, t2, ... in this process; t1 is the launcher's initial database, so it exists already.
+/// With an external server (TC_TEST_PG_URL) the pid keeps concurrent test processes apart.
+std::pair<std::string, bool> fresh_database_name(bool external) {
   static std::atomic<int> counter{0};
-  return "t" + std::to_string(++counter);
+  const int n = ++counter;
+  if (external) {
+    return {"tc_test_" + std::to_string(::getpid()) + "_" + std::to_string(n), true};
+  }
+  return {"t" + std::to_string(n), n != 1};
+}
+
+/// TC_TEST_PG_URL: a server someone else runs (e.g. one `tc-test-pg` for a whole CI job), given
+/// as the URL of a database whose user may CREATE DATABASE. Saves a server start per test process.
+const char* external_postgresql() {
+  const char* url = std::getenv("TC_TEST_PG_URL");
+  return url != nullptr && *url != '\0' ? url : nullptr;
+}
+
+/// `url` with its database name replaced by `database` (postgresql://user@host:port/db?params).
+std::string with_database(std::string_view url, std::string_view database) {
+  const auto authority = url.find("://");
+  const auto slash = url.find('/', authority == std::string_view::npos ? 0 : authority + 3);
+  if (slash == std::string_view::npos) {
+    return std::string(url) + "/" + std::string(database);
+  }
+  const auto query = url.find('?', slash);
+  return std::string(url.substr(0, slash + 1)) + std::string(database) +
+         (query == std::string_view::npos ? "" : std::string(url.substr(query)));
 }
 
 }  // namespace
@@ -99,22 +130,42 @@ tc::test::PgLauncher* shared_postgresql(std::string* why) { return g_postgres->g
 
 TestDatabase::TestDatabase(Backend backend) : backend_(backend) {
   if (uses_postgresql(backend)) {
-    std::string why;
-    tc::test::PgLauncher* pg = shared_postgresql(&why);
-    if (pg == nullptr) {
-      problem_ = "PostgreSQL could not be started: " + why;
-      return;
-    }
-    const std::string name = fresh_database_name();
-    pg->create_database(name);
-    pg_url_ = pg->url(name);
-    if (backend == Backend::Postgresql) {
-      url_ = pg_url_;
+    const char* external = external_postgresql();
+    std::string name;
+    std::string host = "127.0.0.1";
+    std::string user = "postgres";
+    int port = 0;
+    if (external != nullptr) {
+#if defined(TC_TEST_PG)
+      name = fresh_database_name(true).first;
+      pqxx::connection admin(external);
+      pqxx::nontransaction(admin).exec("CREATE DATABASE " + name);
+      pg_url_ = with_database(external, name);
+      host = admin.hostname() != nullptr ? admin.hostname() : "127.0.0.1";
+      user = admin.username() != nullptr ? admin.username() : "postgres";
+      port = std::atoi(admin.port() != nullptr ? admin.port() : "5432");
+#endif
     } else {
-      // psqlODBC's Unicode driver; the connection string is ODBC's, the dialect is detected.
-      url_ = "odbc://DRIVER={PostgreSQL Unicode};Server=127.0.0.1;Port=" +
-             std::to_string(pg->port()) + ";Database=" + name + ";Uid=postgres;Pwd=;";
+      std::string why;
+      tc::test::PgLauncher* pg = shared_postgresql(&why);
+      if (pg == nullptr) {
+        problem_ = "PostgreSQL could not be started: " + why;
+        return;
+      }
+      bool create = false;
+      std::tie(name, create) = fresh_database_name(false);
+      if (create) {
+        pg->create_database(name);
+      }
+      pg_url_ = pg->url(name);
+      port = pg->port();
     }
+    // ODBC: psqlODBC's Unicode driver on the same database; the dialect is detected.
+    url_ = backend == Backend::Postgresql
+               ? pg_url_
+               : "odbc://DRIVER={PostgreSQL Unicode};Server=" + host +
+                     ";Port=" + std::to_string(port) + ";Database=" + name + ";Uid=" + user +
+                     ";Pwd=;";
     return;
   }
   dir_ = make_temp_dir();

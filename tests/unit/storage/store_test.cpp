@@ -631,8 +631,9 @@ TEST(PostgresqlOutage, FailsWithUnavailableThenRecoversWithoutReopening) {
     }
     FAIL() << "PostgreSQL could not be started: " << why;
   }
-  TestDatabase db(Backend::Postgresql);
-  auto opened = open_store(db.url());
+  // This server, not TC_TEST_PG_URL's: the test stops and starts it.
+  pg->create_database("outage");
+  auto opened = open_store(pg->url("outage"));
   ASSERT_TRUE(opened);
   auto& store = *opened;
   ASSERT_TRUE(store->migrate());

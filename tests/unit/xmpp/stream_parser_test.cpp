@@ -156,6 +156,27 @@ TEST(StreamParserTest, KeepsNamespacesAndPrefixes) {
   EXPECT_EQ(describe(again.events[1]), describe(p.events[4]));
 }
 
+TEST(StreamParserTest, StanzasSerialiseOnTheirOwn) {
+  // The prefix is declared on the stream header only; the forwarded stanza must still be
+  // well-formed, and an element in the XML namespace keeps its reserved prefix.
+  const std::string text =
+      "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+      "xmlns:ext='urn:ext'><message ext:flag='1'><xml:odd/></message>";
+  const Parsed p = parse(text);
+  ASSERT_FALSE(p.error) << p.error.message();
+  ASSERT_EQ(p.events.size(), 2u);
+  const XmlElement& msg = p.events[1].element;
+  EXPECT_EQ(msg.attr("ext:flag"), "1");
+  EXPECT_EQ(msg.attr("xmlns:ext"), "urn:ext");
+  EXPECT_EQ(msg.to_string(ns::kClient),
+            "<message xmlns:ext=\"urn:ext\" ext:flag=\"1\"><xml:odd/></message>");
+  const Parsed again = parse(kShortHeader + msg.to_string(ns::kClient));
+  ASSERT_FALSE(again.error) << again.error.message();
+  ASSERT_EQ(again.events.size(), 2u);
+  EXPECT_EQ(again.events[1].element.first_element()->xmlns(),
+            "http://www.w3.org/XML/1998/namespace");
+}
+
 TEST(StreamParserTest, StreamHeaderAcceptsUnprefixedRootAndNoDeclaration) {
   const Parsed p =
       parse("<stream xmlns='http://etherx.jabber.org/streams' from='a.example' id='abc'><a/>");

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/records.h"
+#include "xmpp/jid.h"
+#include "xmpp/xml_element.h"
+
+#include "muc/room_config.h"
+#include "muc/room_host.h"
+#include "muc/types.h"
+
+namespace tc::broker::muc {
+
+/// Live state of one XEP-0045 room. Shard-affine: every method runs on the shard that owns
+/// the room, so the room needs no locks. Writes go to the shard's store worker and the room
+/// applies them, and tells anyone, only once they are committed (the durability rule).
+class Room : public std::enable_shared_from_this<Room> {
+ public:
+  /// What the store holds for a room.
+  struct Loaded {
+    storage::RoomRecord record;
+    std::vector<storage::AffiliationRecord> affiliations;
+    std::vector<storage::ArchivedMessage> recent;  ///< oldest first
+  };
+
+  Room(RoomHost& host, xmpp::Jid jid, Loaded loaded);
+
+  /// A new room owned by `creator`; its row and the owner's affiliation are queued for the
+  /// store ahead of anything else the room writes.
+  static std::shared_ptr<Room> create(RoomHost& host, xmpp::Jid jid, const xmpp::Jid& creator);
+
+  const xmpp::Jid& jid() const { return jid_; }
+  const RoomConfig& config() const { return config_; }
+  bool empty() const { return occupants_.empty(); }
+  std::size_t occupant_count() const { return occupants_.size(); }
+  const std::string& subject() const { return record_.subject; }
+
+  /// A stanza from the user at `from` (a full real JID) to the room or to room/nick.
+  void on_presence(const xmpp::XmlElement& presence, const xmpp::Jid& from, Completion done);
+  void on_message(const xmpp::XmlElement& message, const xmpp::Jid& from, Completion done);
+  void on_iq(const xmpp::XmlElement& iq, const xmpp::Jid& from, Completion done);
+
+  /// Removes every occupant with status 332 (service shutting down or room moving away).
+  void evict_all(std::string_view reason);
+
+ private:
+  struct Occupant {
+    std::string nick;
+    xmpp::Jid bare;
+    std::vector<xmpp::Jid> sessions;  // several resources may share one nick
+    Role role = Role::None;
+    Affiliation affiliation = Affiliation::None;
+    std::string occupant_id;
+    xmpp::XmlElement presence;  // the client's last presence payload (show, status, ...)
+  };
+  struct HistoryEntry {
+    std::string stanza_id;
+    std::string nick;
+    std::string xml;  // as broadcast, without 'to'
+    storage::UnixMillis at = 0;
+  };
+
+  // presence
+  void join(const xmpp::XmlElement& presence, const xmpp::Jid& from, const std::string& nick);
+  void change_nick(Occupant& occupant, const xmpp::Jid& from, const std::string& new_nick,
+                   const xmpp::XmlElement& presence);
+  void leave(const xmpp::Jid& from, const xmpp::XmlElement& presence);
+  void send_history(const xmpp::Jid& to, const xmpp::XmlElement* history_request);
+  void send_subject(const xmpp::Jid& to);
+
+  // messages
+  void on_groupchat(const xmpp::XmlElement& message, Occupant& sender, const xmpp::Jid& from,
+                    Completion done);
+  void on_subject_change(const xmpp::XmlElement& message, Occupant& sender, const xmpp::Jid& from,
+                         Completion done);
+  void on_private_message(const xmpp::XmlElement& message, const xmpp::Jid& from,
+                          const std::string& to_nick);
+  void on_invite(const xmpp::XmlElement& message, const xmpp::Jid& from);
+
+  // iq
+  void on_admin_iq(const xmpp::XmlElement& iq, const xmpp::Jid& from, Completion done);
+  void on_owner_iq(const xmpp::XmlElement& iq, const xmpp::Jid& from, Completion done);
+  void on_mam_iq(const xmpp::XmlElement& iq, const xmpp::Jid& from, Completion done);
+  void on_disco_info(const xmpp::XmlElement& iq);
+  void on_disco_items(const xmpp::XmlElement& iq);
+  void destroy(const xmpp::XmlElement& iq, const xmpp::XmlElement& destroy_element,
+               Completion done);
+
+  // state helpers
+  Affiliation affiliation_of(const xmpp::Jid& bare) const;
+  Role default_role(Affiliation affiliation) const;
+  Occupant* occupant_of(const xmpp::Jid& full);
+  Occupant* occupant_by_nick(const std::string& nick);
+  std::string occupant_id_for(const xmpp::Jid& bare) const;
+  bool can_see_jids(const Occupant& viewer) const;
+  storage::RoomRecord record() const;
+  ConfigLimits limits_for(const xmpp::Jid& actor) const;
+  /// Applies a new affiliation to anyone present with that bare JID (roles, removals).
+  void apply_affiliation(const xmpp::Jid& bare, Affiliation affiliation, const std::string& reason,
+                         const std::string& actor_nick);
+  /// Removes an occupant with an unavailable presence carrying `codes` (307 kick, 301 ban,
+  /// 321/322 membership, 332 shutdown).
+  void remove_occupant(const std::string& nick, std::vector<int> codes, const std::string& reason,
+                       const std::string& actor_nick);
+  void set_role(Occupant& occupant, Role role, const std::string& reason,
+                const std::string& actor_nick);
+
+  // output
+  xmpp::XmlElement presence_of(const Occupant& occupant, bool unavailable) const;
+  /// Broadcasts `occupant`'s presence: each recipient sees the real JID only if allowed; the
+  /// occupant's own sessions get status 110 and `self_codes` as well.
+  void broadcast_presence(const Occupant& occupant, bool unavailable, const std::vector<int>& codes,
+                          const std::vector<int>& self_codes, const std::string& nick_change = {},
+                          const std::string& reason = {}, const std::string& actor_nick = {},
+                          const std::vector<std::string>& extra_recipients_nicks = {});
+  /// Sends `stanza` (without 'to') to every session of every occupant.
+  void broadcast(const xmpp::XmlElement& stanza);
+  void broadcast_status(std::vector<int> codes);
+  void send(const xmpp::Jid& to, const xmpp::XmlElement& stanza);
+  void send_error(const xmpp::XmlElement& stanza, const xmpp::Jid& to, const std::string& type,
+                  const std::string& condition, const std::string& text = {});
+  void archive_presence(const Occupant& occupant, bool joined);
+  void maybe_empty();
+
+  RoomHost& host_;
+  xmpp::Jid jid_;
+  RoomConfig config_;
+  storage::RoomRecord record_;
+  std::map<std::string, Occupant> occupants_;                       // nick -> occupant
+  std::map<std::string, std::string> nick_of_session_;              // full real JID -> nick
+  std::map<std::string, storage::AffiliationRecord> affiliations_;  // bare JID -> record
+  std::deque<HistoryEntry> history_;
+  bool awaiting_config_ = false;  // created, creator has not configured or accepted yet
+  bool locked_ = false;           // reserved room: no one else may enter until configured
+  bool destroyed_ = false;
+};
+
+/// "<presence ...": inserts to='...' after the element name of a serialised stanza.
+std::string address_to(const std::string& serialised, const std::string& to);
+
+/// XEP-0082 date-time in UTC with milliseconds.
+std::string xep82_timestamp(storage::UnixMillis at);
+/// Parses XEP-0082 date-time; nullopt when malformed.
+std::optional<storage::UnixMillis> parse_xep82(std::string_view text);
+storage::UnixMillis now_millis();
+
+}  // namespace tc::broker::muc

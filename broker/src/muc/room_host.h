@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "broker/config.h"
+#include "xmpp/jid.h"
+
+#include "routing/stanzas.h"
+
+namespace tc::broker {
+class StoreWorker;
+}
+
+namespace tc::broker::muc {
+
+/// What a Room needs from the node, so that rooms can be tested without sockets. All
+/// methods are called on the room's shard.
+class RoomHost {
+ public:
+  virtual ~RoomHost() = default;
+
+  /// One stanza to one user's session (full JID).
+  struct Delivery {
+    xmpp::Jid to;
+    Wire wire;
+  };
+  /// Hands stanzas to the users' sessions, grouped so that each destination shard gets one
+  /// post (batched fan-out).
+  virtual void deliver(std::vector<Delivery> deliveries) = 0;
+  /// The store worker of the room's shard.
+  virtual StoreWorker& store() = 0;
+  /// The room's shard executor: completions of store work come back here.
+  virtual boost::asio::any_io_executor executor() = 0;
+  virtual const Config& config() const = 0;
+  /// Service administrators (muc.admins) have owner rights everywhere.
+  virtual bool is_service_admin(const xmpp::Jid& bare) const = 0;
+  /// The room has no occupants left and may be unloaded (or deleted, if temporary).
+  virtual void on_room_empty(const xmpp::Jid& room) = 0;
+  /// The room was destroyed by its owner.
+  virtual void on_room_destroyed(const xmpp::Jid& room) = 0;
+};
+
+}  // namespace tc::broker::muc
