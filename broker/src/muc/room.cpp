@@ -158,6 +158,7 @@ std::shared_ptr<Room> Room::create(RoomHost& host, Jid jid, const Jid& creator) 
   loaded.affiliations.push_back(owner);
   auto room = std::make_shared<Room>(host, std::move(jid), std::move(loaded));
   room->awaiting_config_ = true;
+  room->just_created_ = true;
   // Queued ahead of any message the room will archive (the worker is FIFO).
   auto job = [record = room->record(), owner](storage::Store& s) -> Result<void> {
     if (auto saved = s.save_room(record); !saved) {
@@ -452,7 +453,8 @@ void Room::join(const XmlElement& presence, const Jid& from, const std::string& 
     return;
   }
 
-  const bool created = awaiting_config_ && affiliation == Affiliation::Owner && occupants_.empty();
+  const bool created = just_created_ && affiliation == Affiliation::Owner;
+  just_created_ = false;
   Occupant* occupant = holder;
   if (occupant == nullptr) {
     Occupant o;
@@ -529,42 +531,30 @@ void Room::send_history(const Jid& to, const XmlElement* request) {
       since = since ? std::max(*since, *v) : *v;
     }
   }
-  // Walk back from the newest message while every limit allows it.
-  std::size_t count = 0;
-  std::size_t chars = 0;
-  auto first = history_.end();
-  while (first != history_.begin() && count < max_stanzas) {
-    auto prev = std::prev(first);
-    if (since && prev->at < *since) {
-      break;
-    }
-    // maxchars counts the characters of the XML as sent (XEP-0045 §7.2.15).
-    const std::size_t size = prev->xml.size() + 100;
-    if (max_chars && chars + size > *max_chars) {
-      break;
-    }
-    chars += size;
-    ++count;
-    first = prev;
-  }
-  if (first == history_.end()) {
-    return;
-  }
+  // Walk back from the newest message while every limit allows it. maxchars counts the
+  // characters of the stanzas exactly as sent (XEP-0045 §7.2.15).
+  const std::string delay_from = xmpp::xml_escape(jid_.bare_str());
   std::vector<RoomHost::Delivery> out;
-  const std::string delay_from = jid_.bare_str();
-  for (auto it = first; it != history_.end(); ++it) {
-    // XEP-0203 delay from the room, inserted before the closing tag.
+  std::size_t chars = 0;
+  for (auto it = history_.rbegin(); it != history_.rend() && out.size() < max_stanzas; ++it) {
+    if (since && it->at < *since) {
+      break;
+    }
     std::string wire = address_to(it->xml, to.str());
-    const std::string delay = "<delay xmlns='urn:xmpp:delay' from='" +
-                              xmpp::xml_escape(delay_from) + "' stamp='" + xep82_timestamp(it->at) +
-                              "'/>";
     const auto close = wire.rfind("</message>");
     if (close == std::string::npos) {
       continue;
     }
-    wire.insert(close, delay);
+    // XEP-0203 delay from the room, before the closing tag.
+    wire.insert(close, "<delay xmlns='urn:xmpp:delay' from='" + delay_from + "' stamp='" +
+                           xep82_timestamp(it->at) + "'/>");
+    if (max_chars && chars + wire.size() > *max_chars) {
+      break;
+    }
+    chars += wire.size();
     out.push_back({to, to_wire(std::move(wire))});
   }
+  std::reverse(out.begin(), out.end());
   host_.deliver(std::move(out));
 }
 

@@ -138,6 +138,7 @@ class Room : public std::enable_shared_from_this<Room> {
   std::deque<HistoryEntry> history_;
   bool awaiting_config_ = false;  // created, creator has not configured or accepted yet
   bool locked_ = false;           // reserved room: no one else may enter until configured
+  bool just_created_ = false;     // the creator's join still has to say 201
   bool destroyed_ = false;
 };
 

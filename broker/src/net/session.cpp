@@ -858,20 +858,7 @@ void Session::on_presence(XmlElement& presence, const std::optional<xmpp::Jid>& 
       priority_ = priority.empty() ? 0 : std::atoi(priority.c_str());
       broadcast_own_presence(presence);
       if (!available_) {
-        for (const auto& target : directed_presence_) {
-          auto jid = xmpp::Jid::parse(target);
-          if (!jid) {
-            continue;
-          }
-          XmlElement copy = presence;
-          copy.set_attr("to", target);
-          if (jid->domain() == server_.muc->domain()) {
-            server_.muc->async_dispatch(std::move(copy), jid_, asio::detached);  // leave the room
-          } else if (auto s = server_.router.find(*jid)) {
-            s->deliver(to_wire(copy));
-          }
-        }
-        directed_presence_.clear();
+        end_directed_presence(presence);
       }
     }
     return;  // subscription management without a roster has nothing to do
@@ -885,6 +872,23 @@ void Session::on_presence(XmlElement& presence, const std::optional<xmpp::Jid>& 
   } else if (auto s = server_.router.find(*to)) {
     s->deliver(wire);
   }
+}
+
+void Session::end_directed_presence(const XmlElement& unavailable) {
+  for (const auto& target : directed_presence_) {
+    auto jid = xmpp::Jid::parse(target);
+    if (!jid) {
+      continue;
+    }
+    XmlElement copy = unavailable;
+    copy.set_attr("to", target);
+    if (jid->domain() == server_.muc->domain()) {
+      server_.muc->async_dispatch(std::move(copy), jid_, asio::detached);  // leaves the room
+    } else if (auto s = server_.router.find(*jid)) {
+      s->deliver(to_wire(copy));
+    }
+  }
+  directed_presence_.clear();
 }
 
 void Session::track_directed_presence(const XmlElement& presence, const xmpp::Jid& to) {
@@ -1011,13 +1015,17 @@ void Session::on_closed() {
   }
   registered_in_router_ = false;
   server_.router.unbind(jid_, this);
+  // RFC 6121 §4.5.2: the server sends unavailable presence on the client's behalf, to its
+  // other resources if it was available, and to every room and user it sent presence to
+  // (a client may join rooms without ever sending initial presence).
+  XmlElement gone("presence", ns::kClient);
+  gone.set_attr("from", jid_.str());
+  gone.set_attr("type", "unavailable");
   if (available_) {
-    // RFC 6121 §4.5.2: the server sends unavailable presence on the client's behalf.
-    XmlElement gone("presence", ns::kClient);
-    gone.set_attr("from", jid_.str());
-    gone.set_attr("type", "unavailable");
-    on_presence(gone, std::nullopt);
+    available_ = false;
+    broadcast_own_presence(gone);
   }
+  end_directed_presence(gone);
   spdlog::debug("c2s {}: {} disconnected", stream_id_, jid_.str());
   if (!writing_) {
     close_now();

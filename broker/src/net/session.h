@@ -76,6 +76,7 @@ class Session : public std::enable_shared_from_this<Session> {
   net::Awaitable<void> on_password_change(const xmpp::XmlElement& iq);
   void route_to_user(xmpp::XmlElement& stanza, const xmpp::Jid& to);
   void broadcast_own_presence(const xmpp::XmlElement& presence);
+  void end_directed_presence(const xmpp::XmlElement& unavailable);
   void track_directed_presence(const xmpp::XmlElement& presence, const xmpp::Jid& to);
 
   void send(Wire wire);
