@@ -141,8 +141,34 @@ struct Server::Impl {
     control.stop();
   }
 
+  /// Keeps this node's row in tc_nodes fresh, so that tools (tc-merge) and the peer can see
+  /// that its text-conference service runs.
+  net::Awaitable<void> node_heartbeat() {
+    asio::steady_timer timer(control);
+    while (!context.shutting_down) {
+      auto job = [row = node_row(true)](storage::Store& s) { return s.upsert_node(row); };
+      auto written = co_await control_store->async_call(std::move(job), asio::use_awaitable);
+      if (!written) {
+        spdlog::warn("cannot refresh this node's registry row: {}", written.error().message());
+      }
+      timer.expires_after(kNodeHeartbeat);
+      co_await timer.async_wait(net::kAsTuple);
+    }
+  }
+
+  storage::NodeRecord node_row(bool running) const {
+    return {context.config.node_name, running,
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count(),
+            ""};
+  }
+
+  static constexpr auto kNodeHeartbeat = std::chrono::seconds(5);
+
   ServerContext context;
   asio::io_context control{1};
+  std::unique_ptr<StoreWorker> control_store;
   tcp::acceptor acceptor{control};
   asio::signal_set signals{control, SIGINT, SIGTERM};
   std::vector<std::unique_ptr<Shard>> shards;
@@ -194,6 +220,8 @@ void Server::start() {
     shard->start();
   }
   impl_->context.muc->start();
+  impl_->control_store = std::make_unique<StoreWorker>(config.storage_url, "control-store");
+  asio::co_spawn(impl_->control, impl_->node_heartbeat(), asio::detached);
   asio::co_spawn(impl_->control, impl_->accept_loop(), asio::detached);
   impl_->signals.async_wait([this](boost::system::error_code e, int) {
     if (!e) {
@@ -208,6 +236,11 @@ void Server::start() {
 
 void Server::run() {
   impl_->control.run();
+  if (impl_->control_store) {
+    // A clean stop says so, so that tools need not wait for the row to go stale.
+    auto job = [row = impl_->node_row(false)](storage::Store& s) { return s.upsert_node(row); };
+    impl_->control_store->call_blocking(std::move(job));
+  }
   for (auto& shard : impl_->shards) {
     shard->stop();
   }

@@ -35,6 +35,11 @@ struct ArchiveBounds {
 /// Bounds for `query` without the cursors (which a backend resolves to seqs itself).
 ArchiveBounds archive_bounds(const ArchiveQuery& query);
 
+/// query_archive() reports ArchivePage::count only up to this many matches: counting is a scan
+/// of the whole window, and a client paging a million-message room must not pay for it on every
+/// page. Beyond the cap the count is left empty (XEP-0059 makes it optional).
+inline constexpr std::size_t kMaxCount = 10000;
+
 /// Presence kinds that ArchiveQuery::include_presence and recent_messages() leave out.
 inline constexpr std::string_view kPresenceKindsSql = "('join', 'leave')";
 

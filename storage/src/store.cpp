@@ -7,8 +7,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "backends.h"
 #include "storage/errc.h"
+
+#include "backends.h"
 
 namespace tc::storage {
 namespace {

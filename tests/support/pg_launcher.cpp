@@ -1,23 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "pg_launcher.h"
 
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <pwd.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 extern char** environ;
 
@@ -49,6 +51,9 @@ int pick_free_port() {
 
 fs::path find_bin_dir() {
   if (const char* env = std::getenv("TC_PG_BIN"); env != nullptr && *env != '\0') {
+    if (::access((fs::path(env) / "pg_ctl").c_str(), X_OK) != 0) {
+      throw std::runtime_error(std::string("pg launcher: TC_PG_BIN=") + env + " has no pg_ctl");
+    }
     return env;
   }
   std::error_code ec;
@@ -80,15 +85,34 @@ fs::path find_bin_dir() {
       "/usr/lib/postgresql/*/bin and PATH); install postgresql or set TC_SKIP_PG=1");
 }
 
+bool usable_base(const std::string& dir, std::uint64_t min_free_bytes) {
+  struct statvfs fs_info {};
+  return dir.size() < 60 && dir.find(' ') == std::string::npos &&
+         ::access(dir.c_str(), W_OK | X_OK) == 0 && ::statvfs(dir.c_str(), &fs_info) == 0 &&
+         static_cast<std::uint64_t>(fs_info.f_bavail) * fs_info.f_frsize >= min_free_bytes;
+}
+
+/// Where clusters go: $TC_PG_TMPDIR, else /dev/shm when it is a roomy tmpfs (a cluster is
+/// ~40 MB and tests only ever kill processes, never the machine, so memory is as good as disk
+/// and much faster), else $TMPDIR, else /tmp.
+std::string temp_base() {
+  if (const char* dir = std::getenv("TC_PG_TMPDIR"); dir != nullptr && *dir == '/') {
+    return dir;
+  }
+  if (usable_base("/dev/shm", std::uint64_t{2} << 30)) {
+    return "/dev/shm";
+  }
+  if (const char* tmp = std::getenv("TMPDIR");
+      tmp != nullptr && *tmp == '/' && usable_base(tmp, 0)) {
+    return tmp;
+  }
+  return "/tmp";
+}
+
 fs::path make_temp_dir() {
   // Short on purpose: the Unix socket path (dir + "/.s.PGSQL.<port>") must fit in 107 bytes,
   // and pg_ctl hands the path to a shell, so no spaces either.
-  std::string base = "/tmp";
-  if (const char* tmp = std::getenv("TMPDIR");
-      tmp != nullptr && *tmp == '/' && std::strlen(tmp) < 60 && std::strchr(tmp, ' ') == nullptr) {
-    base = tmp;
-  }
-  std::string templ = base + "/tc-pg-XXXXXX";
+  std::string templ = temp_base() + "/tc-pg-XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) {
     throw std::runtime_error("pg launcher: mkdtemp(" + templ + "): " + std::strerror(errno));
   }
@@ -117,7 +141,8 @@ std::string shell_quote(const std::string& s) {
 
 /// posix_spawn with stdin from `in_fd` (or /dev/null), stdout+stderr appended to `log`
 /// (or /dev/null), and no other descriptor inherited.
-pid_t spawn(const std::vector<std::string>& argv, int in_fd, const fs::path& log, bool new_session) {
+pid_t spawn(const std::vector<std::string>& argv, int in_fd, const fs::path& log,
+            bool new_session) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   if (in_fd >= 0) {
@@ -274,8 +299,9 @@ std::string PgLauncher::log_tail(std::size_t bytes) const {
 
 void PgLauncher::init_cluster() {
   const auto initdb = [this](const fs::path& data) {
+    // 1 MB WAL segments: a fresh cluster (and each copy of it) is 16 MB smaller.
     run({tool("initdb"), "-D", data.string(), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-         "--no-locale", "--no-sync"},
+         "--no-locale", "--no-sync", "--wal-segsize=1"},
         as_root_, "initdb");
   };
   if (const char* off = std::getenv("TC_PG_NO_TEMPLATE"); off != nullptr && *off == '1') {
@@ -289,7 +315,7 @@ void PgLauncher::init_cluster() {
   const auto stamp = static_cast<std::uint64_t>(
       fs::last_write_time(fs::path(tool("initdb")), ec).time_since_epoch().count());
   const fs::path templ =
-      dir_.parent_path() / ("tc-pg-template-" + std::to_string(::geteuid()) + "-" +
+      dir_.parent_path() / ("tc-pg-template-v2-" + std::to_string(::geteuid()) + "-" +
                             std::to_string(std::hash<std::string>{}(bin_dir_.string()) % 100000) +
                             "-" + std::to_string(stamp % 1000000007));
   if (!fs::exists(templ / "data" / "PG_VERSION", ec)) {
@@ -361,24 +387,28 @@ void PgLauncher::run(std::vector<std::string> argv, bool as_postgres, std::strin
   // pg_ctl bounds itself with -t; this bound (a little longer) covers everything else.
   const int status = wait_bounded(pid, options_.timeout + std::chrono::seconds(30));
   if (status != 0) {
-    fail(std::string(what) + (status < 0 ? " timed out" : " exited with status " +
-                                                              std::to_string(status)));
+    fail(std::string(what) +
+         (status < 0 ? " timed out" : " exited with status " + std::to_string(status)));
   }
 }
 
-std::string PgLauncher::tool(std::string_view name) const { return (bin_dir_ / name).string(); }
+std::string PgLauncher::tool(std::string_view name) const {
+  return (bin_dir_ / name).string();
+}
 
 void PgLauncher::fail(std::string_view what) const {
-  throw std::runtime_error("pg launcher: " + std::string(what) + " (in " + dir_.string() +
-                           ")\n" + log_tail());
+  throw std::runtime_error("pg launcher: " + std::string(what) + " (in " + dir_.string() + ")\n" +
+                           log_tail());
 }
 
 }  // namespace tc::test
 
-// libpqxx 6.4 leaks the PGresult of a statement that fails because the connection broke
-// (transaction_base::direct_exec throws before taking ownership). Tests that stop this server
-// under a live connection trigger it, and LeakSanitizer would fail them for a third-party leak.
-// The stack is matched by module because the Debian library has no frame pointers, so the
-// unwinder stops inside it. Objects our code allocates are still reported. Any ASan binary
-// that links the launcher gets this suppression.
-extern "C" const char* __lsan_default_suppressions() { return "leak:libpqxx\n"; }
+// Client libraries that leak when the server dies under a live connection: libpqxx 6.4 drops
+// the PGresult of a statement that fails that way (transaction_base::direct_exec throws before
+// taking ownership), and psqlODBC leaks its per-statement state. Tests that stop this server
+// trigger both, and LeakSanitizer would fail them for third-party leaks. Matched by module
+// because the Debian libraries lack frame pointers, so the unwinder stops inside them; objects
+// our code allocates are still reported. Any ASan binary that links the launcher gets this.
+extern "C" const char* __lsan_default_suppressions() {
+  return "leak:libpqxx\nleak:psqlodbcw.so\nleak:psqlodbca.so\n";
+}

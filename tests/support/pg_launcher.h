@@ -1,32 +1,41 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <sys/types.h>
+
 namespace tc::test {
 
 struct PgLauncherOptions {
   std::string database = "tc";  ///< created at start; url() points at it
-  /// fsync=off, synchronous_commit=off, full_page_writes=off: fine for tests, which kill
-  /// processes but never the machine. Set false to measure commit latency for real.
+  /// fsync=off, full_page_writes=off: fine for tests, which kill processes but never the
+  /// machine (a commit still reaches the kernel before it is acknowledged, so stop() loses no
+  /// committed data). Set false to measure commit latency for real.
   bool fast = true;
   /// Bound on each initdb / pg_ctl / createdb run (pg_ctl also gets -t with this value).
   std::chrono::seconds timeout{60};
 };
 
-/// A throwaway PostgreSQL server for tests: initdb into a fresh temporary directory, started on a
-/// free loopback TCP port with its Unix socket in that directory, trust authentication for the
+/// A throwaway PostgreSQL server for tests: a fresh cluster in a temporary directory, started on
+/// a free loopback TCP port with its Unix socket in that directory, trust authentication for the
 /// `postgres` superuser. The destructor stops it (immediate mode) and deletes the directory; a
 /// watchdog process does the same if the test process dies without running destructors.
 ///
-/// Binaries come from $TC_PG_BIN, else the newest /usr/lib/postgresql/<v>/bin, else PATH. When
-/// running as root, initdb and pg_ctl run as the `postgres` system user (`runuser -u postgres`).
+/// Environment:
+///   TC_PG_BIN           directory of initdb/pg_ctl (default: newest /usr/lib/postgresql/<v>/bin,
+///                       else PATH)
+///   TC_PG_TMPDIR        where clusters go (default: /dev/shm when it has 2 GB free, else
+///                       $TMPDIR, else /tmp)
+///   TC_PG_NO_TEMPLATE=1 run initdb every time instead of copying a cached template cluster
+///                       (kept as <tmpdir>/tc-pg-template-*, built once per PostgreSQL build)
+/// When running as root, initdb and pg_ctl run as the `postgres` system user (runuser).
+/// Linking the launcher into an ASan binary also installs LeakSanitizer suppressions for leaks
+/// inside libpqxx and psqlODBC when the server dies under them (see pg_launcher.cpp).
 /// Every method throws std::runtime_error, with the tail of the server log, on failure.
 /// Not thread-safe; use from one thread.
 class PgLauncher {

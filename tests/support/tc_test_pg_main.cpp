@@ -4,12 +4,8 @@
 // Prints the connection URL on the first line of stdout, then keeps the server running until
 // stdin reaches EOF (unless --ignore-stdin) or SIGTERM / SIGINT / SIGHUP arrives; then stops the
 // server and deletes its directory. Exit status 0 after a clean stop, 1 when it cannot start.
-//   exec 3< <(sleep infinity)   # or: coproc tc-test-pg; read -r url <&"${COPROC[0]}"
-#include <poll.h>
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
-
+// From bash, stopping when the script exits (its end of the pipe closes):
+//   coproc PG { tc-test-pg; }; read -r TC_TEST_PG_URL <&"${PG[0]}"; export TC_TEST_PG_URL
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +13,11 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "pg_launcher.h"
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "muc/muc_service.h"
 
+#include <algorithm>
+
 #include <boost/asio/bind_executor.hpp>
 #include <spdlog/spdlog.h>
 
@@ -109,6 +111,17 @@ class MucService::ShardRooms final : public RoomHost {
     }
     return false;
   }
+
+  bool reserve_persistent_room() override {
+    auto n = service_.persistent_rooms_.load();
+    do {
+      if (n >= service_.config_.muc_max_persistent_rooms) {
+        return false;
+      }
+    } while (!service_.persistent_rooms_.compare_exchange_weak(n, n + 1));
+    return true;
+  }
+  void release_persistent_room() override { --service_.persistent_rooms_; }
 
   void on_room_empty(const Jid& room) override {
     // Deferred: the room is still on the stack of the caller.
@@ -385,6 +398,8 @@ void MucService::start() {
   auto rooms = shards_.front()->store().call_blocking(std::move(job));
   if (rooms) {
     known_rooms_ = rooms->size();
+    persistent_rooms_ = static_cast<std::size_t>(
+        std::count_if(rooms->begin(), rooms->end(), [](const auto& r) { return r.persistent; }));
   }
   schedule_retention();
 }

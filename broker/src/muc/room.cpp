@@ -145,7 +145,8 @@ std::shared_ptr<Room> Room::create(RoomHost& host, Jid jid, const Jid& creator) 
   loaded.record.jid = jid.bare_str();
   RoomConfig config;
   config.persistent = c.muc_default_persistent &&
-                      (!c.muc_persistent_admin_only || host.is_service_admin(creator.bare()));
+                      (!c.muc_persistent_admin_only || host.is_service_admin(creator.bare())) &&
+                      host.reserve_persistent_room();
   config.max_users = c.muc_default_max_users;
   config.history_length = c.muc_default_history;
   config.occupant_id_salt = xmpp::random_token(24);
@@ -1346,9 +1347,10 @@ void Room::on_owner_iq(const XmlElement& iq, const Jid& from, Completion done) {
     send_error(iq, from, "modify", "not-acceptable", why);
     return;
   }
-  if (next.persistent && !config_.persistent) {
-    // muc.max_persistent_rooms is enforced by the service when it loads counts; a single
-    // room cannot know the total, so the check is done there (see MucService).
+  if (next.persistent && !config_.persistent && !host_.reserve_persistent_room()) {
+    send_error(iq, from, "cancel", "not-allowed",
+               "the service has reached its limit of persistent rooms");
+    return;
   }
   storage::RoomRecord rec = record();
   rec.config_json = next.to_json();
@@ -1362,11 +1364,17 @@ void Room::on_owner_iq(const XmlElement& iq, const Jid& from, Completion done) {
           return;
         }
         if (!r) {
+          if (next.persistent && !self->config_.persistent) {
+            self->host_.release_persistent_room();
+          }
           self->send_error(iq, from, "wait", "internal-server-error",
                            "the configuration could not be stored");
           return;
         }
         const RoomConfig before = self->config_;
+        if (before.persistent && !next.persistent) {
+          self->host_.release_persistent_room();
+        }
         self->config_ = next;
         self->record_.persistent = next.persistent;
         const bool first_configuration = self->awaiting_config_;
@@ -1428,6 +1436,9 @@ void Room::destroy(const XmlElement& iq, const XmlElement& destroy_element, Comp
           return;
         }
         self->destroyed_ = true;
+        if (self->config_.persistent) {
+          self->host_.release_persistent_room();
+        }
         // XEP-0045 §10.9: every occupant is told, with the alternate venue and reason.
         for (const auto& [nick, o] : self->occupants_) {
           XmlElement p = self->presence_of(o, true);

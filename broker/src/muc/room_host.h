@@ -38,6 +38,10 @@ class RoomHost {
   virtual const Config& config() const = 0;
   /// Service administrators (muc.admins) have owner rights everywhere.
   virtual bool is_service_admin(const xmpp::Jid& bare) const = 0;
+  /// Counts a room becoming persistent against muc.max_persistent_rooms; false when the
+  /// service is full. `release_persistent_room` gives the slot back.
+  virtual bool reserve_persistent_room() = 0;
+  virtual void release_persistent_room() = 0;
   /// The room has no occupants left and may be unloaded (or deleted, if temporary).
   virtual void on_room_empty(const xmpp::Jid& room) = 0;
   /// The room was destroyed by its owner.

@@ -92,4 +92,13 @@ struct ArchivePage {
   std::optional<std::size_t> count;       ///< total matching, when cheaply known
 };
 
+/// One node's entry in the shared registry (tc_nodes): which critical services it runs and
+/// when it last said so. Tools (tc-merge) read it to know whether a service is running.
+struct NodeRecord {
+  std::string node;
+  bool text_conference_running = false;
+  UnixMillis heartbeat_at = 0;  ///< refreshed every few seconds while the node runs
+  std::string admin_url;        ///< where its admin API listens ("" = none)
+};
+
 }  // namespace tc::storage

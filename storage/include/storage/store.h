@@ -65,6 +65,12 @@ class Store {
   /// Returns how many were removed.
   virtual Result<std::uint64_t> purge_archive(std::string_view room_jid, UnixMillis before) = 0;
   virtual Result<std::uint64_t> count_messages(std::string_view room_jid) = 0;
+
+  // ---- node registry ----
+  /// Inserts or replaces this node's row.
+  virtual Result<void> upsert_node(const NodeRecord& node) = 0;
+  /// Every row, sorted by node name.
+  virtual Result<std::vector<NodeRecord>> list_nodes() = 0;
 };
 
 /// Opens a store from a URL:

@@ -7,19 +7,22 @@
 
 #include <spdlog/spdlog.h>
 
-#include "schema/postgresql_sql.h"
-#include "schema/sqlite_sql.h"
 #include "storage/errc.h"
 #include "storage/store.h"
+
+#include "schema/postgresql_sql.h"
+#include "schema/sqlite_sql.h"
 
 namespace tc::storage::schema {
 namespace {
 
 constexpr std::array kPostgresql = {
     Migration{1, "accounts, rooms, affiliations, archive", postgresql::kV1},
+    Migration{2, "node registry", postgresql::kV2},
 };
 constexpr std::array kSqlite = {
     Migration{1, "accounts, rooms, affiliations, archive", sqlite::kV1},
+    Migration{2, "node registry", sqlite::kV2},
 };
 static_assert(kPostgresql.size() == kSqlite.size(), "every dialect has every migration");
 
@@ -36,7 +39,9 @@ std::span<const Migration> migrations(Dialect dialect) {
   return kSqlite;
 }
 
-int latest_version() { return static_cast<int>(kPostgresql.size()); }
+int latest_version() {
+  return static_cast<int>(kPostgresql.size());
+}
 
 std::string_view bootstrap_statement(Dialect dialect) {
   return dialect == Dialect::Postgresql ? postgresql::kBootstrap : sqlite::kBootstrap;
@@ -55,8 +60,9 @@ Result<void> check_state(const DbState& state, std::string_view backend) {
     return make_error_code(Errc::SchemaTooNew);
   }
   if (state.version == 0) {
-    const auto foreign = std::find_if(state.tc_tables.begin(), state.tc_tables.end(),
-                                      [](const std::string& t) { return t != "tc_schema_version"; });
+    const auto foreign =
+        std::find_if(state.tc_tables.begin(), state.tc_tables.end(),
+                     [](const std::string& t) { return t != "tc_schema_version"; });
     if (foreign != state.tc_tables.end()) {
       spdlog::error(
           "storage ({}): database has tc_ tables (e.g. {}) but no tc_schema_version row; refusing "
@@ -78,6 +84,8 @@ UnixMillis now_millis() {
 
 namespace tc::storage {
 
-int Store::latest_schema_version() { return schema::latest_version(); }
+int Store::latest_schema_version() {
+  return schema::latest_version();
+}
 
 }  // namespace tc::storage

@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS tc_schema_version (
 // libpqxx, SOCI and ODBC, and tc-merge can copy between dialects without converting.
 // No foreign keys: archive rows may exist for rooms that are not (yet) saved, and delete_room
 // removes a room's affiliations and archive explicitly, in one transaction.
-inline constexpr std::array<std::string_view, 9> kV1 = {
+inline constexpr std::array<std::string_view, 8> kV1 = {
     R"sql(
 CREATE TABLE tc_accounts (
   username               TEXT   PRIMARY KEY,
@@ -68,12 +68,24 @@ CREATE TABLE tc_archive (
     R"sql(CREATE UNIQUE INDEX tc_archive_room_stanza ON tc_archive (room_jid, stanza_id))sql",
     // Keyset paging: WHERE room_jid = $1 AND seq > $2 ORDER BY seq LIMIT n is one range scan.
     R"sql(CREATE INDEX tc_archive_room_seq ON tc_archive (room_jid, seq))sql",
-    R"sql(CREATE INDEX tc_archive_room_created ON tc_archive (room_jid, created_at))sql",
-    // Purging every room by age.
-    R"sql(CREATE INDEX tc_archive_created ON tc_archive (created_at))sql",
+    // Time filters: the first/last message of a window in (created_at, seq) order, one probe.
+    // No index on created_at alone: a purge of every room by age is a rare full scan, and such
+    // an index tempts the planner away from the per-room ranges.
+    R"sql(CREATE INDEX tc_archive_room_created ON tc_archive (room_jid, created_at, seq))sql",
 };
 
 // The tc_ tables of the current schema (search_path's first schema).
+/// Version 2: the node registry (which node runs which critical service).
+inline constexpr std::string_view kV2[] = {
+    R"sql(
+CREATE TABLE tc_nodes (
+  node                    TEXT    NOT NULL PRIMARY KEY,
+  text_conference_running INTEGER NOT NULL DEFAULT 0,
+  heartbeat_at            BIGINT NOT NULL DEFAULT 0,
+  admin_url               TEXT    NOT NULL DEFAULT ''
+))sql",
+};
+
 inline constexpr std::string_view kListTcTables = R"sql(
 SELECT CAST(table_name AS TEXT) FROM information_schema.tables
  WHERE table_schema = current_schema() AND table_name LIKE 'tc\_%')sql";

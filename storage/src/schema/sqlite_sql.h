@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS tc_schema_version (
 ))sql";
 
 // Same tables and columns as the PostgreSQL dialect; see postgresql_sql.h for the reasons.
-inline constexpr std::array<std::string_view, 9> kV1 = {
+inline constexpr std::array<std::string_view, 8> kV1 = {
     R"sql(
 CREATE TABLE tc_accounts (
   username                TEXT    PRIMARY KEY NOT NULL,
@@ -65,11 +65,22 @@ CREATE TABLE tc_archive (
 ))sql",
     R"sql(CREATE UNIQUE INDEX tc_archive_room_stanza ON tc_archive (room_jid, stanza_id))sql",
     R"sql(CREATE INDEX tc_archive_room_seq ON tc_archive (room_jid, seq))sql",
+    // Every SQLite index ends with the rowid (seq), so this orders ties by seq as well.
     R"sql(CREATE INDEX tc_archive_room_created ON tc_archive (room_jid, created_at))sql",
-    R"sql(CREATE INDEX tc_archive_created ON tc_archive (created_at))sql",
 };
 
 // sqlite_sequence is SQLite's own (created by AUTOINCREMENT) and does not match.
+/// Version 2: the node registry (which node runs which critical service).
+inline constexpr std::string_view kV2[] = {
+    R"sql(
+CREATE TABLE tc_nodes (
+  node                    TEXT    NOT NULL PRIMARY KEY,
+  text_conference_running INTEGER NOT NULL DEFAULT 0,
+  heartbeat_at            INTEGER NOT NULL DEFAULT 0,
+  admin_url               TEXT    NOT NULL DEFAULT ''
+))sql",
+};
+
 inline constexpr std::string_view kListTcTables = R"sql(
 SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'tc\_%' ESCAPE '\')sql";
 

@@ -13,6 +13,7 @@
 #include <cctype>
 #include <chrono>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -27,11 +28,12 @@
 #include <soci/odbc/soci-odbc.h>
 #endif
 
+#include "storage/errc.h"
+
 #include "backends.h"
 #include "codec.h"
 #include "schema/migrations.h"
 #include "schema/postgresql_sql.h"
-#include "storage/errc.h"
 
 namespace tc::storage {
 namespace {
@@ -51,14 +53,6 @@ constexpr const char* kRoomColumns =
     "jid, config_json, persistent, subject, subject_nick, subject_at, host_node, created_at";
 constexpr const char* kArchiveColumns =
     "seq, room_jid, stanza_id, sender_nick, sender_jid, kind, stanza_xml, created_at";
-
-// Placeholders are written :name for SOCI; each name appears once, because the values are bound
-// by position and SQLite gives a repeated name a single slot. CAST() rather than ::type keeps
-// the text valid in both dialects.
-constexpr const char* kArchiveFilter =
-    " WHERE room_jid = :room AND created_at >= :start AND created_at <= :end"
-    " AND (CAST(:nick1 AS TEXT) = '' OR sender_nick = :nick2)"
-    " AND (CAST(:presence AS INTEGER) = 1 OR kind NOT IN ('join', 'leave'))";
 
 /// Bindable copies of the columns: SOCI binds by reference, so every value needs a name.
 struct AccountRow {
@@ -119,11 +113,8 @@ struct RoomRow {
   long long created_at = 0;
 
   static RoomRow from(const RoomRecord& room) {
-    return {room.jid,         room.config_json,
-            room.persistent ? 1 : 0,
-            room.subject,     room.subject_nick,
-            room.subject_at,  room.host_node,
-            room.created_at};
+    return {room.jid,          room.config_json, room.persistent ? 1 : 0, room.subject,
+            room.subject_nick, room.subject_at,  room.host_node,          room.created_at};
   }
 
   template <class F>
@@ -133,8 +124,8 @@ struct RoomRow {
   }
 
   RoomRecord to_record() const {
-    return {jid, config_json, persistent != 0, subject, subject_nick, subject_at, host_node,
-            created_at};
+    return {jid,          config_json, persistent != 0, subject,
+            subject_nick, subject_at,  host_node,       created_at};
   }
 };
 
@@ -472,6 +463,39 @@ class SociStore final : public Store {
     });
   }
 
+  Result<void> upsert_node(const NodeRecord& n) override {
+    return guarded("upsert_node", [this, &n](soci::session& sql) -> Result<void> {
+      const int running = n.text_conference_running ? 1 : 0;
+      const long long at = n.heartbeat_at;
+      Transaction tx(sql, dialect_, Transaction::Mode::Write);
+      Query(sql).use(n.node).use(running).use(at).use(n.admin_url).run(
+          "INSERT INTO tc_nodes (node, text_conference_running, heartbeat_at, admin_url) "
+          "VALUES (:node, :running, :at, :url) ON CONFLICT (node) DO UPDATE SET "
+          "text_conference_running = excluded.text_conference_running, "
+          "heartbeat_at = excluded.heartbeat_at, admin_url = excluded.admin_url");
+      tx.commit();
+      return {};
+    });
+  }
+
+  Result<std::vector<NodeRecord>> list_nodes() override {
+    return guarded("list_nodes", [](soci::session& sql) -> Result<std::vector<NodeRecord>> {
+      std::string node;
+      int running = 0;
+      long long at = 0;
+      std::string url;
+      Query q(sql);
+      q.into(node).into(running).into(at).into(url).start(
+          "SELECT node, text_conference_running, heartbeat_at, admin_url FROM tc_nodes "
+          "ORDER BY node");
+      std::vector<NodeRecord> out;
+      while (q.fetch()) {
+        out.push_back({node, running != 0, at, url});
+      }
+      return out;
+    });
+  }
+
   Result<void> save_room(const RoomRecord& room) override {
     return guarded("save_room", [this, &room](soci::session& sql) -> Result<void> {
       RoomRow row = RoomRow::from(room);
@@ -546,8 +570,10 @@ class SociStore final : public Store {
       const std::string affiliation(codec::affiliation_text(r.affiliation));
       Transaction tx(sql, dialect_, Transaction::Mode::Write);
       if (r.affiliation == Affiliation::None) {
-        Query(sql).use(r.room_jid).use(r.user_jid).run(
-            "DELETE FROM tc_room_affiliations WHERE room_jid = :room AND user_jid = :user");
+        Query(sql)
+            .use(r.room_jid)
+            .use(r.user_jid)
+            .run("DELETE FROM tc_room_affiliations WHERE room_jid = :room AND user_jid = :user");
       } else {
         Query(sql)
             .use(r.room_jid)
@@ -555,10 +581,11 @@ class SociStore final : public Store {
             .use(affiliation)
             .use(r.reason)
             .use(r.nick)
-            .run("INSERT INTO tc_room_affiliations (room_jid, user_jid, affiliation, reason, "
-                 "nick) VALUES (:room, :user, :affiliation, :reason, :nick) ON CONFLICT "
-                 "(room_jid, user_jid) DO UPDATE SET affiliation = excluded.affiliation, "
-                 "reason = excluded.reason, nick = excluded.nick");
+            .run(
+                "INSERT INTO tc_room_affiliations (room_jid, user_jid, affiliation, reason, "
+                "nick) VALUES (:room, :user, :affiliation, :reason, :nick) ON CONFLICT "
+                "(room_jid, user_jid) DO UPDATE SET affiliation = excluded.affiliation, "
+                "reason = excluded.reason, nick = excluded.nick");
       }
       tx.commit();
       return {};
@@ -566,27 +593,31 @@ class SociStore final : public Store {
   }
 
   Result<std::vector<AffiliationRecord>> load_affiliations(std::string_view room_jid) override {
-    return guarded("load_affiliations",
-                   [&](soci::session& sql) -> Result<std::vector<AffiliationRecord>> {
-                     const std::string jid(room_jid);
-                     std::string user, affiliation, reason, nick;
-                     Query q(sql);
-                     q.into(user).into(affiliation).into(reason).into(nick).use(jid).start(
-                         "SELECT user_jid, affiliation, reason, nick FROM tc_room_affiliations "
-                         "WHERE room_jid = :room");
-                     std::vector<AffiliationRecord> out;
-                     while (q.fetch()) {
-                       const auto aff = codec::parse_affiliation(affiliation);
-                       if (!aff) {
-                         throw std::runtime_error("unknown affiliation " + affiliation);
-                       }
-                       out.push_back({jid, user, *aff, reason, nick});
-                     }
-                     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-                       return a.user_jid < b.user_jid;
-                     });
-                     return out;
-                   });
+    return guarded(
+        "load_affiliations", [&](soci::session& sql) -> Result<std::vector<AffiliationRecord>> {
+          const std::string jid(room_jid);
+          std::string user, affiliation, reason, nick;
+          Query q(sql);
+          q.into(user)
+              .into(affiliation)
+              .into(reason)
+              .into(nick)
+              .use(jid)
+              .start(
+                  "SELECT user_jid, affiliation, reason, nick FROM tc_room_affiliations "
+                  "WHERE room_jid = :room");
+          std::vector<AffiliationRecord> out;
+          while (q.fetch()) {
+            const auto aff = codec::parse_affiliation(affiliation);
+            if (!aff) {
+              throw std::runtime_error("unknown affiliation " + affiliation);
+            }
+            out.push_back({jid, user, *aff, reason, nick});
+          }
+          std::sort(out.begin(), out.end(),
+                    [](const auto& a, const auto& b) { return a.user_jid < b.user_jid; });
+          return out;
+        });
   }
 
   Result<std::vector<std::int64_t>> append_messages(std::span<const NewMessage> batch) override {
@@ -655,24 +686,23 @@ class SociStore final : public Store {
 
   Result<std::vector<ArchivedMessage>> recent_messages(std::string_view room_jid,
                                                        std::size_t max) override {
-    return guarded("recent_messages",
-                   [&](soci::session& sql) -> Result<std::vector<ArchivedMessage>> {
-                     const std::string jid(room_jid);
-                     const long long limit = static_cast<long long>(max);
-                     MessageRow row;
-                     Query q(sql);
-                     q.into_row(row).use(jid).use(limit).start(
-                         std::string("SELECT ") + kArchiveColumns + " FROM tc_archive" +
-                         archive_index_hint() +
-                         " WHERE room_jid = :room AND kind NOT IN ('join', 'leave') "
-                         "ORDER BY seq DESC LIMIT :lim");
-                     std::vector<ArchivedMessage> out;
-                     while (q.fetch()) {
-                       out.push_back(row.to_record());
-                     }
-                     std::reverse(out.begin(), out.end());
-                     return out;
-                   });
+    return guarded(
+        "recent_messages", [&](soci::session& sql) -> Result<std::vector<ArchivedMessage>> {
+          const std::string jid(room_jid);
+          const long long limit = static_cast<long long>(max);
+          MessageRow row;
+          Query q(sql);
+          q.into_row(row).use(jid).use(limit).start(
+              std::string("SELECT ") + kArchiveColumns + " FROM tc_archive" + archive_index_hint() +
+              " WHERE room_jid = :room AND kind NOT IN ('join', 'leave') "
+              "ORDER BY seq DESC LIMIT :lim");
+          std::vector<ArchivedMessage> out;
+          while (q.fetch()) {
+            out.push_back(row.to_record());
+          }
+          std::reverse(out.begin(), out.end());
+          return out;
+        });
   }
 
   Result<std::uint64_t> purge_archive(std::string_view room_jid, UnixMillis before) override {
@@ -713,6 +743,53 @@ class SociStore final : public Store {
   /// the (room_jid, seq) index; pin the index so paging stays one range scan per room.
   std::string archive_index_hint() const {
     return dialect_ == Dialect::Sqlite ? " INDEXED BY tc_archive_room_seq" : "";
+  }
+
+  /// The values of archive_filter(), named so SOCI can bind them by reference.
+  struct FilterValues {
+    std::string room;
+    long long after = 0;
+    long long before = 0;
+    long long start = 0;
+    long long end = 0;
+    std::string nick;
+    int presence = 0;
+  };
+
+  static FilterValues filter_values(const ArchiveQuery& query, const codec::ArchiveBounds& b) {
+    return {query.room_jid,
+            b.after_seq,
+            b.before_seq,
+            b.start,
+            b.end,
+            query.with_nick,
+            query.include_presence ? 1 : 0};
+  }
+
+  /// The WHERE clause of query_archive's page and count. Placeholders are written :name for
+  /// SOCI, each name once: values are bound by position (bind_filter()), and SQLite gives a
+  /// repeated name a single slot. CAST() rather than ::type keeps the text valid in both
+  /// dialects. PostgreSQL gets row comparisons, which only the (room_jid, seq) index can serve
+  /// (see pg_store.cpp); SQLite plans them badly and is pinned by INDEXED BY instead.
+  std::string archive_filter() const {
+    const char* seq_range = dialect_ == Dialect::Postgresql
+                                ? " AND (room_jid, seq) > (:room2, :after)"
+                                  " AND (room_jid, seq) < (:room3, :before)"
+                                : " AND seq > :after AND seq < :before";
+    return std::string(" WHERE room_jid = :room") + seq_range +
+           " AND created_at >= :start AND created_at <= :end"
+           " AND (CAST(:nick1 AS TEXT) = '' OR sender_nick = :nick2)"
+           " AND (CAST(:presence AS INTEGER) = 1 OR kind NOT IN ('join', 'leave'))";
+  }
+
+  void bind_filter(Query& q, const FilterValues& v) const {
+    q.use(v.room);
+    if (dialect_ == Dialect::Postgresql) {
+      q.use(v.room).use(v.after).use(v.room).use(v.before);
+    } else {
+      q.use(v.after).use(v.before);
+    }
+    q.use(v.start).use(v.end).use(v.nick).use(v.nick).use(v.presence);
   }
 
   int read_version(soci::session& sql) const {
@@ -795,9 +872,10 @@ class SociStore final : public Store {
     std::transform(mode.begin(), mode.end(), mode.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     if (mode != "wal" && mode != "memory") {
-      spdlog::warn("storage: {} stays in journal_mode={}, not WAL; the two nodes will block each "
-                   "other",
-                   redacted_, mode);
+      spdlog::warn(
+          "storage: {} stays in journal_mode={}, not WAL; the two nodes will block each "
+          "other",
+          redacted_, mode);
     }
     // See SqliteOptions::synchronous_full for the durability trade-off.
     sql << (sqlite_.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
@@ -841,10 +919,26 @@ class SociStore final : public Store {
     }
   }
 
+  /// The connection is gone (not just this statement failed). SOCI classifies SQLSTATE 08xxx;
+  /// psqlODBC reports the first failure on a dead socket as HY000 with libpq's message.
   static bool is_connection_error(const std::exception& e) {
     const auto* soci_error = dynamic_cast<const soci::soci_error*>(&e);
-    return soci_error != nullptr &&
-           soci_error->get_error_category() == soci::soci_error::connection_error;
+    if (soci_error == nullptr) {
+      return false;
+    }
+    if (soci_error->get_error_category() == soci::soci_error::connection_error) {
+      return true;
+    }
+    const std::string message = soci_error->get_error_message();
+    for (const std::string_view phrase :
+         {"server closed the connection", "connection lost", "no connection to the server",
+          "terminating connection", "could not connect", "Connection refused",
+          "could not send data", "could not receive data", "(SQL state 08", "(SQL state 57P0"}) {
+      if (contains(message, phrase)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   static Errc classify(const std::exception& e, std::string_view message) {
@@ -885,55 +979,70 @@ Result<ArchivePage> SociStore::query_archive(const ArchiveQuery& query) {
     codec::ArchiveBounds b = codec::archive_bounds(query);
     // One read transaction: the cursors, the page and the count see the same snapshot.
     Transaction tx(sql, dialect_, Transaction::Mode::Read);
-    const auto resolve = [&](const std::string& stanza_id) -> std::optional<std::int64_t> {
+    const auto seq_of = [&](const std::string& text, const auto& value) {
       long long seq = 0;
       Query q(sql);
-      q.into(seq).use(query.room_jid).use(stanza_id).start(
-          "SELECT seq FROM tc_archive WHERE room_jid = :room AND stanza_id = :id");
-      if (!q.fetch()) {
-        return std::nullopt;
-      }
-      return seq;
+      q.into(seq).use(query.room_jid).use(value).start(text);
+      return q.fetch() ? std::optional<std::int64_t>{seq} : std::nullopt;
     };
+    const std::string by_id =
+        "SELECT seq FROM tc_archive WHERE room_jid = :room AND stanza_id = :id";
     if (query.after_id) {
-      const auto seq = resolve(*query.after_id);
+      const auto seq = seq_of(by_id, *query.after_id);
       if (!seq) {
         return make_error_code(Errc::NotFound);
       }
       b.after_seq = *seq;
     }
     if (query.before_id && !query.before_id->empty()) {
-      const auto seq = resolve(*query.before_id);
+      const auto seq = seq_of(by_id, *query.before_id);
       if (!seq) {
         return make_error_code(Errc::NotFound);
       }
       b.before_seq = *seq;
     }
-    const long long start = b.start;
-    const long long end = b.end;
-    const int presence = query.include_presence ? 1 : 0;
-    const long long after = b.after_seq;
-    const long long before = b.before_seq;
+    // The time window as a seq range, one index probe per end; see PgStore::query_archive.
+    ArchivePage page;
+    codec::ArchiveBounds window = codec::archive_bounds(query);  // no cursors: for the count
+    if (query.start) {
+      const long long start = *query.start;
+      const auto first = seq_of(
+          "SELECT seq FROM tc_archive WHERE room_jid = :room AND created_at >= :start "
+          "ORDER BY created_at, seq LIMIT 1",
+          start);
+      if (!first) {
+        page.complete = true;
+        page.count = 0;
+        return page;
+      }
+      window.after_seq = *first - 1;
+      b.after_seq = std::max(b.after_seq, window.after_seq);
+    }
+    if (query.end) {
+      const long long end = *query.end;
+      const auto last = seq_of(
+          "SELECT seq FROM tc_archive WHERE room_jid = :room AND created_at <= :end "
+          "ORDER BY created_at DESC, seq DESC LIMIT 1",
+          end);
+      if (!last) {
+        page.complete = true;
+        page.count = 0;
+        return page;
+      }
+      window.before_seq = *last + 1;
+      b.before_seq = std::min(b.before_seq, window.before_seq);
+    }
+
     // One more row than asked for tells whether this is the last page in that direction.
     const long long limit = static_cast<long long>(query.max) + 1;
-
+    const FilterValues page_values = filter_values(query, b);
     MessageRow row;
     Query page_query(sql);
-    page_query.into_row(row)
-        .use(query.room_jid)
-        .use(start)
-        .use(end)
-        .use(query.with_nick)
-        .use(query.with_nick)
-        .use(presence)
-        .use(after)
-        .use(before)
-        .use(limit)
-        .start(std::string("SELECT ") + kArchiveColumns + " FROM tc_archive" +
-               archive_index_hint() + kArchiveFilter +
-               " AND seq > :after AND seq < :before ORDER BY seq " +
-               (b.backward ? "DESC" : "ASC") + " LIMIT :lim");
-    ArchivePage page;
+    page_query.into_row(row);
+    bind_filter(page_query, page_values);
+    page_query.use(limit).start(std::string("SELECT ") + kArchiveColumns + " FROM tc_archive" +
+                                archive_index_hint() + archive_filter() + " ORDER BY seq " +
+                                (b.backward ? "DESC" : "ASC") + " LIMIT :lim");
     std::size_t fetched = 0;
     while (page_query.fetch()) {
       if (++fetched <= query.max) {
@@ -945,18 +1054,20 @@ Result<ArchivePage> SociStore::query_archive(const ArchiveQuery& query) {
       std::reverse(page.messages.begin(), page.messages.end());
     }
 
+    // The count ignores the cursors (XEP-0059) and stops at kMaxCount.
     long long count = 0;
+    const long long count_limit = static_cast<long long>(codec::kMaxCount) + 1;
+    const FilterValues count_values = filter_values(query, window);
     Query count_query(sql);
-    count_query.into(count)
-        .use(query.room_jid)
-        .use(start)
-        .use(end)
-        .use(query.with_nick)
-        .use(query.with_nick)
-        .use(presence)
-        .start(std::string("SELECT COUNT(*) FROM tc_archive") + kArchiveFilter);
+    count_query.into(count);
+    bind_filter(count_query, count_values);
+    count_query.use(count_limit)
+        .start(std::string("SELECT COUNT(*) FROM (SELECT 1 FROM tc_archive") +
+               archive_index_hint() + archive_filter() + " LIMIT :lim) AS window_rows");
     count_query.fetch();
-    page.count = static_cast<std::size_t>(count);
+    if (static_cast<std::size_t>(count) <= codec::kMaxCount) {
+      page.count = static_cast<std::size_t>(count);
+    }
     tx.commit();
     return page;
   });
@@ -1008,8 +1119,10 @@ Result<void> SociStore::migrate_once() {
       }
       const int version = m.version;
       const long long applied_at = schema::now_millis();
-      Query(sql).use(version).use(applied_at).run(
-          "INSERT INTO tc_schema_version (version, applied_at) VALUES (:v, :t)");
+      Query(sql)
+          .use(version)
+          .use(applied_at)
+          .run("INSERT INTO tc_schema_version (version, applied_at) VALUES (:v, :t)");
       tx.commit();
       spdlog::info("storage: {} migrated to schema version {} ({})", redacted_, m.version,
                    m.summary);
@@ -1051,8 +1164,8 @@ Result<std::optional<Dialect>> take_dialect(std::string& connection_string) {
 }  // namespace
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
-  auto store = std::make_unique<SociStore>(Flavor::Sqlite, std::string{},
-                                           "sqlite:" + options.path, options);
+  auto store =
+      std::make_unique<SociStore>(Flavor::Sqlite, std::string{}, "sqlite:" + options.path, options);
   if (auto ok = store->open(Dialect::Sqlite); !ok) {
     return ok.error();
   }
@@ -1067,9 +1180,8 @@ Result<std::unique_ptr<Store>> open_odbc_store(std::string_view connection_strin
                   redact_url(connection_string));
     return dialect.error();
   }
-  auto store = std::make_unique<SociStore>(Flavor::Odbc, conn,
-                                           redact_url("odbc://" + std::string(connection_string)),
-                                           SqliteOptions{});
+  auto store = std::make_unique<SociStore>(
+      Flavor::Odbc, conn, redact_url("odbc://" + std::string(connection_string)), SqliteOptions{});
   if (auto ok = store->open(*dialect); !ok) {
     return ok.error();
   }

@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "backend_fixture.h"
 
-#include <sqlite3.h>
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
 #include <tuple>
 #include <utility>
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #if defined(TC_TEST_PG)
 #include <pqxx/pqxx>
@@ -45,8 +45,8 @@ class PostgresEnvironment : public ::testing::Environment {
 };
 
 // Owned by gtest once registered; registered before main() runs (gtest_main).
-PostgresEnvironment* const g_postgres = static_cast<PostgresEnvironment*>(
-    ::testing::AddGlobalTestEnvironment(new PostgresEnvironment));
+PostgresEnvironment* const g_postgres =
+    static_cast<PostgresEnvironment*>(::testing::AddGlobalTestEnvironment(new PostgresEnvironment));
 
 std::filesystem::path make_temp_dir() {
   std::string templ = (std::filesystem::temp_directory_path() / "tc-store-XXXXXX").string();
@@ -126,7 +126,9 @@ bool skip_postgresql_allowed() {
   return skip != nullptr && std::string_view(skip) == "1";
 }
 
-tc::test::PgLauncher* shared_postgresql(std::string* why) { return g_postgres->get(why); }
+tc::test::PgLauncher* shared_postgresql(std::string* why) {
+  return g_postgres->get(why);
+}
 
 TestDatabase::TestDatabase(Backend backend) : backend_(backend) {
   if (uses_postgresql(backend)) {
@@ -161,11 +163,10 @@ TestDatabase::TestDatabase(Backend backend) : backend_(backend) {
       port = pg->port();
     }
     // ODBC: psqlODBC's Unicode driver on the same database; the dialect is detected.
-    url_ = backend == Backend::Postgresql
-               ? pg_url_
-               : "odbc://DRIVER={PostgreSQL Unicode};Server=" + host +
-                     ";Port=" + std::to_string(port) + ";Database=" + name + ";Uid=" + user +
-                     ";Pwd=;";
+    url_ = backend == Backend::Postgresql ? pg_url_
+                                          : "odbc://DRIVER={PostgreSQL Unicode};Server=" + host +
+                                                ";Port=" + std::to_string(port) +
+                                                ";Database=" + name + ";Uid=" + user + ";Pwd=;";
     return;
   }
   dir_ = make_temp_dir();

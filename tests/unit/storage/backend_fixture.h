@@ -10,8 +10,9 @@
 
 #include <gtest/gtest.h>
 
-#include "pg_launcher.h"
 #include "storage/store.h"
+
+#include "pg_launcher.h"
 
 namespace tc::storage::test {
 

@@ -11,8 +11,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "backend_fixture.h"
 #include "storage/errc.h"
+
+#include "backend_fixture.h"
 
 namespace tc::storage::test {
 namespace {
@@ -78,8 +79,8 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
     return seqs ? *seqs : std::vector<std::int64_t>{};
   }
 
-  static NewMessage message(std::string_view room, std::string id, std::string nick,
-                            UnixMillis at, std::string kind = "groupchat") {
+  static NewMessage message(std::string_view room, std::string id, std::string nick, UnixMillis at,
+                            std::string kind = "groupchat") {
     NewMessage m;
     m.room_jid = std::string(room);
     m.stanza_id = std::move(id);
@@ -283,6 +284,22 @@ TEST_P(StoreTest, RoomsSaveLoadListDelete) {
   EXPECT_EQ(store_->delete_room("nowhere@conference.example.com").error(), Errc::NotFound);
 }
 
+TEST_P(StoreTest, NodeRegistryUpsertsAndLists) {
+  migrate();
+  ASSERT_TRUE(store_->upsert_node({"node-b", true, 2000, "http://127.0.0.1:20075"}));
+  ASSERT_TRUE(store_->upsert_node({"node-a", true, 1000, ""}));
+  ASSERT_TRUE(store_->upsert_node({"node-a", false, 3000, "http://127.0.0.1:20076"}));
+  auto nodes = store_->list_nodes();
+  ASSERT_TRUE(nodes);
+  ASSERT_EQ(nodes->size(), 2u);
+  EXPECT_EQ((*nodes)[0].node, "node-a");
+  EXPECT_FALSE((*nodes)[0].text_conference_running);
+  EXPECT_EQ((*nodes)[0].heartbeat_at, 3000);
+  EXPECT_EQ((*nodes)[0].admin_url, "http://127.0.0.1:20076");
+  EXPECT_EQ((*nodes)[1].node, "node-b");
+  EXPECT_TRUE((*nodes)[1].text_conference_running);
+}
+
 TEST_P(StoreTest, DeleteRoomRemovesAffiliationsAndArchive) {
   migrate();
   for (const auto jid : {kRoom, kOtherRoom}) {
@@ -458,8 +475,8 @@ TEST_P(StoreTest, PagesBackwardFromTheLastPage) {
 TEST_P(StoreTest, FiltersByNickTimeAndPresence) {
   migrate();
   append(20);  // created_at 1001..1020; odd ids from "odd", even from "even"
-  const std::vector<NewMessage> presence = {
-      message(kRoom, "j1", "odd", 1005, "join"), message(kRoom, "l1", "odd", 1015, "leave")};
+  const std::vector<NewMessage> presence = {message(kRoom, "j1", "odd", 1021, "join"),
+                                            message(kRoom, "l1", "odd", 1022, "leave")};
   ASSERT_TRUE(store_->append_messages(presence));
 
   auto odd = page(Q().nick("odd").max(4));
@@ -487,8 +504,14 @@ TEST_P(StoreTest, FiltersByNickTimeAndPresence) {
   auto from = page(Q().start(1018).max(10));
   EXPECT_THAT(ids(from.messages), ElementsAre("m18", "m19", "m20"));
 
-  auto with_presence = page(Q().start(1004).end(1006).max(10).presence());
-  EXPECT_THAT(ids(with_presence.messages), ElementsAre("m4", "m5", "m6", "j1"));
+  auto with_presence = page(Q().start(1019).end(1021).max(10).presence());
+  EXPECT_THAT(ids(with_presence.messages), ElementsAre("m19", "m20", "j1"));
+  EXPECT_THAT(ids(page(Q().start(1019).max(10)).messages), ElementsAre("m19", "m20"));
+  // A window with nothing in it.
+  auto none = page(Q().start(5000).max(10));
+  EXPECT_TRUE(none.messages.empty());
+  EXPECT_TRUE(none.complete);
+  EXPECT_TRUE(page(Q().end(10).max(10)).messages.empty());
   EXPECT_EQ(*page(Q().max(100).presence()).count, 22u);
   EXPECT_EQ(*page(Q().max(100)).count, 20u);
 }
@@ -633,39 +656,58 @@ TEST(PostgresqlOutage, FailsWithUnavailableThenRecoversWithoutReopening) {
   }
   // This server, not TC_TEST_PG_URL's: the test stops and starts it.
   pg->create_database("outage");
-  auto opened = open_store(pg->url("outage"));
-  ASSERT_TRUE(opened);
-  auto& store = *opened;
-  ASSERT_TRUE(store->migrate());
+  std::vector<std::string> urls = {pg->url("outage")};
+#if defined(TC_TEST_ODBC)
+  urls.push_back("odbc://DRIVER={PostgreSQL Unicode};Server=127.0.0.1;Port=" +
+                 std::to_string(pg->port()) + ";Database=outage;Uid=postgres;Pwd=;");
+#endif
+  std::vector<std::unique_ptr<Store>> stores;
+  for (const auto& url : urls) {
+    auto opened = open_store(url);
+    ASSERT_TRUE(opened) << url;
+    stores.push_back(std::move(*opened));
+  }
+  ASSERT_TRUE(stores[0]->migrate());
   AccountRecord alice;
   alice.username = "alice";
-  ASSERT_TRUE(store->create_account(alice));
-
-  pg->stop();
-  const auto t0 = std::chrono::steady_clock::now();
-  auto down = store->load_account("alice");
-  ASSERT_FALSE(down);
-  EXPECT_EQ(down.error(), Errc::Unavailable);
-  EXPECT_EQ(store->ping().error(), Errc::Unavailable);  // reconnect attempt, refused
+  ASSERT_TRUE(stores[0]->create_account(alice));
+  for (auto& store : stores) {
+    ASSERT_TRUE(store->load_account("alice")) << store->backend();
+  }
   NewMessage m;
   m.room_jid = "r@c";
-  m.stanza_id = "1";
   m.stanza_xml = "<message/>";
-  const std::vector<NewMessage> batch = {m};
-  EXPECT_EQ(store->append_messages(batch).error(), Errc::Unavailable);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
+
+  pg->stop();
+  for (auto& store : stores) {
+    SCOPED_TRACE(store->backend());
+    const auto t0 = std::chrono::steady_clock::now();
+    auto down = store->load_account("alice");
+    ASSERT_FALSE(down);
+    EXPECT_EQ(down.error(), Errc::Unavailable);
+    EXPECT_EQ(store->ping().error(), Errc::Unavailable);  // a reconnect attempt, refused
+    m.stanza_id = std::string(store->backend());
+    EXPECT_EQ(store->append_messages(std::vector<NewMessage>{m}).error(), Errc::Unavailable);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
+  }
 
   pg->start();
-  // The same Store reconnects on its own.
-  auto up = store->load_account("alice");
-  ASSERT_TRUE(up) << up.error().message();
-  EXPECT_EQ(up->username, "alice");
-  EXPECT_TRUE(store->append_messages(batch));
+  for (auto& store : stores) {
+    SCOPED_TRACE(store->backend());
+    // The same Store reconnects on its own.
+    auto up = store->load_account("alice");
+    ASSERT_TRUE(up) << up.error().message();
+    EXPECT_EQ(up->username, "alice");
+    m.stanza_id = std::string(store->backend());
+    EXPECT_TRUE(store->append_messages(std::vector<NewMessage>{m}));
+  }
 
-  // And a connection that broke while idle is replaced transparently.
+  // A connection that broke while idle is replaced transparently.
   pg->stop();
   pg->start();
-  EXPECT_TRUE(store->ping());
+  for (auto& store : stores) {
+    EXPECT_TRUE(store->ping()) << store->backend();
+  }
 }
 #endif
 

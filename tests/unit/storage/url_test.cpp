@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // open_store() URL handling, redact_url(), the error category and the private codec.
-#include <unistd.h>
-
 #include <filesystem>
 #include <string>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
-#include "codec.h"
 #include "storage/errc.h"
 #include "storage/store.h"
+
+#include "codec.h"
 
 namespace tc::storage {
 namespace {
@@ -96,8 +96,8 @@ TEST(ErrorCategory, HasANameAndReadableMessages) {
 
 TEST(Codec, Base64RoundTripsBinary) {
   for (const std::string& bytes :
-       {std::string(), std::string("f"), std::string("fo"), std::string("foo"),
-        std::string("foob"), std::string("\0\xff\x10\x80 ", 5), std::string(257, '\xaa')}) {
+       {std::string(), std::string("f"), std::string("fo"), std::string("foo"), std::string("foob"),
+        std::string("\0\xff\x10\x80 ", 5), std::string(257, '\xaa')}) {
     const std::string text = codec::base64_encode(bytes);
     EXPECT_EQ(text.size() % 4, 0u);
     auto back = codec::base64_decode(text);
