@@ -122,13 +122,18 @@ struct Server::Impl {
     spdlog::info("shutting down");
     boost::system::error_code ignored;
     acceptor.close(ignored);
+    auto close_sessions = [this] {
+      for (const auto& s : context.router.all()) {
+        s->close_with("system-shutdown", "the server is shutting down");
+      }
+      asio::co_spawn(control, drain(), asio::detached);
+    };
     if (context.muc) {
-      context.muc->shutdown();
+      // Occupants hear 332 from their rooms before their streams close.
+      context.muc->shutdown([this, close_sessions] { asio::post(control, close_sessions); });
+    } else {
+      close_sessions();
     }
-    for (const auto& s : context.router.all()) {
-      s->close_with("system-shutdown", "the server is shutting down");
-    }
-    asio::co_spawn(control, drain(), asio::detached);
   }
 
   net::Awaitable<void> drain() {

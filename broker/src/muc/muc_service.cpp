@@ -394,6 +394,25 @@ void MucService::on_service_stanza(XmlElement stanza, Jid from, Completion done)
 }
 
 void MucService::start() {
+  // Temporary rooms this node hosted cannot have occupants after a restart: a crash must not
+  // turn them into persistent ones (a clean stop already deleted them).
+  auto cleanup = [node = config_.node_name](storage::Store& s) -> Result<std::size_t> {
+    auto rooms = s.list_rooms(node);
+    if (!rooms) {
+      return rooms.error();
+    }
+    std::size_t removed = 0;
+    for (const auto& r : *rooms) {
+      if (!r.persistent && s.delete_room(r.jid)) {
+        ++removed;
+      }
+    }
+    return removed;
+  };
+  if (auto removed = shards_.front()->store().call_blocking(std::move(cleanup));
+      removed && *removed > 0) {
+    spdlog::info("removed {} temporary room(s) left by an earlier run", *removed);
+  }
   auto job = [](storage::Store& s) { return s.list_rooms(); };
   auto rooms = shards_.front()->store().call_blocking(std::move(job));
   if (rooms) {
@@ -430,12 +449,21 @@ void MucService::schedule_retention() {
   });
 }
 
-void MucService::shutdown() {
+void MucService::shutdown(std::function<void()> then) {
   if (retention_timer_) {
     asio::post(shards_.front()->shard().executor(), [this] { retention_timer_->cancel(); });
   }
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(shards_.size());
+  auto finish = std::make_shared<std::function<void()>>(std::move(then));
   for (auto& s : shards_) {
-    asio::post(s->shard().executor(), [rooms = s.get()] { rooms->evict_all(); });
+    asio::post(s->shard().executor(), [rooms = s.get(), remaining, finish] {
+      rooms->evict_all();
+      // The evictions are now queued on the sessions' shards; anything posted there after
+      // this point runs after them.
+      if (--*remaining == 0 && *finish) {
+        (*finish)();
+      }
+    });
   }
 }
 

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -59,8 +60,10 @@ class MucService {
 
   /// Starts the archive retention job (when any retention is configured).
   void start();
-  /// Tells every occupant of every live room that the service is going away (status 332).
-  void shutdown();
+  /// Tells every occupant of every live room that the service is going away (status 332),
+  /// then calls `then` (on some shard) once every eviction has been handed to the sessions'
+  /// shards, so that a session closed afterwards still sends its 332 first.
+  void shutdown(std::function<void()> then);
 
   /// Live rooms and occupants over all shards (approximate; for status and metrics).
   std::size_t live_rooms() const { return live_rooms_.load(); }

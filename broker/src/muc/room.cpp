@@ -278,6 +278,10 @@ XmlElement Room::presence_of(const Occupant& occupant, bool unavailable) const {
   p.set_attr("from", jid_.bare_str() + "/" + occupant.nick);
   if (unavailable) {
     p.set_attr("type", "unavailable");
+    // XEP-0045 §7.14: a custom exit message goes to everyone.
+    for (const XmlElement* status : occupant.presence.children("status", ns::kClient)) {
+      p.add_child(*status);
+    }
   } else {
     for (const auto& child : occupant.presence.nodes()) {
       if (!child.is_text() && child.xmlns() != ns::kMuc && child.xmlns() != ns::kMucUser &&
@@ -694,10 +698,15 @@ void Room::on_message(const XmlElement& message, const Jid& from, Completion don
     on_private_message(message, from, to.resource());
     return;
   }
-  if (const XmlElement* x = message.child("x", ns::kMucUser);
-      x != nullptr && x->child("invite", ns::kMucUser) != nullptr) {
-    on_invite(message, from);
-    return;
+  if (const XmlElement* x = message.child("x", ns::kMucUser); x != nullptr) {
+    if (x->child("invite", ns::kMucUser) != nullptr) {
+      on_invite(message, from);
+      return;
+    }
+    if (const XmlElement* decline = x->child("decline", ns::kMucUser)) {
+      on_decline(message, *decline, from);
+      return;
+    }
   }
   if (type != "groupchat") {
     send_error(message, from, "modify", "bad-request", "messages to a room are type groupchat");
@@ -910,6 +919,25 @@ void Room::on_invite(const XmlElement& message, const Jid& from) {
   }
 }
 
+void Room::on_decline(const XmlElement& message, const XmlElement& decline, const Jid& from) {
+  // XEP-0045 §7.8.2: the service passes a declined invitation back to the inviter.
+  auto inviter = Jid::parse(decline.attr("to"));
+  if (!inviter) {
+    send_error(message, from, "modify", "jid-malformed", "decline needs the inviter's JID");
+    return;
+  }
+  XmlElement out("message", ns::kClient);
+  out.set_attr("from", jid_.bare_str());
+  out.set_attr("id", xmpp::random_token(12));
+  auto& d = out.add_child("x", ns::kMucUser).add_child("decline", ns::kMucUser);
+  d.set_attr("from", from.bare_str());
+  const std::string reason = decline.child_text("reason", ns::kMucUser);
+  if (!reason.empty()) {
+    d.add_child("reason", ns::kMucUser).add_text(reason);
+  }
+  send(*inviter, out);
+}
+
 // ---- iq ----
 
 void Room::on_iq(const XmlElement& iq, const Jid& from, Completion done) {
@@ -1052,6 +1080,7 @@ void Room::apply_affiliation(const Jid& bare, Affiliation affiliation, const std
   }
   for (const auto& nick : present) {
     Occupant& o = occupants_.at(nick);
+    o.affiliation = affiliation;  // the removal presence says outcast / none (XEP-0045 §9.1)
     if (affiliation == Affiliation::Outcast) {
       remove_occupant(nick, {301}, reason, actor_nick);  // banned
     } else if (config_.members_only && affiliation == Affiliation::None) {

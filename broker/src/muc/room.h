@@ -82,6 +82,8 @@ class Room : public std::enable_shared_from_this<Room> {
   void on_private_message(const xmpp::XmlElement& message, const xmpp::Jid& from,
                           const std::string& to_nick);
   void on_invite(const xmpp::XmlElement& message, const xmpp::Jid& from);
+  void on_decline(const xmpp::XmlElement& message, const xmpp::XmlElement& decline,
+                  const xmpp::Jid& from);
 
   // iq
   void on_admin_iq(const xmpp::XmlElement& iq, const xmpp::Jid& from, Completion done);
