@@ -12,6 +12,11 @@ namespace {
 #pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
 class XmppCategory final : public boost::system::error_category {
  public:
+  static const XmppCategory& instance() {
+    static const XmppCategory category;
+    return category;
+  }
+
   const char* name() const noexcept override { return "xmpp"; }
 
   std::string message(int ev) const override { return std::string(describe(ev)); }
@@ -46,14 +51,19 @@ class XmppCategory final : public boost::system::error_category {
     }
     return "unknown xmpp error";
   }
+
+  XmppCategory() = default;
+
+ protected:
+  // Never deleted through a base pointer: instance() owns the only one.
+  ~XmppCategory() = default;
 };
 #pragma GCC diagnostic pop
 
 }  // namespace
 
 const boost::system::error_category& xmpp_category() noexcept {
-  static const XmppCategory category;
-  return category;
+  return XmppCategory::instance();
 }
 
 std::string_view stream_condition(boost::system::error_code ec) noexcept {

@@ -420,7 +420,13 @@ std::string ScramServer::server_first(const std::optional<ScramCredentials>& cre
     return {};
   }
   TC_ASSERT(!creds || creds->hash == hash_, "credentials for this mechanism's hash");
-  if (creds && creds->hash == hash_ && usable_iterations(creds->iterations)) {
+  const auto digest_size = static_cast<std::size_t>(EVP_MD_get_size(digest(hash_)));
+  // Stored credentials that cannot verify anything (say, an account without keys for this
+  // hash) are treated like a missing account, so the exchange ends in NotAuthorized.
+  const bool usable = creds && creds->hash == hash_ && usable_iterations(creds->iterations) &&
+                      !creds->salt.empty() && creds->stored_key.size() == digest_size &&
+                      creds->server_key.size() == digest_size;
+  if (usable) {
     creds_ = creds;
   } else {
     // RFC 5802 §5.1 / RFC 7677 §4: answer an unknown user like a known one. The salt is
@@ -435,9 +441,8 @@ std::string ScramServer::server_first(const std::optional<ScramCredentials>& cre
     fake.hash = hash_;
     fake.salt = hmac(ScramHash::Sha256, fake_salt_key(), label).substr(0, kFakeSaltBytes);
     fake.iterations = usable_iterations(fake_iterations) ? fake_iterations : 4096;
-    const std::size_t size = static_cast<std::size_t>(EVP_MD_get_size(digest(hash_)));
-    fake.stored_key = random_bytes(size);
-    fake.server_key = random_bytes(size);
+    fake.stored_key = random_bytes(digest_size);
+    fake.server_key = random_bytes(digest_size);
     creds_ = std::move(fake);
   }
   nonce_ = client_nonce_;

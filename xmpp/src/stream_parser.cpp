@@ -58,6 +58,135 @@ std::string attribute_key(const QName& q) {
   return key;
 }
 
+// Expat (before 2.6, or with reparse deferral off, as we need it) rescans an incomplete
+// token from its start on every XML_Parse call, so a long start tag trickled in one byte at
+// a time costs quadratic CPU (CVE-2023-52425): 250 KB took over a minute. We therefore keep
+// back the trailing incomplete markup token and hand it to expat once it is complete.
+// Character data and CDATA content are reported incrementally by expat and pass straight
+// through. This tracker follows just enough XML syntax to find where such a token starts
+// and ends; holding back never delays an event, because none can complete before the token
+// does. For valid XML it ends exactly where expat's token ends; on invalid XML it errs
+// towards ending early ('<' ends anything but CDATA), so expat still sees and reports it.
+class TokenTracker {
+ public:
+  /// Scans `bytes`, which start at stream offset `base`.
+  void scan(std::string_view bytes, std::uint64_t base) {
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      const char c = bytes[i];
+      switch (state_) {
+        case State::Text:
+          start_if_markup(c, base + i);
+          break;
+        case State::Open:  // just after '<'
+          if (c == '!') {
+            state_ = State::Bang;
+            bang_.clear();
+          } else if (c == '?') {
+            state_ = State::Pi;
+            run_ = 0;
+          } else {
+            state_ = State::Tag;
+            quote_ = 0;
+            tag_char(c, base + i);
+          }
+          break;
+        case State::Tag:
+          tag_char(c, base + i);
+          break;
+        case State::Ref:  // '&' name ';' or '&#' digits ';'
+          if (c == ';' || c == '>' || c == '\'' || c == '"' || c == ' ' || c == '\t' || c == '\r' ||
+              c == '\n') {
+            state_ = State::Text;
+          } else if (c == '<' || c == '&') {
+            start_if_markup(c, base + i);
+          }
+          break;
+        case State::Bang:  // "<!" then "--", "[CDATA[" or something expat will refuse
+          bang_ += c;
+          if (bang_ == "--") {
+            state_ = State::Comment;
+            run_ = 0;
+          } else if (bang_ == "[CDATA[") {
+            state_ = State::CData;
+            run_ = 0;
+          } else if (!std::string_view("--").starts_with(bang_) &&
+                     !std::string_view("[CDATA[").starts_with(bang_)) {
+            state_ = State::Other;
+            other_char(c, base + i);
+          }
+          break;
+        case State::Other:  // DOCTYPE and the like: restricted, ends at '>'
+          other_char(c, base + i);
+          break;
+        case State::Pi:       // ends at "?>"
+        case State::Comment:  // ends at "-->"
+          if (c == '>' && run_ >= (state_ == State::Pi ? 1U : 2U)) {
+            state_ = State::Text;
+          } else if (c == '<') {
+            start_if_markup(c, base + i);
+          } else {
+            run_ = c == (state_ == State::Pi ? '?' : '-') ? run_ + 1 : 0;
+          }
+          break;
+        case State::CData:  // ends at "]]>"; markup characters are literal inside
+          if (c == '>' && run_ >= 2) {
+            state_ = State::Text;
+          } else {
+            run_ = c == ']' ? run_ + 1 : 0;
+          }
+          break;
+      }
+    }
+  }
+
+  /// Stream offset where the trailing incomplete token starts, or `end` when there is none
+  /// that needs holding back.
+  std::uint64_t hold_from(std::uint64_t end) const {
+    return state_ == State::Text || state_ == State::CData ? end : begin_;
+  }
+
+ private:
+  enum class State { Text, Open, Tag, Ref, Bang, Other, Pi, Comment, CData };
+
+  void start_if_markup(char c, std::uint64_t at) {
+    if (c == '<') {
+      state_ = State::Open;
+      begin_ = at;
+    } else if (c == '&') {
+      state_ = State::Ref;
+      begin_ = at;
+    } else {
+      state_ = State::Text;
+    }
+  }
+  void tag_char(char c, std::uint64_t at) {
+    if (c == '<') {
+      start_if_markup(c, at);  // never valid inside a tag: let expat see it now
+    } else if (quote_ != 0) {
+      if (c == quote_) {
+        quote_ = 0;
+      }
+    } else if (c == '\'' || c == '"') {
+      quote_ = c;
+    } else if (c == '>') {
+      state_ = State::Text;
+    }
+  }
+  void other_char(char c, std::uint64_t at) {
+    if (c == '>') {
+      state_ = State::Text;
+    } else if (c == '<') {
+      start_if_markup(c, at);
+    }
+  }
+
+  State state_ = State::Text;
+  std::uint64_t begin_ = 0;
+  char quote_ = 0;
+  unsigned run_ = 0;  // consecutive '?', '-' or ']' just seen
+  std::string bang_;
+};
+
 // The expat adapter behind StreamParser (which only forwards to it).
 struct ExpatStream {
   explicit ExpatStream(const ParserLimits& l) : limits(l) { create(); }
@@ -68,6 +197,7 @@ struct ExpatStream {
   void create();
   void destroy();
   Result<void> feed(std::string_view bytes, std::vector<StreamEvent>& events);
+  void parse(std::string_view bytes);
 
   // Records the first error and stops expat. Handlers still called afterwards ("some
   // call-backs may still follow", expat.h) are ignored because `error` is set.
@@ -108,7 +238,9 @@ struct ExpatStream {
   // Stream offset where the current top-level item (header or stanza) starts: everything
   // since the end of the previous one counts against max_stanza_bytes.
   std::uint64_t item_start = 0;
-  std::uint64_t fed = 0;
+  std::uint64_t accepted = 0;  // bytes given to feed()
+  TokenTracker tracker;
+  std::string held;  // the end of what feed() accepted, not yet given to expat
   XmlElement stanza;
   std::vector<XmlElement*> stack;  // path from `stanza` to the innermost open element
   // Character data not yet attached: coalesced so that text split over many callbacks (and
@@ -179,6 +311,7 @@ void ExpatStream::create() {
 #ifdef TC_EXPAT_HAS_REPARSE_DEFERRAL
   // Expat >= 2.6 (and Debian's backport) may hold back a completed token until more bytes
   // arrive; an XMPP peer waits for our answer, so every complete stanza must come out now.
+  // TokenTracker guards against the rescanning cost that deferral exists to avoid.
   XML_SetReparseDeferralEnabled(parser, XML_FALSE);
 #endif
 }
@@ -192,7 +325,9 @@ void ExpatStream::destroy() {
   depth = 0;
   closed = false;
   item_start = 0;
-  fed = 0;
+  accepted = 0;
+  tracker = TokenTracker();
+  held.clear();
   stanza = XmlElement();
   stack.clear();
   pending_text.clear();
@@ -314,28 +449,13 @@ void ExpatStream::on_text(const XML_Char* s, int len) {
   pending_text.append(s, static_cast<std::size_t>(len));
 }
 
-Result<void> ExpatStream::feed(std::string_view bytes, std::vector<StreamEvent>& events) {
-  if (error) {
-    return error;
-  }
-  // RFC 6120 §11.6: UTF-8 only. Expat would still switch to UTF-16 on a byte order mark or a
-  // NUL among the first two bytes, despite the encoding forced in create(). None of these
-  // bytes can start a UTF-8 XML document, and later on expat rejects them by itself.
-  for (std::size_t i = 0; fed + i < 2 && i < bytes.size(); ++i) {
-    const auto c = static_cast<unsigned char>(bytes[i]);
-    if (c == 0x00 || c == 0xFE || c == 0xFF) {
-      error = make_error_code(Errc::NotWellFormed);
-      return error;
-    }
-  }
-  out = &events;
+void ExpatStream::parse(std::string_view bytes) {
   // XML_Parse takes an int length; a larger buffer goes through in slices.
-  constexpr std::size_t kMaxSlice = 1u << 30;
+  constexpr std::size_t kMaxSlice = 1U << 30;
   while (!bytes.empty() && !error) {
     const std::string_view slice = bytes.substr(0, kMaxSlice);
     bytes.remove_prefix(slice.size());
     const auto status = XML_Parse(parser, slice.data(), static_cast<int>(slice.size()), XML_FALSE);
-    fed += slice.size();
     if (status != XML_STATUS_OK && !error) {
       switch (XML_GetErrorCode(parser)) {
         case XML_ERROR_EXTERNAL_ENTITY_HANDLING:
@@ -351,13 +471,49 @@ Result<void> ExpatStream::feed(std::string_view bytes, std::vector<StreamEvent>&
           break;
       }
     }
-    // A partial token (say, a start tag that never ends) is buffered by expat without any
-    // callback, so the budget is also checked against everything fed so far.
-    if (!error && !closed && fed - item_start > limits.max_stanza_bytes) {
-      error = make_error_code(Errc::PolicyViolation);
+  }
+}
+
+Result<void> ExpatStream::feed(std::string_view bytes, std::vector<StreamEvent>& events) {
+  if (error) {
+    return error;
+  }
+  // RFC 6120 §11.6: UTF-8 only. Expat would still switch to UTF-16 on a byte order mark or a
+  // NUL among the first two bytes, despite the encoding forced in create(). None of these
+  // bytes can start a UTF-8 XML document, and later on expat rejects them by itself.
+  for (std::size_t i = 0; accepted + i < 2 && i < bytes.size(); ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c == 0x00 || c == 0xFE || c == 0xFF) {
+      error = make_error_code(Errc::NotWellFormed);
+      return error;
     }
   }
+  const std::uint64_t base = accepted;
+  accepted += bytes.size();
+  tracker.scan(bytes, base);
+  const std::uint64_t hold_from = tracker.hold_from(accepted);
+  const std::uint64_t expat_fed = base - held.size();
+  TC_ASSERT(hold_from >= expat_fed, "held bytes start at the incomplete token");
+  out = &events;
+  if (hold_from <= base) {
+    // The incomplete token began before this chunk (it is what `held` holds): keep waiting.
+    parse(std::string_view(held).substr(0, hold_from - expat_fed));
+    held.erase(0, hold_from - expat_fed);
+    held.append(bytes);
+  } else {
+    // Two calls rather than a copy: expat carries an incomplete token over by itself, and
+    // does so once here.
+    const auto split = static_cast<std::size_t>(hold_from - base);
+    parse(held);
+    parse(bytes.substr(0, split));
+    held.assign(bytes.substr(split));
+  }
   out = nullptr;
+  // Held bytes and a token expat buffers produce no callback, so the budget is also checked
+  // against everything accepted so far.
+  if (!error && !closed && accepted - item_start > limits.max_stanza_bytes) {
+    error = make_error_code(Errc::PolicyViolation);
+  }
   if (error) {
     return error;
   }

@@ -144,6 +144,17 @@ TEST(ScramTest, UnknownUserGetsAStableFakeChallengeAndFails) {
   EXPECT_EQ(server.on_client_final(*client_final).error(), Errc::NotAuthorized);
 }
 
+TEST(ScramTest, UnusableStoredCredentialsActLikeAnUnknownUser) {
+  ScramCredentials empty;  // say, an account with no keys for this hash
+  empty.hash = ScramHash::Sha1;
+  ScramClient client(ScramHash::Sha1, "user", "pencil");
+  ScramServer server(ScramHash::Sha1);
+  ASSERT_TRUE(server.on_client_first(client.client_first()));
+  auto client_final = client.on_server_first(server.server_first(empty, 64));
+  ASSERT_TRUE(client_final);
+  EXPECT_EQ(server.on_client_final(*client_final).error(), Errc::NotAuthorized);
+}
+
 TEST(ScramTest, ClientFirstSyntax) {
   const char* bad[] = {
       "",

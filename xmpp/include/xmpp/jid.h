@@ -38,6 +38,7 @@ class Jid {
   /// "local@domain" (or "domain").
   std::string bare_str() const;
 
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads a defaulted <=>
   friend auto operator<=>(const Jid&, const Jid&) = default;
   friend bool operator==(const Jid&, const Jid&) = default;
 

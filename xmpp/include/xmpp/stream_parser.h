@@ -12,10 +12,12 @@
 namespace tc::xmpp {
 
 /// Hard limits enforced while parsing; exceeding one fails with Errc::PolicyViolation.
+/// The stream header counts as a top-level element too, and namespace declarations count
+/// as attributes.
 struct ParserLimits {
-  std::size_t max_stanza_bytes = 256 * 1024;  ///< raw bytes of one top-level stanza
-  std::size_t max_depth = 48;                 ///< element nesting below the stream root
-  std::size_t max_attributes = 64;            ///< attributes on one element
+  std::size_t max_stanza_bytes = std::size_t{256} * 1024;  ///< raw bytes of one top-level stanza
+  std::size_t max_depth = 48;       ///< element nesting below the stream root
+  std::size_t max_attributes = 64;  ///< attributes on one element
 };
 
 /// One thing the parser recognised in the byte stream.

@@ -52,8 +52,7 @@ class XmlElement {
   const XmlElement* child(std::string_view name, std::string_view xmlns = {}) const;
   XmlElement* child(std::string_view name, std::string_view xmlns = {});
   /// Every child element with this name (and namespace, when not empty).
-  std::vector<const XmlElement*> children(std::string_view name,
-                                          std::string_view xmlns = {}) const;
+  std::vector<const XmlElement*> children(std::string_view name, std::string_view xmlns = {}) const;
   /// The first child element (text nodes skipped), or nullptr.
   const XmlElement* first_element() const;
 
