@@ -185,11 +185,17 @@ Server::~Server() {
   for (auto& shard : impl_->shards) {
     shard->stop();
   }
+  // The rooms and their timers belong to the shards' io_contexts: destroy them first.
+  impl_->context.muc.reset();
+  impl_->control_store.reset();
+  impl_->shards.clear();
 }
 
 void Server::start() {
   auto& config = impl_->context.config;
   impl_->context.tls = make_tls_context(config);
+  impl_->context.cpu = std::make_unique<CpuPool>(
+      std::max<std::size_t>(1, std::thread::hardware_concurrency() / 2));
   prepare_store(config.storage_url, impl_->context.shutting_down);
 
   int shard_count =

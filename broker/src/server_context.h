@@ -11,6 +11,7 @@
 
 #include "muc/muc_service.h"
 #include "routing/router.h"
+#include "shard/cpu_pool.h"
 
 namespace tc::broker {
 
@@ -32,6 +33,7 @@ struct ServerContext {
   std::unique_ptr<boost::asio::ssl::context> tls;  ///< null when no certificate configured
   Router router;
   std::unique_ptr<muc::MucService> muc;  ///< the text-conference service
+  std::unique_ptr<CpuPool> cpu;          ///< PBKDF2 and other CPU-heavy work
   Metrics metrics;
   std::atomic<bool> shutting_down{false};
 };

@@ -47,7 +47,7 @@ from slixmpp.stanza import Iq, Message, Presence
 # ---------------------------------------------------------------------------------------------
 # Settings
 
-TIMEOUT = float(os.environ.get("TC_MUC_TIMEOUT", "10"))  # one expected stanza
+TIMEOUT = float(os.environ.get("TC_MUC_TIMEOUT", "20"))  # one expected stanza
 PROCESS_TIMEOUT = 30.0  # start or stop of a broker, a tcctl run, PostgreSQL commands
 BACKEND = os.environ.get("TC_MUC_BACKEND", "sqlite")
 DOMAIN = "localhost"

@@ -400,21 +400,23 @@ net::Awaitable<void> Session::on_sasl_auth(const XmlElement& auth) {
       co_return;
     }
     // PBKDF2 runs on the store worker, not on this I/O thread.
-    auto verified_job = [u = *username,
-                         p = std::move(plain->password)](storage::Store& s) -> Result<bool> {
-      auto account = s.load_account(u);
-      if (!account) {
-        if (account.error() == storage::Errc::NotFound) {
-          return false;
-        }
-        return Result<bool>(boost::system::in_place_error, account.error());
-      }
-      auto prepped = xmpp::saslprep(p);
-      return prepped &&
-             xmpp::verify_password(to_credentials(*account, xmpp::ScramHash::Sha256), *prepped);
-    };
-    auto verified =
-        co_await shard_.store().async_call(std::move(verified_job), asio::use_awaitable);
+    // The account comes from the store worker; PBKDF2 runs on the CPU pool, so neither an
+    // I/O thread nor the archive's commits wait for it.
+    auto load_job = [u = *username](storage::Store& s) { return s.load_account(u); };
+    auto account = co_await shard_.store().async_call(std::move(load_job), asio::use_awaitable);
+    if (closing_) {
+      co_return;
+    }
+    Result<bool> verified = false;
+    if (account) {
+      auto verify_job = [creds = to_credentials(*account, xmpp::ScramHash::Sha256),
+                         p = std::move(plain->password)]() {
+        return xmpp::verify_password(creds, p);
+      };
+      verified = co_await server_.cpu->async_run(std::move(verify_job), asio::use_awaitable);
+    } else if (account.error() != storage::Errc::NotFound) {
+      verified = Result<bool>(boost::system::in_place_error, account.error());
+    }
     if (closing_) {
       co_return;
     }
@@ -519,15 +521,15 @@ net::Awaitable<void> Session::on_register_iq(const XmlElement& iq) {
                           "a valid username and a password are required"));
     co_return;
   }
-  auto created_job = [u = *username, p = password, iterations = server_.config.scram_iterations](
-                         storage::Store& s) -> Result<void> {
-    auto account = make_account(u, p, iterations);
-    if (!account) {
-      return account.error();
-    }
-    return s.create_account(*account);
+  auto hash_job = [u = *username, p = password, iterations = server_.config.scram_iterations] {
+    return make_account(u, p, iterations);  // PBKDF2: on the CPU pool
   };
-  auto created = co_await shard_.store().async_call(std::move(created_job), asio::use_awaitable);
+  auto account = co_await server_.cpu->async_run(std::move(hash_job), asio::use_awaitable);
+  Result<void> created = account.has_error() ? Result<void>(account.error()) : Result<void>();
+  if (account) {
+    auto create_job = [a = std::move(*account)](storage::Store& s) { return s.create_account(a); };
+    created = co_await shard_.store().async_call(std::move(create_job), asio::use_awaitable);
+  }
   if (closing_) {
     co_return;
   }
@@ -787,15 +789,15 @@ net::Awaitable<void> Session::on_password_change(const XmlElement& iq) {
                           "give your own username and the new password"));
     co_return;
   }
-  auto changed_job = [u = username_, p = password, iterations = server_.config.scram_iterations](
-                         storage::Store& s) -> Result<void> {
-    auto account = make_account(u, p, iterations);
-    if (!account) {
-      return account.error();
-    }
-    return s.update_account(*account);
+  auto hash_job = [u = username_, p = password, iterations = server_.config.scram_iterations] {
+    return make_account(u, p, iterations);  // PBKDF2: on the CPU pool
   };
-  auto changed = co_await shard_.store().async_call(std::move(changed_job), asio::use_awaitable);
+  auto account = co_await server_.cpu->async_run(std::move(hash_job), asio::use_awaitable);
+  Result<void> changed = account.has_error() ? Result<void>(account.error()) : Result<void>();
+  if (account) {
+    auto update_job = [a = std::move(*account)](storage::Store& s) { return s.update_account(a); };
+    changed = co_await shard_.store().async_call(std::move(update_job), asio::use_awaitable);
+  }
   if (closing_) {
     co_return;
   }
