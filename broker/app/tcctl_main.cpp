@@ -63,6 +63,8 @@ std::string username_of(const std::string& given) {
 int main(int argc, char** argv) {
   CLI::App app{"tcctl: administer a tcbroker node and its database"};
   app.require_subcommand(1);
+  // --config and --json may come anywhere, also after the subcommand ("users list --json").
+  app.fallthrough();
   std::string config_path = "tcbroker.toml";
   bool json = false;
   app.add_option("-c,--config", config_path, "node configuration (TOML)");
