@@ -37,6 +37,10 @@ void BrokerTest::TearDown() {
   if (broker_ && broker_should_live_) {
     EXPECT_TRUE(broker_->alive()) << "tcbroker (pid " << broker_->pid()
                                   << ") exited during the test";
+    // Whatever the test left behind (sessions included), SIGTERM must end the server cleanly.
+    if (broker_->alive()) {
+      EXPECT_EQ(broker_->stop(), 0) << "tcbroker did not exit 0 after SIGTERM";
+    }
   }
   if (!HasFailure()) {
     return;

@@ -21,18 +21,18 @@ inline const Account kCarol{"carol", "carol-Secret-3"};
 std::string tail(const std::string& text, std::size_t max = 30'000);
 
 /// A fixture owning one tcbroker and the gloox clients of a test. After each test it checks the
-/// server is still alive (unless the test stopped it on purpose), and on failure it prints the
-/// server's log and every client's XML transcript.
+/// server is still alive (unless the test stopped it on purpose) and that SIGTERM then ends it
+/// with exit 0; on failure it prints the server's log and every client's XML transcript.
 class BrokerTest : public ::testing::Test {
  protected:
   void start_broker(BrokerOptions options);
   Broker& broker() { return *broker_; }
 
   /// A gloox client for `account` on the broker; it starts connecting at once.
-  GlooxClient& client(const Account& account, int sasl_mechanisms = gloox::SaslMechScramSha1);
+  GlooxClient& client(const Account& account, int sasl_mechanisms = kGlooxScramSha1);
   /// client() with the password replaced.
   GlooxClient& client_with_password(const Account& account, const std::string& password,
-                                    int sasl_mechanisms = gloox::SaslMechScramSha1);
+                                    int sasl_mechanisms = kGlooxScramSha1);
 
   std::string bare_jid(const Account& account) const {
     return account.name + "@" + broker_->domain();

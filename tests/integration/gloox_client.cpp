@@ -2,6 +2,7 @@
 #include "gloox_client.h"
 
 #include <algorithm>
+#include <string_view>
 
 #include <gloox/disco.h>
 #include <gloox/error.h>
@@ -17,7 +18,7 @@ namespace {
 /// recv() slice: how long posted work may wait for the client thread.
 constexpr int kRecvSliceMicros = 20'000;
 constexpr std::size_t kMaxLogLines = 400;
-const std::string kUnknownNamespace = "urn:example:tcbroker:no-such-namespace";
+constexpr std::string_view kUnknownNamespace = "urn:example:tcbroker:no-such-namespace";
 
 /// A payload in a namespace nobody implements, so the server must answer <service-unavailable/>
 /// (RFC 6120 §8.4).
@@ -26,13 +27,15 @@ class UnknownQuery final : public gloox::StanzaExtension {
   static constexpr int kType = gloox::ExtUser + 4711;
   UnknownQuery() : gloox::StanzaExtension(kType) {}
   const std::string& filterString() const override {
-    static const std::string filter = "/iq/query[@xmlns='" + kUnknownNamespace + "']";
+    static const std::string filter = "/iq/query[@xmlns='" + std::string(kUnknownNamespace) + "']";
     return filter;
   }
   gloox::StanzaExtension* newInstance(const gloox::Tag* /*tag*/) const override {
     return new UnknownQuery;
   }
-  gloox::Tag* tag() const override { return new gloox::Tag("query", "xmlns", kUnknownNamespace); }
+  gloox::Tag* tag() const override {
+    return new gloox::Tag("query", "xmlns", std::string(kUnknownNamespace));
+  }
   gloox::StanzaExtension* clone() const override { return new UnknownQuery; }
 };
 

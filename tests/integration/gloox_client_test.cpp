@@ -31,6 +31,7 @@ TEST_F(GlooxTest, LogsInWithScramSha1OverTlsAndGetsAGeneratedResource) {
   auto& alice = client(kAlice);
   ASSERT_TRUE(alice.wait_connected());
   EXPECT_FALSE(alice.tls_protocol().empty()) << "connected without a TLS handshake";
+  EXPECT_NE(alice.transcript().find("mechanism='SCRAM-SHA-1'"), std::string::npos);
   const std::string jid = alice.bound_jid();
   EXPECT_EQ(bare_of(jid), bare_jid(kAlice));
   // gloox asked for no resource, so the server must have made one up (RFC 6120 §7.6).
@@ -42,6 +43,7 @@ TEST_F(GlooxTest, LogsInWithPlainOverTls) {
   auto& bob = client(kBob, gloox::SaslMechPlain);
   ASSERT_TRUE(bob.wait_connected());
   EXPECT_FALSE(bob.tls_protocol().empty());
+  EXPECT_NE(bob.transcript().find("mechanism='PLAIN'"), std::string::npos);
 }
 
 TEST_F(GlooxTest, TwoSessionsOfOneUserGetDistinctResources) {

@@ -15,8 +15,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/inotify.h>
-#include <sys/syscall.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,7 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string errno_text(const std::string& what) {
-  return what + ": " + std::strerror(errno);
+  return what + ": " + errno_message(errno);
 }
 
 /// Closes a descriptor on scope exit.
@@ -60,8 +60,8 @@ class Fd {
 };
 
 fs::path program_from(const char* env_name, const char* compiled_in) {
-  const char* env = std::getenv(env_name);
-  fs::path path = (env != nullptr && *env != '\0') ? fs::path(env) : fs::path(compiled_in);
+  const std::string env = env_var(env_name);
+  fs::path path = !env.empty() ? fs::path(env) : fs::path(compiled_in);
   if (path.empty()) {
     throw HarnessError(std::string("no path for the program under test: set ") + env_name +
                        " or build with the tcbroker/tcctl targets configured");
@@ -75,8 +75,8 @@ fs::path program_from(const char* env_name, const char* compiled_in) {
 
 /// Looks `name` up in $PATH, as the tools (openssl) are not ours to locate at build time.
 fs::path find_in_path(const std::string& name) {
-  const char* path_env = std::getenv("PATH");
-  std::stringstream dirs(path_env != nullptr ? path_env : "/usr/bin:/bin");
+  const std::string path_env = env_var("PATH");
+  std::stringstream dirs(!path_env.empty() ? path_env : "/usr/bin:/bin");
   std::string dir;
   while (std::getline(dirs, dir, ':')) {
     fs::path candidate = fs::path(dir.empty() ? "." : dir) / name;
@@ -118,6 +118,15 @@ int remaining_ms(Clock::time_point deadline) {
 
 }  // namespace
 
+std::string env_var(const char* name) {
+  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): see the header
+  return value != nullptr ? value : "";
+}
+
+std::string errno_message(int err) {
+  return std::generic_category().message(err);
+}
+
 fs::path tcbroker_path() {
   return program_from("TC_TCBROKER", TC_INTEGRATION_TCBROKER);
 }
@@ -138,9 +147,8 @@ std::string read_file(const fs::path& path) {
 // ---- TempDir ----
 
 TempDir::TempDir(const std::string& prefix) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string templ =
-      (fs::path(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") / (prefix + "-XXXXXX")).string();
+  const std::string tmp = env_var("TMPDIR");
+  std::string templ = (fs::path(!tmp.empty() ? tmp : "/tmp") / (prefix + "-XXXXXX")).string();
   if (::mkdtemp(templ.data()) == nullptr) {
     throw HarnessError(errno_text("mkdtemp " + templ));
   }
@@ -148,7 +156,7 @@ TempDir::TempDir(const std::string& prefix) {
 }
 
 TempDir::~TempDir() {
-  if (std::getenv("TC_KEEP_TEMP") != nullptr) {
+  if (!env_var("TC_KEEP_TEMP").empty()) {
     return;
   }
   std::error_code ignored;
@@ -220,8 +228,7 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const fs::path&
   if (n > 0) {
     int status = 0;
     ::waitpid(pid_, &status, 0);
-    errno = child_errno;
-    throw HarnessError(errno_text("exec " + argv[0]));
+    throw HarnessError("exec " + argv[0] + ": " + errno_message(child_errno));
   }
   // glibc 2.36's <sys/pidfd.h> lacks extern "C", so call the kernel directly. -1 on kernels
   // before 5.3: wait_for() then falls back to polling.

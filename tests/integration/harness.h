@@ -29,6 +29,12 @@ class HarnessError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// $name, or "" when it is unset. The tests never change their environment, so this is safe
+/// from any thread.
+std::string env_var(const char* name);
+/// The description of an errno value (std::strerror is not thread-safe).
+std::string errno_message(int err);
+
 /// Paths of the programs under test: $TC_TCBROKER / $TC_TCCTL when set, else the paths CMake
 /// compiled in. Throws HarnessError when neither names an executable.
 std::filesystem::path tcbroker_path();

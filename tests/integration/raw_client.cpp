@@ -25,7 +25,7 @@ int remaining_ms(Clock::time_point deadline) {
 RawClient::RawClient(int port, Millis timeout) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) {
-    throw HarnessError(std::string("socket: ") + std::strerror(errno));
+    throw HarnessError("socket: " + errno_message(errno));
   }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -33,7 +33,7 @@ RawClient::RawClient(int port, Millis timeout) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     if (errno != EINPROGRESS) {
-      const std::string why = std::strerror(errno);
+      const std::string why = errno_message(errno);
       ::close(fd_);
       throw HarnessError("connect 127.0.0.1:" + std::to_string(port) + ": " + why);
     }
@@ -44,7 +44,7 @@ RawClient::RawClient(int port, Millis timeout) {
         ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
       ::close(fd_);
       throw HarnessError("connect 127.0.0.1:" + std::to_string(port) +
-                         " failed or timed out: " + std::strerror(err));
+                         " failed or timed out: " + errno_message(err));
     }
   }
 }

@@ -3,6 +3,7 @@
 // RFC 6120 §4.9 stream error, then </stream:stream> and a closed connection, while a client that
 // logged in earlier keeps being served by the same process.
 #include <string>
+#include <string_view>
 
 #include <gtest/gtest.h>
 
@@ -13,7 +14,7 @@ namespace tc::integration {
 namespace {
 
 constexpr std::size_t kMaxStanzaBytes = 4096;
-const std::string kStreamsNs = "urn:ietf:params:xml:ns:xmpp-streams";
+constexpr std::string_view kStreamsNs = "urn:ietf:params:xml:ns:xmpp-streams";
 
 class RawStreamTest : public BrokerTest {
  protected:
@@ -118,7 +119,7 @@ TEST_F(RawStreamTest, OversizedStanzaGetsPolicyViolation) {
   // Never completed, so the only possible objection is its size: a server that buffers until the
   // end tag would wait forever (and let any client fill its memory).
   raw->send("<message to='alice@localhost' type='chat'><body>" +
-            std::string(10 * 1024, 'x'));  // well over max_stanza_bytes = 4096
+            std::string(std::size_t{10} * 1024, 'x'));  // well over max_stanza_bytes = 4096
   expect_stream_error(*raw, "policy-violation");
   expect_witness_served();
 }
@@ -132,7 +133,7 @@ TEST_F(RawStreamTest, AuthenticatedClientSendingAnOversizedStanzaIsDisconnected)
   ASSERT_TRUE(witness_->wait_message([&](const ReceivedMessage& m) { return m.body == small; }))
       << "a 2 KB message (under the 4 KB limit) was not delivered";
   // Over the limit: the sender is cut off and nothing reaches the recipient.
-  const std::string big(10 * 1024, 'B');
+  const std::string big(std::size_t{10} * 1024, 'B');
   bob.send_chat(bare_jid(kAlice), big);
   const auto reason = bob.wait_disconnected();
   ASSERT_TRUE(reason.has_value()) << "a 10 KB stanza did not end the sender's stream";

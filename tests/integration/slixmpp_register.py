@@ -15,11 +15,12 @@ import asyncio
 import sys
 
 from slixmpp.exceptions import IqError, IqTimeout
-from slixmpp.stanza import Iq
+from slixmpp.stanza import Iq, StreamFeatures
 
 from slixmpp_common import TIMEOUT, Session, check, run, setup_logging, within
 
 REGISTER_FEATURE = "http://jabber.org/features/iq-register"
+SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
 
 
 class Registrant(Session):
@@ -27,11 +28,24 @@ class Registrant(Session):
 
     def __init__(self, jid, password, force=False):
         super().__init__(jid, password, plugins=("xep_0004", "xep_0066", "xep_0077"))
-        self.xmpp["xep_0077"].force_registration = force
+        if force:
+            self.xmpp.add_filter("in", self._offer_register_anyway)
+        # slixmpp 1.8 holds back every stanza until the session starts, the pre-authentication
+        # registration iqs included, which would then never leave; this lets them through.
+        self.xmpp._always_send_everything = True
         self.form_requested = False
         self.registration = asyncio.get_running_loop().create_future()  # "result" or a condition
         self.xmpp.add_event_handler("register", self._on_register)
         self.xmpp.add_filter("in", self._record_iq_error)
+
+    def _offer_register_anyway(self, features):
+        # Pretend the server offered registration after STARTTLS, so the client tries it before
+        # authenticating. (slixmpp's own force_registration waits for an ssl.SSLSocket, which an
+        # asyncio transport never is, so it would never fire.)
+        if (isinstance(features, StreamFeatures) and self.tls_active()
+                and features.xml.find(f"{{{SASL_NS}}}mechanisms") is not None):
+            features.enable("register")
+        return features
 
     def _record_iq_error(self, stanza):
         # An error to the form request never reaches _on_register; catch it here.
@@ -92,6 +106,10 @@ async def expect_refused(args):
         done, _ = await asyncio.wait([forced.outcome, forced.registration], timeout=TIMEOUT,
                                      return_when=asyncio.FIRST_COMPLETED)
         check(done, "forced registration: the server neither answered nor closed the stream")
+        if not forced.registration.done():
+            outcome = forced.outcome.result()
+            check(outcome == "disconnected",
+                  f"forced registration was never attempted (the login ended with {outcome})")
         if forced.registration.done():
             check(forced.registration.result() != "result",
                   "forced registration was accepted although registration is disabled")
