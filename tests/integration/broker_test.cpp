@@ -50,8 +50,18 @@ void BrokerTest::TearDown() {
               << tail(clients_[i]->transcript(), 20'000);
   }
   if (broker_) {
+    std::string log = broker_->log();
+    // A sanitizer report ends the log and its start matters most: show it whole, apart.
+    std::string report;
+    if (const auto at = log.find("==ERROR: "); at != std::string::npos) {
+      report = log.substr(log.rfind('\n', at) + 1);
+      log.resize(log.size() - report.size());
+    }
     std::cerr << "---- tcbroker log (" << broker_->dir().string() << ") ----\n"
-              << tail(broker_->log()) << "\n---- end of tcbroker log ----\n";
+              << tail(log) << "\n---- end of tcbroker log ----\n";
+    if (!report.empty()) {
+      std::cerr << "---- tcbroker sanitizer report ----\n" << tail(report, 60'000) << "\n";
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <string_view>
 
+#include <gloox/delayeddelivery.h>
 #include <gloox/disco.h>
 #include <gloox/error.h>
 #include <gloox/event.h>
@@ -37,6 +38,31 @@ class UnknownQuery final : public gloox::StanzaExtension {
     return new gloox::Tag("query", "xmlns", std::string(kUnknownNamespace));
   }
   gloox::StanzaExtension* clone() const override { return new UnknownQuery; }
+};
+
+/// XEP-0359 <stanza-id/>, which gloox 1.0 does not know: registered so that messages keep it.
+class StanzaIdExtension final : public gloox::StanzaExtension {
+ public:
+  static constexpr int kType = gloox::ExtUser + 4712;
+  explicit StanzaIdExtension(std::string id = {})
+      : gloox::StanzaExtension(kType), id_(std::move(id)) {}
+  const std::string& filterString() const override {
+    static const std::string filter = "/message/stanza-id[@xmlns='urn:xmpp:sid:0']";
+    return filter;
+  }
+  gloox::StanzaExtension* newInstance(const gloox::Tag* tag) const override {
+    return new StanzaIdExtension(tag ? tag->findAttribute("id") : std::string());
+  }
+  gloox::Tag* tag() const override {
+    auto* t = new gloox::Tag("stanza-id", "xmlns", "urn:xmpp:sid:0");
+    t->addAttribute("id", id_);
+    return t;
+  }
+  gloox::StanzaExtension* clone() const override { return new StanzaIdExtension(id_); }
+  const std::string& id() const { return id_; }
+
+ private:
+  std::string id_;
 };
 
 template <class T>
@@ -84,6 +110,8 @@ void GlooxClient::run() {
   client_->setCompression(false);
   client_->registerConnectionListener(this);
   client_->registerMessageHandler(this);
+  client_->registerStanzaExtension(new StanzaIdExtension);
+  client_->registerStanzaExtension(new gloox::DelayedDelivery());  // XEP-0203 on messages
   client_->logInstance().registerLogHandler(gloox::LogLevelDebug, gloox::LogAreaAll, this);
 
   if (!client_->connect(false)) {
@@ -303,6 +331,10 @@ void GlooxClient::handleMessage(const gloox::Message& msg, gloox::MessageSession
   received.from = msg.from().full();
   received.type = msg.subtype();
   received.body = msg.body();
+  if (const auto* sid = msg.findExtension<StanzaIdExtension>(StanzaIdExtension::kType)) {
+    received.stanza_id = sid->id();
+  }
+  received.delayed = msg.when() != nullptr;
   if (const gloox::Error* error = msg.error()) {
     received.error = error->error();
     received.error_type = error->type();
@@ -312,6 +344,22 @@ void GlooxClient::handleMessage(const gloox::Message& msg, gloox::MessageSession
     messages_.push_back(std::move(received));
   }
   changed_.notify_all();
+}
+
+void GlooxClient::join_room(const std::string& occupant_jid) {
+  post([this, occupant_jid] {
+    auto* presence = new gloox::Tag("presence");
+    presence->addAttribute("to", occupant_jid);
+    new gloox::Tag(presence, "x", "xmlns", "http://jabber.org/protocol/muc");
+    client_->send(presence);  // takes ownership
+  });
+}
+
+void GlooxClient::send_groupchat(const std::string& room, const std::string& body) {
+  post([this, room, body] {
+    gloox::Message message(gloox::Message::Groupchat, gloox::JID(room), body);
+    client_->send(message);
+  });
 }
 
 void GlooxClient::handleEvent(const gloox::Event& event) {

@@ -35,6 +35,8 @@ struct ReceivedMessage {
   std::string from;  ///< full JID
   gloox::Message::MessageType type = gloox::Message::Invalid;
   std::string body;
+  std::string stanza_id;  ///< XEP-0359 <stanza-id/> id, "" when absent
+  bool delayed = false;   ///< carries a XEP-0203 <delay/>
   gloox::StanzaError error = gloox::StanzaErrorUndefined;  ///< set for type='error'
   gloox::StanzaErrorType error_type = gloox::StanzaErrorTypeUndefined;
 };
@@ -112,6 +114,10 @@ class GlooxClient final : gloox::ConnectionListener,
   void send_chat(const std::string& to, const std::string& body);
   /// The same, with 'to' written verbatim: gloox::JID would refuse an invalid address.
   void send_chat_to_raw_address(const std::string& to, const std::string& body);
+  /// Sends MUC join presence (XEP-0045 §7.2) to room@service/nick (does not wait).
+  void join_room(const std::string& occupant_jid);
+  /// Sends <message type='groupchat'> to a room (does not wait).
+  void send_groupchat(const std::string& room, const std::string& body);
   /// Waits for a received message satisfying `match` (and removes it from the inbox).
   std::optional<ReceivedMessage> wait_message(
       const std::function<bool(const ReceivedMessage&)>& match, Millis timeout = kTimeout);
