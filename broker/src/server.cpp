@@ -194,8 +194,8 @@ Server::~Server() {
 void Server::start() {
   auto& config = impl_->context.config;
   impl_->context.tls = make_tls_context(config);
-  impl_->context.cpu = std::make_unique<CpuPool>(
-      std::max<std::size_t>(1, std::thread::hardware_concurrency() / 2));
+  impl_->context.cpu =
+      std::make_unique<CpuPool>(std::max<std::size_t>(1, std::thread::hardware_concurrency() / 2));
   prepare_store(config.storage_url, impl_->context.shutting_down);
 
   int shard_count =

@@ -83,7 +83,7 @@ class MucService {
   std::vector<std::unique_ptr<ShardRooms>> shards_;
   Router& router_;
   std::atomic<std::size_t> live_rooms_{0};
-  std::atomic<std::size_t> known_rooms_{0};  // rooms in the store, for muc.max_rooms
+  std::atomic<std::size_t> known_rooms_{0};       // rooms in the store, for muc.max_rooms
   std::atomic<std::size_t> persistent_rooms_{0};  // for muc.max_persistent_rooms
   std::unique_ptr<boost::asio::steady_timer> retention_timer_;
 };

@@ -27,15 +27,15 @@ class CpuPool {
     return boost::asio::async_initiate<Token, void(R)>(
         [this](auto handler, Fn f) {
           auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(handler));
-          boost::asio::post(pool_, [h = std::move(handler), f = std::move(f),
-                                    w = std::move(work)]() mutable {
-            R result = f();
-            auto ex = w.get_executor();
-            boost::asio::post(ex, [h = std::move(h), r = std::move(result)]() mutable {
-              std::move(h)(std::move(r));
-            });
-            w.reset();
-          });
+          boost::asio::post(
+              pool_, [h = std::move(handler), f = std::move(f), w = std::move(work)]() mutable {
+                R result = f();
+                auto ex = w.get_executor();
+                boost::asio::post(ex, [h = std::move(h), r = std::move(result)]() mutable {
+                  std::move(h)(std::move(r));
+                });
+                w.reset();
+              });
         },
         token, std::move(fn));
   }

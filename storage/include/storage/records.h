@@ -56,9 +56,9 @@ struct NewMessage {
   std::string room_jid;
   std::string stanza_id;
   std::string sender_nick;
-  std::string sender_jid;  ///< real bare JID of the sender ("" when unknown)
+  std::string sender_jid;          ///< real bare JID of the sender ("" when unknown)
   std::string kind = "groupchat";  ///< "groupchat", or "join"/"leave" when presence is archived
-  std::string stanza_xml;  ///< the message as broadcast, serialised
+  std::string stanza_xml;          ///< the message as broadcast, serialised
   UnixMillis created_at = 0;
 };
 
@@ -77,9 +77,9 @@ struct ArchivedMessage {
 /// An archive query (XEP-0313 + XEP-0059). Paging cursors are stanza ids.
 struct ArchiveQuery {
   std::string room_jid;
-  std::optional<UnixMillis> start;  ///< inclusive
-  std::optional<UnixMillis> end;    ///< inclusive
-  std::string with_nick;            ///< only messages from this occupant nick ("" = all)
+  std::optional<UnixMillis> start;       ///< inclusive
+  std::optional<UnixMillis> end;         ///< inclusive
+  std::string with_nick;                 ///< only messages from this occupant nick ("" = all)
   std::optional<std::string> after_id;   ///< messages strictly after this stanza id
   std::optional<std::string> before_id;  ///< strictly before; "" means "the last page"
   std::size_t max = 50;

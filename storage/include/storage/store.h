@@ -34,11 +34,11 @@ class Store {
   virtual Result<void> ping() = 0;
 
   // ---- accounts ----
-  virtual Result<void> create_account(const AccountRecord& account) = 0;  ///< AlreadyExists
+  virtual Result<void> create_account(const AccountRecord& account) = 0;      ///< AlreadyExists
   virtual Result<AccountRecord> load_account(std::string_view username) = 0;  ///< NotFound
-  virtual Result<void> update_account(const AccountRecord& account) = 0;  ///< NotFound
-  virtual Result<void> delete_account(std::string_view username) = 0;     ///< NotFound
-  virtual Result<std::vector<std::string>> list_accounts() = 0;  ///< sorted
+  virtual Result<void> update_account(const AccountRecord& account) = 0;      ///< NotFound
+  virtual Result<void> delete_account(std::string_view username) = 0;         ///< NotFound
+  virtual Result<std::vector<std::string>> list_accounts() = 0;               ///< sorted
 
   // ---- rooms ----
   /// Inserts or replaces the room row (config, subject, host). Affiliations are separate.

@@ -253,8 +253,8 @@ class PgStore final : public Store {
           "ORDER BY node");
       std::vector<NodeRecord> out;
       for (const auto& row : rows) {
-        out.push_back({row[0].as<std::string>(), row[1].as<int>() != 0,
-                       row[2].as<long long>(), row[3].as<std::string>()});
+        out.push_back({row[0].as<std::string>(), row[1].as<int>() != 0, row[2].as<long long>(),
+                       row[3].as<std::string>()});
       }
       return out;
     });

@@ -468,11 +468,16 @@ class SociStore final : public Store {
       const int running = n.text_conference_running ? 1 : 0;
       const long long at = n.heartbeat_at;
       Transaction tx(sql, dialect_, Transaction::Mode::Write);
-      Query(sql).use(n.node).use(running).use(at).use(n.admin_url).run(
-          "INSERT INTO tc_nodes (node, text_conference_running, heartbeat_at, admin_url) "
-          "VALUES (:node, :running, :at, :url) ON CONFLICT (node) DO UPDATE SET "
-          "text_conference_running = excluded.text_conference_running, "
-          "heartbeat_at = excluded.heartbeat_at, admin_url = excluded.admin_url");
+      Query(sql)
+          .use(n.node)
+          .use(running)
+          .use(at)
+          .use(n.admin_url)
+          .run(
+              "INSERT INTO tc_nodes (node, text_conference_running, heartbeat_at, admin_url) "
+              "VALUES (:node, :running, :at, :url) ON CONFLICT (node) DO UPDATE SET "
+              "text_conference_running = excluded.text_conference_running, "
+              "heartbeat_at = excluded.heartbeat_at, admin_url = excluded.admin_url");
       tx.commit();
       return {};
     });
