@@ -185,6 +185,13 @@ Server::~Server() {
   for (auto& shard : impl_->shards) {
     shard->stop();
   }
+  // Pending accepts on the control context hold sockets of the shards' contexts: finish them
+  // (aborted) while those contexts still exist.
+  boost::system::error_code ignored;
+  impl_->acceptor.close(ignored);
+  impl_->signals.cancel(ignored);
+  impl_->control.restart();
+  impl_->control.poll();
   // The rooms and their timers belong to the shards' io_contexts: destroy them first.
   impl_->context.muc.reset();
   impl_->control_store.reset();
