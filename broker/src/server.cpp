@@ -92,7 +92,11 @@ struct Server::Impl {
     std::size_t next = 0;
     while (acceptor.is_open()) {
       Shard& shard = *shards[next++ % shards.size()];
-      auto [ec, socket] = co_await acceptor.async_accept(shard.context(), net::kAsTuple);
+      // No structured binding over a co_await result: GCC 12 then moves the socket out of
+      // freed memory (docs/architecture.md, "Coroutine rules").
+      auto accepted = co_await acceptor.async_accept(shard.context(), net::kAsTuple);
+      auto ec = std::get<0>(accepted);
+      auto socket = std::move(std::get<1>(accepted));
       if (ec) {
         if (ec == asio::error::operation_aborted) {
           co_return;

@@ -153,8 +153,8 @@ Signal::Signal(const asio::any_io_executor& executor)
 asio::awaitable<void> Signal::wait() {
   timer_.expires_at(asio::steady_timer::time_point::max());
   // Cancellation by notify() is the normal way out; the error code carries no news.
-  auto [ignored] = co_await timer_.async_wait(kAsTuple);
-  (void)ignored;
+  const auto ignored_result = co_await timer_.async_wait(kAsTuple);
+  (void)ignored_result;
 }
 
 BenchClient::BenchClient(RunContext& run, ThreadStats& stats, const asio::any_io_executor& executor,
@@ -191,7 +191,8 @@ BenchClient::~BenchClient() = default;
 asio::awaitable<Result<void>> BenchClient::setup() {
   const auto began = Clock::now();
   step_ = "connect";
-  auto [connect_error] = co_await socket_.async_connect(run_.endpoint, kAsTuple);
+  const auto connect_error_result = co_await socket_.async_connect(run_.endpoint, kAsTuple);
+  const auto connect_error = std::get<0>(connect_error_result);
   if (connect_error) {
     co_return connect_error;
   }
@@ -240,7 +241,9 @@ asio::awaitable<Result<StreamEvent>> BenchClient::next_event() {
     }
     events_.clear();
     next_event_ = 0;
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(read_buffer_), kAsTuple);
+    const auto ec_n_result = co_await socket_.async_read_some(asio::buffer(read_buffer_), kAsTuple);
+    const auto ec = std::get<0>(ec_n_result);
+    const auto n = std::get<1>(ec_n_result);
     if (ec) {
       co_return ec;
     }
@@ -455,8 +458,8 @@ asio::awaitable<void> BenchClient::send_loop(Stream& stream) {
   while (!stopped()) {
     if (options.rate > 0) {
       stream.pace.expires_at(next);
-      auto [ignored] = co_await stream.pace.async_wait(kAsTuple);
-      (void)ignored;
+      const auto ignored_result = co_await stream.pace.async_wait(kAsTuple);
+      (void)ignored_result;
       next += period;
     } else {
       while (stream.in_flight >= options.window && !closing_) {
@@ -514,7 +517,9 @@ asio::awaitable<void> BenchClient::write_loop() {
       break;
     }
     writing_.swap(pending_);
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(writing_), kAsTuple);
+    const auto ec_n_result = co_await asio::async_write(socket_, asio::buffer(writing_), kAsTuple);
+    const auto ec = std::get<0>(ec_n_result);
+    const auto n = std::get<1>(ec_n_result);
     (void)n;
     writing_.clear();
     if (ec) {

@@ -104,7 +104,9 @@ net::Awaitable<void> Session::read_loop() {
   std::vector<char> buffer(16 * 1024);
   std::vector<xmpp::StreamEvent> events;
   while (!closing_ && phase_ != Phase::Closed) {
-    auto [ec, n] = co_await transport_.read_some(asio::buffer(buffer));
+    const auto got = co_await transport_.read_some(asio::buffer(buffer));
+    const auto ec = std::get<0>(got);
+    const auto n = std::get<1>(got);
     if (ec) {
       if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
         spdlog::debug("c2s {}: read: {}", stream_id_, ec.message());
@@ -949,7 +951,8 @@ net::Awaitable<void> Session::write_loop() {
       queue_.pop_front();
       buffers.push_back(asio::buffer(*batch.back()));
     }
-    auto [ec, n] = co_await transport_.write(buffers);
+    const auto wrote = co_await transport_.write(buffers);
+    const auto ec = std::get<0>(wrote);
     for (const auto& w : batch) {
       queued_bytes_ -= w->size();
     }

@@ -29,8 +29,8 @@ Awaitable<std::tuple<boost::system::error_code, std::size_t>> Transport::write(
 
 Awaitable<boost::system::error_code> Transport::start_tls(asio::ssl::context& context) {
   tls_ = std::make_unique<asio::ssl::stream<Tcp::socket>>(std::move(tcp_), context);
-  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, kAsTuple);
-  co_return ec;
+  const auto done = co_await tls_->async_handshake(asio::ssl::stream_base::server, kAsTuple);
+  co_return std::get<0>(done);
 }
 
 bool Transport::is_loopback() const {
