@@ -134,7 +134,15 @@ struct Server::Impl {
     };
     if (context.muc) {
       // Occupants hear 332 from their rooms before their streams close.
-      context.muc->shutdown([this, close_sessions] { asio::post(control, close_sessions); });
+      // A short grace after the evictions: clients that read the 332 presences and the stream
+      // error in one segment may drop the former when they handle the latter first.
+      context.muc->shutdown([this, close_sessions] {
+        asio::post(control, [this, close_sessions] {
+          shutdown_grace.expires_after(kEvictionGrace);
+          shutdown_grace.async_wait(
+              [close_sessions](boost::system::error_code) { close_sessions(); });
+        });
+      });
     } else {
       close_sessions();
     }
@@ -174,11 +182,13 @@ struct Server::Impl {
   }
 
   static constexpr auto kNodeHeartbeat = std::chrono::seconds(5);
+  static constexpr auto kEvictionGrace = std::chrono::milliseconds(200);
 
   ServerContext context;
   asio::io_context control{1};
   std::unique_ptr<StoreWorker> control_store;
   tcp::acceptor acceptor{control};
+  asio::steady_timer shutdown_grace{control};
   asio::signal_set signals{control, SIGINT, SIGTERM};
   std::vector<std::unique_ptr<Shard>> shards;
 };
