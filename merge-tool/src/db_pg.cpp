@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: Apache-2.0
+// PostgreSQL through libpqxx 6.4. Reads that may be large use COPY (query) TO STDOUT; loads use
+// COPY FROM STDIN (pqxx::stream_to). Every pqxx exception becomes a DbError in guarded().
+#include <array>
+#include <utility>
+
+#include <pqxx/pqxx>
+
+#include "copy_text.h"
+#include "db_backends.h"
+
+namespace tc::merge {
+/// One COPY field: text or NULL (libpqxx 6.4 has no string_traits for std::optional).
+struct CopyField {
+  std::string text;
+  bool null = false;
+};
+}  // namespace tc::merge
+
+template <>
+struct pqxx::string_traits<tc::merge::CopyField> {
+  static constexpr const char* name() noexcept { return "tc::merge::CopyField"; }
+  static constexpr bool has_null() noexcept { return true; }
+  static bool is_null(const tc::merge::CopyField& f) { return f.null; }
+  static tc::merge::CopyField null() { return {{}, true}; }
+  static void from_string(const char text[], tc::merge::CopyField& f) { f = {text, false}; }
+  static std::string to_string(const tc::merge::CopyField& f) { return f.text; }
+};
+
+namespace tc::merge {
+namespace {
+
+constexpr std::size_t kMaxCopyColumns = 14;
+
+DbError convert(const std::exception& e) {
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
+    return DbError(DbFailure::Connect, e.what());
+  }
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    const std::string state = sql->sqlstate();
+    std::string message = e.what();
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+      message.pop_back();
+    }
+    // libpqxx 6.4 leaves sqlstate() empty for some statements; its exception classes and the
+    // message still tell.
+    if (state == "42501" || dynamic_cast<const pqxx::insufficient_privilege*>(&e) != nullptr ||
+        message.find("permission denied") != std::string::npos) {
+      return DbError(DbFailure::Permission, message);
+    }
+    if (state == "42P01" || state == "42703" ||
+        dynamic_cast<const pqxx::undefined_table*>(&e) != nullptr ||
+        dynamic_cast<const pqxx::undefined_column*>(&e) != nullptr) {
+      return DbError(DbFailure::Missing, message);
+    }
+    if (state.starts_with("08") || state.starts_with("57P") || state == "28P01" ||
+        state == "28000" || state == "3D000") {
+      return DbError(DbFailure::Connect, message);
+    }
+    return DbError(DbFailure::Other, state.empty() ? message : message + " [" + state + "]");
+  }
+  return DbError(DbFailure::Other, e.what());
+}
+
+/// libpq waits forever for a black-holed host by default; bound it, and name ourselves.
+std::string with_default_params(std::string uri) {
+  const auto add = [&uri](std::string_view key, std::string_view value) {
+    if (uri.find(std::string(key) + "=") != std::string::npos) {
+      return;
+    }
+    uri += uri.find('?') == std::string::npos ? '?' : '&';
+    uri.append(key).append("=").append(value);
+  };
+  add("connect_timeout", "10");
+  add("application_name", "tc-merge");
+  return uri;
+}
+
+template <std::size_t N>
+void copy_rows(pqxx::transaction_base& tx, const std::string& table,
+               const std::vector<std::string>& columns, const RowSource& next) {
+  pqxx::stream_to out{tx, table, columns};
+  Row row;
+  std::array<CopyField, N> fields;
+  while (next(row)) {
+    if (row.size() != N) {
+      throw DbError(DbFailure::Other, "bulk_insert: row width does not match the columns");
+    }
+    for (std::size_t i = 0; i < N; ++i) {
+      fields[i].null = !row[i];
+      if (row[i]) {
+        fields[i].text = std::move(*row[i]);
+      }
+    }
+    out << fields;
+  }
+  out.complete();
+}
+
+template <std::size_t... I>
+void copy_dispatch(std::size_t n, pqxx::transaction_base& tx, const std::string& table,
+                   const std::vector<std::string>& columns, const RowSource& next,
+                   std::index_sequence<I...>) {
+  const bool done =
+      ((n == I + 1 ? (copy_rows<I + 1>(tx, table, columns, next), true) : false) || ...);
+  if (!done) {
+    throw DbError(DbFailure::Other, "bulk_insert: too many columns");
+  }
+}
+
+class PgDb final : public Db {
+ private:
+  template <class F>
+  auto guarded(F&& f) {
+    try {
+      return f();
+    } catch (const DbError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw convert(e);
+    }
+  }
+
+  template <class F>
+  void with_tx(F&& f) {
+    if (tx_) {
+      f(*tx_);
+    } else {
+      pqxx::nontransaction tx{conn_};
+      f(tx);
+    }
+  }
+
+ public:
+  PgDb(const std::string& url, std::string redacted, bool read_only) : conn_(guarded_connect(url)) {
+    redacted_url_ = std::move(redacted);
+    if (read_only) {
+      exec("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", {});
+    }
+  }
+  ~PgDb() override { rollback(); }
+
+  Dialect dialect() const override { return Dialect::Postgresql; }
+  std::string_view driver() const override { return "libpqxx"; }
+
+  long long exec(std::string_view sql, std::span<const Param> params) override {
+    return guarded([&] {
+      const pqxx::result r = run(sql, params);
+      return static_cast<long long>(r.affected_rows());
+    });
+  }
+
+  void query(std::string_view sql, std::span<const Param> params, const RowSink& sink) override {
+    guarded([&] {
+      const pqxx::result r = run(sql, params);
+      Row row;
+      for (const auto& record : r) {
+        row.clear();
+        for (const auto& field : record) {
+          row.push_back(field.is_null() ? Value{} : Value{field.c_str()});
+        }
+        if (!sink(row)) {
+          break;
+        }
+      }
+      return 0;
+    });
+  }
+
+  void stream(std::string_view sql, std::span<const Param> params, const RowSink& sink) override {
+    guarded([&] {
+      const std::string text = "(" + inline_params(sql, params) + ")";
+      with_tx([&](pqxx::transaction_base& tx) {
+        pqxx::stream_from in{tx, text};
+        std::string line;
+        Row row;
+        bool wanted = true;
+        while (in.get_raw_line(line)) {
+          if (!wanted) {
+            continue;  // a COPY cannot be stopped early; drain it
+          }
+          if (!decode_copy_line(line, row)) {
+            throw DbError(DbFailure::Other, "malformed COPY line from the server");
+          }
+          wanted = sink(row);
+        }
+        in.complete();
+      });
+      return 0;
+    });
+  }
+
+  void begin() override {
+    guarded([&] {
+      tx_ = std::make_unique<pqxx::work>(conn_);
+      return 0;
+    });
+  }
+  void commit() override {
+    guarded([&] {
+      auto tx = std::move(tx_);
+      tx->commit();
+      return 0;
+    });
+  }
+  void rollback() noexcept override {
+    try {
+      if (tx_) {
+        auto tx = std::move(tx_);
+        tx->abort();
+      }
+    } catch (const std::exception&) {
+      // The connection is gone; the server rolled back.
+    }
+  }
+  bool in_transaction() const override { return tx_ != nullptr; }
+
+  void bulk_insert(std::string_view table, std::span<const Column> columns,
+                   const RowSource& next) override {
+    guarded([&] {
+      std::vector<std::string> names;
+      for (const Column& c : columns) {
+        names.emplace_back(c.name);
+      }
+      with_tx([&](pqxx::transaction_base& tx) {
+        copy_dispatch(names.size(), tx, std::string(table), names, next,
+                      std::make_index_sequence<kMaxCopyColumns>{});
+      });
+      return 0;
+    });
+  }
+
+ private:
+  static pqxx::connection guarded_connect(const std::string& url) {
+    try {
+      return pqxx::connection{with_default_params(url)};
+    } catch (const std::exception& e) {
+      throw DbError(DbFailure::Connect, convert(e).what());
+    }
+  }
+
+  pqxx::result run(std::string_view sql, std::span<const Param> params) {
+    const std::string text = translate_placeholders(sql, PlaceholderStyle::Dollar);
+    std::vector<std::string> storage(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      if (std::holds_alternative<long long>(params[i])) {
+        storage[i] = std::to_string(std::get<long long>(params[i]));
+      } else if (std::holds_alternative<std::string>(params[i])) {
+        storage[i] = std::get<std::string>(params[i]);
+      }
+    }
+    std::vector<const char*> values(params.size(), nullptr);  // nullptr binds NULL
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      if (!std::holds_alternative<std::monostate>(params[i])) {
+        values[i] = storage[i].c_str();
+      }
+    }
+    pqxx::result r;
+    with_tx([&](pqxx::transaction_base& tx) {
+      r = tx.exec_params(text, pqxx::prepare::make_dynamic_params(values));
+    });
+    return r;
+  }
+
+  std::string inline_params(std::string_view sql, std::span<const Param> params) {
+    std::string out;
+    std::size_t n = 0;
+    bool quoted = false;
+    for (const char c : sql) {
+      if (c == '\'') {
+        quoted = !quoted;
+      }
+      if (c != '?' || quoted) {
+        out.push_back(c);
+        continue;
+      }
+      if (n >= params.size()) {
+        throw DbError(DbFailure::Other, "too few parameters for the statement");
+      }
+      const Param& p = params[n++];
+      if (std::holds_alternative<std::monostate>(p)) {
+        out += "NULL";
+      } else if (std::holds_alternative<long long>(p)) {
+        out += std::to_string(std::get<long long>(p));
+      } else {
+        out += conn_.quote(std::get<std::string>(p));
+      }
+    }
+    return out;
+  }
+
+  pqxx::connection conn_;
+  std::unique_ptr<pqxx::work> tx_;
+};
+
+}  // namespace
+
+std::unique_ptr<Db> open_pg(const std::string& url, bool read_only) {
+  return std::make_unique<PgDb>(url, redact(url), read_only);
+}
+
+}  // namespace tc::merge

@@ -1,0 +1,593 @@
+// SPDX-License-Identifier: Apache-2.0
+// tc-merge merge: metadata in one transaction, then each room's archive in batches, each batch
+// committed together with the room's checkpoint, then a verification pass.
+//
+// Exactly once: a batch and the checkpoint that covers it commit in one target transaction, so
+// after a crash at any point the target holds exactly the batches whose checkpoint it holds, and
+// the next run continues after that checkpoint. INSERT ... ON CONFLICT (room_jid, stanza_id)
+// DO NOTHING is the second line of defence. Sources are opened read-only.
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <thread>
+
+#include <boost/json.hpp>
+
+#include "credentials.h"
+#include "digest.h"
+#include "engine.h"
+#include "scan.h"
+#include "transform.h"
+
+namespace tc::merge {
+namespace {
+
+constexpr long long kBeforeFirst = std::numeric_limits<long long>::min();
+
+/// A target table the merge loads, and how.
+struct TableSpec {
+  const char* table;
+  std::vector<Column> columns;  ///< for the archive, the first is the source key (staging only)
+  const char* conflict;
+  bool ordered = false;  ///< archive: insert in source order so seq follows it
+};
+
+const TableSpec kAccounts{"tc_accounts",
+                          {{"username"},
+                           {"scram_sha1_salt"},
+                           {"scram_sha1_iterations", true},
+                           {"scram_sha1_stored_key"},
+                           {"scram_sha1_server_key"},
+                           {"scram_sha256_salt"},
+                           {"scram_sha256_iterations", true},
+                           {"scram_sha256_stored_key"},
+                           {"scram_sha256_server_key"},
+                           {"created_at", true}},
+                          "username"};
+const TableSpec kRooms{"tc_rooms",
+                       {{"jid"},
+                        {"config_json"},
+                        {"persistent", true},
+                        {"subject"},
+                        {"subject_nick"},
+                        {"subject_at", true},
+                        {"host_node"},
+                        {"created_at", true}},
+                       "jid"};
+const TableSpec kAffiliations{"tc_room_affiliations",
+                              {{"room_jid"}, {"user_jid"}, {"affiliation"}, {"reason"}, {"nick"}},
+                              "room_jid, user_jid"};
+const TableSpec kArchive{"tc_archive",
+                         {{"seq", true},
+                          {"room_jid"},
+                          {"stanza_id"},
+                          {"sender_nick"},
+                          {"sender_jid"},
+                          {"kind"},
+                          {"stanza_xml"},
+                          {"created_at", true}},
+                         "room_jid, stanza_id",
+                         true};
+
+/// Loads batches of rows into the target's tables inside the caller's transaction.
+/// PostgreSQL: COPY into a temporary staging table, then one INSERT ... SELECT ... ON CONFLICT
+/// DO NOTHING. Elsewhere: one prepared INSERT ... ON CONFLICT DO NOTHING per row.
+class TargetWriter {
+ public:
+  explicit TargetWriter(Db& db) : db_(db), copy_(db.driver() == "libpqxx") {}
+
+  /// Creates the staging tables (PostgreSQL; temporary, so per connection).
+  void prepare() {
+    if (!copy_) {
+      return;
+    }
+    for (const TableSpec* t : {&kAccounts, &kRooms, &kAffiliations, &kArchive}) {
+      db_.exec(std::string("CREATE TEMP TABLE IF NOT EXISTS ") + stage(*t) + " (LIKE " + t->table +
+               ") ON COMMIT DELETE ROWS");
+    }
+  }
+
+  void load(const TableSpec& t, std::vector<Row>& rows) {
+    if (rows.empty()) {
+      return;
+    }
+    std::string names;
+    for (std::size_t i = t.ordered ? 1 : 0; i < t.columns.size(); ++i) {
+      names += (names.empty() ? "" : ", ") + std::string(t.columns[i].name);
+    }
+    if (copy_) {
+      std::size_t i = 0;
+      db_.bulk_insert(stage(t), t.columns, [&](Row& row) {
+        if (i == rows.size()) {
+          return false;
+        }
+        row = std::move(rows[i++]);
+        return true;
+      });
+      db_.exec(std::string("INSERT INTO ") + t.table + " (" + names + ") SELECT " + names +
+               " FROM " + stage(t) + (t.ordered ? " ORDER BY seq" : "") + " ON CONFLICT (" +
+               t.conflict + ") DO NOTHING");
+      db_.exec("TRUNCATE " + stage(t));
+    } else {
+      std::string marks;
+      for (std::size_t i = t.ordered ? 1 : 0; i < t.columns.size(); ++i) {
+        marks += marks.empty() ? "?" : ", ?";
+      }
+      const std::string sql = std::string("INSERT INTO ") + t.table + " (" + names + ") VALUES (" +
+                              marks + ") ON CONFLICT (" + t.conflict + ") DO NOTHING";
+      std::vector<Param> params;
+      for (Row& row : rows) {
+        params.clear();
+        for (std::size_t i = t.ordered ? 1 : 0; i < t.columns.size(); ++i) {
+          Value& v = row[i];
+          if (!v) {
+            params.emplace_back();
+          } else if (t.columns[i].integer) {
+            params.emplace_back(to_int(v));
+          } else {
+            params.emplace_back(std::move(*v));
+          }
+        }
+        db_.exec(sql, params);
+      }
+    }
+    rows.clear();
+  }
+
+ private:
+  static std::string stage(const TableSpec& t) {
+    return std::string("tc_merge_stage_") + (t.table + 3);
+  }
+
+  Db& db_;
+  bool copy_;
+};
+
+std::string source_name(char label) {
+  return std::string(1, static_cast<char>(label - 32));
+}
+
+/// The JID rewriting a room's stanzas get on top of the source's own (vendor alias) rewriting.
+JidRewriter room_rewriter(Source& src, const RoomResult& room) {
+  JidRewriter r;
+  if (room.action == "rename") {
+    r.rename_room(src.rewriter().apply_jid(room.source_room), room.target_room);
+  }
+  return r;
+}
+
+/// Reads a source room's messages (after `after`), transformed exactly as they are written.
+void each_target_message(Source& src, const RoomResult& room, long long after,
+                         const std::function<bool(SourceMessage&)>& fn) {
+  const JidRewriter rename = room_rewriter(src, room);
+  src.each_message(room.source_room, after, [&](SourceMessage& m) {
+    if (!rename.empty()) {
+      m.stanza_xml = rename.apply(m.stanza_xml);
+    }
+    return fn(m);
+  });
+}
+
+void copy_metadata(Job& job, Source& a, Source& b, const Plan& plan, TargetWriter& writer,
+                   std::FILE* out) {
+  constexpr std::size_t kBatch = 5000;
+  std::vector<Row> rows;
+  const bool prefer_b = job.options.collision == CollisionPolicy::KeepB;
+  Source* first = prefer_b ? &b : &a;
+  Source* second = prefer_b ? &a : &b;
+  long long accounts = 0;
+  for (Source* s : {first, second}) {
+    s->each_account([&](Row& row) {
+      rows.push_back(std::move(row));
+      ++accounts;
+      if (rows.size() >= kBatch) {
+        writer.load(kAccounts, rows);
+      }
+    });
+    writer.load(kAccounts, rows);
+  }
+  long long rooms = 0;
+  for (Source* s : {first, second}) {
+    const std::string& node = s->label() == 'a' ? job.a.node : job.b.node;
+    s->each_room([&](SourceRoom& r) {
+      const PlanRoom* p = plan.find(s->label(), r.source_jid);
+      if (p == nullptr || p->action == "skip") {
+        return;
+      }
+      ++rooms;
+      rows.push_back({p->target_jid, r.config_json, std::to_string(r.persistent), r.subject,
+                      r.subject_nick, std::to_string(r.subject_at),
+                      r.host_node.empty() ? node : r.host_node, std::to_string(r.created_at)});
+      if (rows.size() >= kBatch) {
+        writer.load(kRooms, rows);
+      }
+    });
+    writer.load(kRooms, rows);
+  }
+  long long affiliations = 0;
+  for (Source* s : {first, second}) {
+    s->each_affiliation([&](SourceAffiliation& aff) {
+      const PlanRoom* p = plan.find(s->label(), aff.room_source_jid);
+      if ((p != nullptr && p->action == "skip") ||
+          (p == nullptr && s->kind() == SourceKind::Vendor)) {
+        return;
+      }
+      ++affiliations;
+      rows.push_back({p != nullptr ? p->target_jid : aff.room_source_jid, aff.user_jid,
+                      aff.affiliation, aff.reason, aff.nick});
+      if (rows.size() >= kBatch) {
+        writer.load(kAffiliations, rows);
+      }
+    });
+    writer.load(kAffiliations, rows);
+  }
+  std::fprintf(out,
+               "metadata: %lld accounts, %lld rooms, %lld affiliations read from the sources\n",
+               accounts, rooms, affiliations);
+}
+
+/// Copies one room's remaining archive. Returns the messages copied by this run.
+long long copy_room(Job& job, Source& src, RoomResult& room, Db& target, JobStore& store,
+                    TargetWriter& writer, const Tuning& tuning, Progress& progress) {
+  std::vector<Row> batch;
+  std::size_t bytes = 0;
+  long long last_key = room.checkpoint;
+  long long copied_now = 0;
+  // A room copied in one run from its first message gets its source checksum on the way, so
+  // verification only has to read the target; a resumed room is re-read from the source.
+  std::optional<RoomDigest> digest;
+  if (room.checkpoint == kBeforeFirst) {
+    digest.emplace();
+  }
+  const auto flush = [&](bool done) {
+    const auto n = static_cast<long long>(batch.size());
+    Transaction tx(target);
+    writer.load(kArchive, batch);
+    store.checkpoint(job.id, room, last_key, room.copied + n, done);
+    if (done && digest) {
+      room.source_count = static_cast<long long>(digest->count());
+      room.source_digest = digest->finish();
+      store.save_verification(job.id, room);
+    }
+    tx.commit();
+    room.checkpoint = last_key;
+    room.copied += n;
+    room.done = done;
+    copied_now += n;
+    bytes = 0;
+    progress.add(n);
+    if (tuning.throttle.count() > 0) {
+      std::this_thread::sleep_for(tuning.throttle);
+    }
+  };
+  each_target_message(src, room, room.checkpoint, [&](SourceMessage& m) {
+    if (digest) {
+      digest->add(m.stanza_id, m.sender_nick, m.sender_jid, m.kind, m.stanza_xml, m.created_at);
+    }
+    bytes += m.stanza_xml.size() + 64;
+    last_key = m.key;
+    batch.push_back({std::to_string(m.key), room.target_room, std::move(m.stanza_id),
+                     std::move(m.sender_nick), std::move(m.sender_jid), std::move(m.kind),
+                     std::move(m.stanza_xml), std::to_string(m.created_at)});
+    if (batch.size() >= tuning.batch_rows || bytes >= tuning.batch_bytes) {
+      flush(false);
+    }
+    return true;
+  });
+  flush(true);
+  return copied_now;
+}
+
+void verify_room(Source& src, RoomResult& room, Db& target, const Tuning& tuning) {
+  if (room.source_digest.empty()) {
+    RoomDigest source_digest;
+    each_target_message(src, room, kBeforeFirst, [&](SourceMessage& m) {
+      source_digest.add(m.stanza_id, m.sender_nick, m.sender_jid, m.kind, m.stanza_xml,
+                        m.created_at);
+      return true;
+    });
+    room.source_count = static_cast<long long>(source_digest.count());
+    room.source_digest = source_digest.finish();
+  }
+  RoomDigest target_digest;
+  scan_rows(target, tuning.page_rows,
+            "stanza_id, sender_nick, sender_jid, kind, stanza_xml, created_at, seq", "tc_archive",
+            "room_jid = ?", {room.target_room}, {{"seq", 6, true}}, [&](const Row& r) {
+              target_digest.add(r[0].value_or(""), r[1].value_or(""), r[2].value_or(""),
+                                r[3].value_or(""), r[4].value_or(""), to_int(r[5]));
+              return true;
+            });
+  room.target_count = static_cast<long long>(target_digest.count());
+  room.target_digest = target_digest.finish();
+  room.verified =
+      room.source_count == room.target_count && room.source_digest == room.target_digest;
+}
+
+/// One worker's connections: its own read-only sources and target session (worker 0 borrows
+/// the caller's), its job-store view and its staging tables.
+struct Worker {
+  std::unique_ptr<Source> own_a;
+  std::unique_ptr<Source> own_b;
+  std::unique_ptr<Db> own_target;
+  Source* a = nullptr;
+  Source* b = nullptr;
+  Db* target = nullptr;
+  std::unique_ptr<JobStore> store;
+  std::unique_ptr<TargetWriter> writer;
+
+  Source& source(char label) { return label == 'a' ? *a : *b; }
+};
+
+std::vector<Worker> connect_workers(std::size_t n, const Job& job, const Credentials& creds,
+                                    const Tuning& tuning, Source& a, Source& b, Db& target,
+                                    const std::string& target_url) {
+  std::vector<Worker> workers(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    Worker& w = workers[i];
+    if (i == 0) {
+      w.a = &a;
+      w.b = &b;
+      w.target = &target;
+    } else {
+      std::vector<Finding> ignored;
+      w.own_a = open_source('a', job.a, creds.a, job.options, tuning, ignored);
+      w.own_b = open_source('b', job.b, creds.b, job.options, tuning, ignored);
+      if (!w.own_a || !w.own_b) {
+        throw DbError(DbFailure::Connect, "a worker cannot open the sources");
+      }
+      w.own_target = open_db(with_password(target_url, creds.target));
+      w.a = w.own_a.get();
+      w.b = w.own_b.get();
+      w.target = w.own_target.get();
+    }
+    w.store = std::make_unique<JobStore>(*w.target);
+    w.writer = std::make_unique<TargetWriter>(*w.target);
+    w.writer->prepare();
+  }
+  return workers;
+}
+
+/// Runs `fn` for every room of `todo` on the workers' threads, biggest rooms first. The first
+/// exception stops the others after their current room and is rethrown here.
+void for_each_room(std::vector<Worker>& workers, std::vector<RoomResult*> todo,
+                   const std::function<void(Worker&, RoomResult&)>& fn) {
+  std::stable_sort(todo.begin(), todo.end(), [](const RoomResult* x, const RoomResult* y) {
+    return std::max(x->source_count, x->copied) > std::max(y->source_count, y->copied);
+  });
+  std::atomic<std::size_t> next{0};
+  std::vector<std::exception_ptr> errors(workers.size());
+  std::vector<std::thread> threads;
+  for (std::size_t w = 0; w < workers.size(); ++w) {
+    threads.emplace_back([&, w] {
+      try {
+        for (std::size_t i = next++; i < todo.size(); i = next++) {
+          fn(workers[w], *todo[i]);
+        }
+      } catch (...) {
+        errors[w] = std::current_exception();
+        next = todo.size();
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  for (const auto& e : errors) {
+    if (e) {
+      std::rethrow_exception(e);
+    }
+  }
+}
+
+void refuse(std::FILE* out, const std::string& why) {
+  std::fprintf(out, "merge refused: %s\n", why.c_str());
+}
+
+}  // namespace
+
+void print_verification(const std::vector<RoomResult>& rooms, std::FILE* out) {
+  std::size_t width = 11;
+  for (const RoomResult& r : rooms) {
+    width = std::max(width, r.target_room.size());
+  }
+  std::fprintf(out, "%-3s %-*s %-7s %10s %10s  %-16s  %-16s  %s\n", "SRC", static_cast<int>(width),
+               "TARGET ROOM", "ACTION", "SOURCE", "TARGET", "SOURCE SHA-256", "TARGET SHA-256",
+               "OK");
+  long long src_total = 0;
+  long long tgt_total = 0;
+  int failed = 0;
+  int skipped = 0;
+  for (const RoomResult& r : rooms) {
+    if (r.action == "skip") {
+      ++skipped;
+      std::fprintf(out, "%-3s %-*s %-7s %10s %10s  %-16s  %-16s  %s\n",
+                   source_name(r.source).c_str(), static_cast<int>(width), r.source_room.c_str(),
+                   "skip", "-", "-", "", "", "-");
+      continue;
+    }
+    src_total += std::max(0LL, r.source_count);
+    tgt_total += std::max(0LL, r.target_count);
+    failed += r.verified ? 0 : 1;
+    std::fprintf(out, "%-3s %-*s %-7s %10lld %10lld  %-16.16s  %-16.16s  %s\n",
+                 source_name(r.source).c_str(), static_cast<int>(width), r.target_room.c_str(),
+                 r.action.c_str(), r.source_count, r.target_count, r.source_digest.c_str(),
+                 r.target_digest.c_str(), r.verified ? "yes" : "NO");
+  }
+  std::fprintf(out,
+               "total: %zu rooms (%d skipped), %lld messages in the sources, %lld in the "
+               "target, %d rooms failed verification\n",
+               rooms.size(), skipped, src_total, tgt_total, failed);
+}
+
+int merge(Job& job, Db& target, const std::string& target_url, JobStore& store,
+          const Credentials& creds, const Tuning& tuning, std::FILE* out) {
+  if (job.status == status::kMerged) {
+    std::fprintf(out, "job %lld is already merged (finished %lld); its verification:\n", job.id,
+                 job.merge_finished_at);
+    print_verification(store.rooms(job.id), out);
+    return 0;
+  }
+  if (job.validation_run == 0 || job.status == status::kCreated) {
+    refuse(out, "job " + std::to_string(job.id) + " was never validated: run `tc-merge validate " +
+                    std::to_string(job.id) + "` first (parameters changed or never validated)");
+    return 1;
+  }
+  if (job.validation_errors > 0) {
+    refuse(out, "the latest validation (run " + std::to_string(job.validation_run) + ") found " +
+                    std::to_string(job.validation_errors) +
+                    " errors; fix them and run `tc-merge validate " + std::to_string(job.id) +
+                    "` again:");
+    for (const Finding& f : store.findings(job.id, job.validation_run)) {
+      if (f.severity == Severity::Error) {
+        std::fprintf(out, "  error  %-24s %s: %s\n", f.code.c_str(), f.subject.c_str(),
+                     f.message.c_str());
+      }
+    }
+    return 1;
+  }
+
+  // Sources may have changed since validation: they must still open, and no service may run.
+  std::vector<Finding> findings;
+  auto a = open_source('a', job.a, creds.a, job.options, tuning, findings);
+  auto b = open_source('b', job.b, creds.b, job.options, tuning, findings);
+  for (Source* s : {a.get(), b.get()}) {
+    if (s != nullptr && s->kind() == SourceKind::Tc) {
+      check_nodes(s->db(), std::string("source ") + source_name(s->label()),
+                  job.options.stale_after, findings);
+    }
+  }
+  check_nodes(target, "target", job.options.stale_after, findings);
+  const auto errors = std::count_if(findings.begin(), findings.end(),
+                                    [](const Finding& f) { return f.severity == Severity::Error; });
+  if (errors > 0 || !a || !b) {
+    refuse(out, "the sources or nodes changed since validation:");
+    for (const Finding& f : findings) {
+      if (f.severity == Severity::Error) {
+        std::fprintf(out, "  error  %-24s %s: %s\n", f.code.c_str(), f.subject.c_str(),
+                     f.message.c_str());
+      }
+    }
+    return 1;
+  }
+
+  // SQLite takes one writer at a time: more workers would only wait for its lock.
+  const std::size_t worker_count =
+      target.dialect() == Dialect::Sqlite ? 1 : std::max<std::size_t>(1, tuning.workers);
+  std::vector<Worker> workers =
+      connect_workers(worker_count, job, creds, tuning, *a, *b, target, target_url);
+  TargetWriter& writer = *workers[0].writer;
+  const auto started = std::chrono::steady_clock::now();
+
+  if (job.phase.empty()) {
+    std::vector<Finding> plan_findings;
+    const Plan plan = build_plan(*a, *b, job, plan_findings);
+    for (const Finding& f : plan_findings) {
+      if (f.severity == Severity::Error) {
+        refuse(out, "the sources changed since validation: " + f.subject + ": " + f.message);
+        return 1;
+      }
+    }
+    std::vector<RoomResult> rooms;
+    for (const PlanRoom& p : plan.rooms) {
+      RoomResult r;
+      r.source = p.source;
+      r.source_room = p.source_jid;
+      r.target_room = p.target_jid;
+      r.action = p.action;
+      r.checkpoint = kBeforeFirst;
+      r.done = p.action == "skip";
+      r.source_count = p.count;  // planned; verification overwrites it with the counted value
+      rooms.push_back(std::move(r));
+    }
+    Transaction tx(target);
+    store.insert_rooms(job.id, rooms);
+    copy_metadata(job, *a, *b, plan, writer, out);
+    job.phase = "archive";
+    job.status = std::string(status::kMerging);
+    job.merge_started_at = now_ms();
+    store.update(job);
+    tx.commit();
+  } else {
+    std::fprintf(out, "resuming job %lld (phase %s)\n", job.id, job.phase.c_str());
+    if (job.status != status::kMerging) {
+      job.status = std::string(status::kMerging);
+      store.update(job);
+    }
+  }
+
+  std::vector<RoomResult> rooms = store.rooms(job.id);
+  if (job.phase == "archive") {
+    long long total = 0;
+    long long already = 0;
+    for (const RoomResult& r : rooms) {
+      if (r.action != "skip") {
+        total += std::max(r.source_count, r.copied);
+        already += r.copied;
+      }
+    }
+    Progress progress(tuning.progress, total, already);
+    std::vector<RoomResult*> todo;
+    for (RoomResult& r : rooms) {
+      if (!r.done && r.action != "skip") {
+        todo.push_back(&r);
+      }
+    }
+    for_each_room(workers, todo, [&](Worker& w, RoomResult& r) {
+      copy_room(job, w.source(r.source), r, *w.target, *w.store, *w.writer, tuning, progress);
+    });
+    progress.finish();
+    job.phase = "verify";
+    store.update(job);
+  }
+
+  std::fprintf(out, "verifying %zu rooms (per-room count and SHA-256 of source and target)\n",
+               rooms.size());
+  std::vector<RoomResult*> to_verify;
+  for (RoomResult& r : rooms) {
+    if (r.action != "skip") {
+      to_verify.push_back(&r);
+    }
+  }
+  for_each_room(workers, to_verify, [&](Worker& w, RoomResult& r) {
+    verify_room(w.source(r.source), r, *w.target, tuning);
+    w.store->save_verification(job.id, r);
+  });
+  long long copied = 0;
+  int failed = 0;
+  for (const RoomResult* r : to_verify) {
+    copied += r->target_count;
+    failed += r->verified ? 0 : 1;
+  }
+  print_verification(rooms, out);
+
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  boost::json::object summary;
+  summary["messages"] = copied;
+  summary["rooms"] = static_cast<std::int64_t>(rooms.size());
+  summary["rooms_failed"] = failed;
+  summary["accounts_in_target"] = target.scalar_int("SELECT COUNT(*) FROM tc_accounts");
+  summary["rooms_in_target"] = target.scalar_int("SELECT COUNT(*) FROM tc_rooms");
+  summary["affiliations_in_target"] =
+      target.scalar_int("SELECT COUNT(*) FROM tc_room_affiliations");
+  summary["messages_in_target"] = target.scalar_int("SELECT COUNT(*) FROM tc_archive");
+  summary["last_run_seconds"] = elapsed;
+  job.summary = boost::json::serialize(summary);
+  job.copied_messages = copied;
+  job.phase = "done";
+  job.status = std::string(failed == 0 ? status::kMerged : status::kVerifyFailed);
+  job.merge_finished_at = now_ms();
+  store.update(job);
+  std::fprintf(out,
+               "job %lld: %s; %lld messages, %lld accounts, %lld rooms in the target "
+               "(%.1f s this run)\n",
+               job.id, job.status.c_str(), copied,
+               static_cast<long long>(summary["accounts_in_target"].as_int64()),
+               static_cast<long long>(summary["rooms_in_target"].as_int64()), elapsed);
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace tc::merge

@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: Apache-2.0
+// tc-merge end to end: the real binary against throwaway PostgreSQL servers, SQLite files and
+// unixODBC drivers. Each test checks the result independently of the tool (its own queries and
+// checksums), so a bug shared by the copy and the tool's own verification still fails here.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "merge_test_util.h"
+#include "pg_launcher.h"
+
+namespace tc::merge::test {
+namespace {
+
+using std::chrono::seconds;
+
+class MergeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg_ = std::make_unique<tc::test::PgLauncher>();
+    dir_ = temp_dir("it");
+  }
+  void TearDown() override {
+    if (!HasFailure()) {
+      std::filesystem::remove_all(dir_);
+    } else {
+      std::fprintf(stderr, "files kept in %s\n", dir_.c_str());
+    }
+  }
+
+  /// A new empty database on the test server.
+  std::string database(const std::string& name) {
+    pg_->create_database(name);
+    return pg_->url(name);
+  }
+  std::string odbc_pg(const std::string& name) const {
+    return "odbc://DRIVER={PostgreSQL Unicode};Server=127.0.0.1;Port=" +
+           std::to_string(pg_->port()) + ";Database=" + name + ";Uid=postgres";
+  }
+
+  /// Runs tc-merge against `target`, asserting the exit status.
+  RunResult tool(const std::string& target, std::vector<std::string> args, int expect,
+                 const std::vector<std::pair<std::string, std::string>>& env = {}) {
+    args.insert(args.begin(), {"--target", target});
+    RunResult r = run_merge(args, env);
+    EXPECT_EQ(r.status, expect) << "tc-merge";
+    for (const auto& a : args) {
+      std::fprintf(stderr, " %s", a.c_str());
+    }
+    std::fprintf(stderr, "\n%s\n", r.output.c_str());
+    return r;
+  }
+
+  void testdata(const std::string& a, const std::string& b, std::vector<std::string> extra) {
+    std::vector<std::string> args{"testdata", "--source-a", a, "--source-b", b};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const RunResult r = run_merge(args);
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+
+  /// The per-room digests of the target equal the union of the sources' (renames applied).
+  static void expect_same_rooms(const RoomDigests& target, std::vector<RoomDigests> sources) {
+    RoomDigests expected;
+    for (const auto& s : sources) {
+      for (const auto& [room, v] : s) {
+        EXPECT_TRUE(expected.emplace(room, v).second) << "room in two sources: " << room;
+      }
+    }
+    EXPECT_EQ(target.size(), expected.size());
+    for (const auto& [room, v] : expected) {
+      const auto it = target.find(room);
+      ASSERT_NE(it, target.end()) << "room missing in the target: " << room;
+      EXPECT_EQ(it->second.first, v.first) << "message count of " << room;
+      EXPECT_EQ(it->second.second, v.second) << "checksum of " << room;
+    }
+  }
+
+  std::unique_ptr<tc::test::PgLauncher> pg_;
+  std::string dir_;
+};
+
+// 1. PostgreSQL to PostgreSQL, with colliding rooms renamed.
+TEST_F(MergeTest, PostgresqlToPostgresqlWithRenamedCollisions) {
+  const std::string a = database("src_a");
+  const std::string b = database("src_b");
+  const std::string t = database("target");
+  testdata(a, b,
+           {"--rooms", "120", "--messages", "6000", "--collisions", "3", "--large-every", "400"});
+  const std::string before_a = pg_database_digest(a);
+  const std::string before_b = pg_database_digest(b);
+  tool(t,
+       {"jobs", "add", "--source-a", a, "--source-b", b, "--node-a", "node-a", "--node-b", "node-b",
+        "--collision-policy", "rename"},
+       0);
+  const RunResult v = tool(t, {"validate", "1"}, 0);
+  EXPECT_NE(v.output.find("room-collision"), std::string::npos);
+  EXPECT_NE(v.output.find("affiliation-conflict"), std::string::npos);
+  EXPECT_NE(v.output.find("id-renumber"), std::string::npos);
+  EXPECT_NE(v.output.find("estimate"), std::string::npos);
+  const RunResult m = tool(t, {"merge", "1", "--progress", "lines"}, 0);
+  EXPECT_NE(m.output.find("0 rooms failed verification"), std::string::npos);
+
+  std::map<std::string, std::string> renames;
+  for (int i = 0; i < 3; ++i) {
+    const std::string room = "shared-000" + std::to_string(i) + "@conference.localhost";
+    renames[room] = "shared-000" + std::to_string(i) + "-node-b@conference.localhost";
+  }
+  expect_same_rooms(pg_room_digests(t), {pg_room_digests(a), pg_room_digests(b, renames)});
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_rooms"), 240);
+  // 50 accounts each, a third of them (16) in both: copied once.
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_accounts"), 84);
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_room_affiliations"),
+            pg_count(a, "SELECT count(*) FROM tc_room_affiliations") +
+                pg_count(b, "SELECT count(*) FROM tc_room_affiliations"));
+  // Stanza ids kept; each room's order kept (checked by the digests, which follow seq).
+  EXPECT_EQ(pg_count(t,
+                     "SELECT count(*) FROM tc_archive t WHERE stanza_xml NOT LIKE '%' || "
+                     "stanza_id || '%' AND kind = 'groupchat'"),
+            0);
+  EXPECT_EQ(pg_database_digest(a), before_a) << "source A changed";
+  EXPECT_EQ(pg_database_digest(b), before_b) << "source B changed";
+
+  const RunResult show = tool(t, {"jobs", "show", "1", "--json"}, 0);
+  EXPECT_NE(show.output.find("\"status\":\"merged\""), std::string::npos);
+  EXPECT_NE(show.output.find("\"verified\":true"), std::string::npos);
+  EXPECT_EQ(show.output.find("\"verified\":false"), std::string::npos);
+  const RunResult list = tool(t, {"jobs", "list"}, 0);
+  EXPECT_NE(list.output.find("merged"), std::string::npos);
+  // Merging again is a no-op that reports the stored verification.
+  const RunResult again = tool(t, {"merge", "1"}, 0);
+  EXPECT_NE(again.output.find("already merged"), std::string::npos);
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_archive"), 12000);
+}
+
+// 2. SQLite sources (the embedded default) into PostgreSQL.
+TEST_F(MergeTest, SqliteToPostgresql) {
+  const std::string a = dir_ + "/node-a.db";
+  const std::string b = dir_ + "/node-b.db";
+  const std::string t = database("target");
+  testdata("sqlite://" + a, "sqlite://" + b, {"--rooms", "80", "--messages", "4000"});
+  const std::string before_a = file_digest(a);
+  const std::string before_b = file_digest(b);
+  tool(t, {"jobs", "add", "--source-a", "sqlite://" + a, "--source-b", "sqlite://" + b}, 0);
+  tool(t, {"validate", "1"}, 0);
+  tool(t, {"merge", "1", "--page-size", "333"}, 0);
+  expect_same_rooms(pg_room_digests(t), {sqlite_room_digests(a), sqlite_room_digests(b)});
+  EXPECT_EQ(file_digest(a), before_a);
+  EXPECT_EQ(file_digest(b), before_b);
+}
+
+// 2b. An embedded pair merged into a SQLite file (the target side of the SOCI path).
+TEST_F(MergeTest, SqliteToSqlite) {
+  const std::string a = dir_ + "/node-a.db";
+  const std::string b = dir_ + "/node-b.db";
+  const std::string t = dir_ + "/merged.db";
+  testdata("sqlite://" + a, "sqlite://" + b,
+           {"--rooms", "30", "--messages", "2000", "--collisions", "1"});
+  tool("sqlite://" + t,
+       {"jobs", "add", "--source-a", "sqlite://" + a, "--source-b", "sqlite://" + b,
+        "--collision-policy", "rename"},
+       0);
+  tool("sqlite://" + t, {"validate", "1"}, 0);
+  tool("sqlite://" + t, {"merge", "1", "--batch-size", "300"}, 0);
+  expect_same_rooms(
+      sqlite_room_digests(t),
+      {sqlite_room_digests(a), sqlite_room_digests(b, {{"shared-0000@conference.localhost",
+                                                        "shared-0000-b@conference.localhost"}})});
+}
+
+// 3. Through ODBC: a PostgreSQL source over the psqlODBC driver, a SQLite source over the
+// SQLite3 ODBC driver, and the target over psqlODBC too (no libpqxx anywhere in the merge).
+TEST_F(MergeTest, ThroughOdbc) {
+  database("src_a");
+  database("target");
+  const std::string a = pg_->url("src_a");
+  const std::string b = dir_ + "/node-b.db";
+  const std::string b_native = dir_ + "/unused.db";
+  testdata(a, "sqlite://" + b, {"--rooms", "40", "--messages", "3000", "--collisions", "2"});
+  const std::string before_a = pg_database_digest(a);
+  const std::string before_b = file_digest(b);
+  const std::string t = odbc_pg("target");
+  tool(t,
+       {"jobs", "add", "--source-a", odbc_pg("src_a"), "--source-b",
+        "odbc://DRIVER=SQLite3;Database=" + b, "--collision-policy", "keep-b"},
+       0);
+  const RunResult v = tool(t, {"validate", "1"}, 0);
+  EXPECT_NE(v.output.find("soci-odbc, postgresql"), std::string::npos);
+  EXPECT_NE(v.output.find("soci-odbc, sqlite"), std::string::npos);
+  tool(t, {"merge", "1", "--page-size", "500", "--batch-size", "700"}, 0);
+  RoomDigests source_a = pg_room_digests(a);
+  // keep-b: A's colliding rooms are not copied.
+  source_a.erase("shared-0000@conference.localhost");
+  source_a.erase("shared-0001@conference.localhost");
+  expect_same_rooms(pg_room_digests(pg_->url("target")), {source_a, sqlite_room_digests(b)});
+  EXPECT_EQ(pg_database_digest(a), before_a);
+  EXPECT_EQ(file_digest(b), before_b);
+}
+
+// 4. One validation run reports a running service, a collision, an unknown schema version and
+// missing rights; merge refuses while any of them is unresolved, and works once all are.
+TEST_F(MergeTest, ValidationReportsEveryProblemAndMergeWaitsForAll) {
+  const std::string a = database("src_a");
+  const std::string b = database("src_b");
+  const std::string t = database("target");
+  testdata(a, b, {"--rooms", "20", "--messages", "500", "--collisions", "2"});
+  // The node of source A is running its text-conference service (fresh heartbeat).
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  pg_exec(a,
+          "INSERT INTO tc_nodes (node, text_conference_running, heartbeat_at, admin_url) "
+          "VALUES ('node-a', 1, " +
+              std::to_string(now_ms + 3600000) + ", 'http://127.0.0.1:20075')");
+  // A node that stopped long ago but never cleared its flag: stale, only a warning.
+  pg_exec(b, "INSERT INTO tc_nodes VALUES ('node-b', 1, 1000, '')");
+  // Source B was written by a newer release.
+  pg_exec(b, "INSERT INTO tc_schema_version VALUES (99, 0)");
+  // The merge user may record jobs but not write the tc_ tables.
+  tool(t, {"jobs", "add", "--source-a", a, "--source-b", b}, 0);  // as postgres: schema + job 1
+  pg_exec(t, "CREATE ROLE merger LOGIN");
+  pg_exec(t,
+          "GRANT SELECT, INSERT, UPDATE ON tc_merge_jobs, tc_merge_findings, tc_merge_rooms "
+          "TO merger");
+  const std::string as_merger =
+      "postgresql://merger@127.0.0.1:" + std::to_string(pg_->port()) + "/target";
+  tool(as_merger, {"jobs", "add", "--source-a", a, "--source-b", b}, 0);  // job 2
+
+  const RunResult v = tool(as_merger, {"validate", "2"}, 1);
+  EXPECT_NE(v.output.find("service-running"), std::string::npos);
+  EXPECT_NE(v.output.find("node-a"), std::string::npos);
+  EXPECT_NE(v.output.find("service-stale"), std::string::npos);
+  EXPECT_NE(v.output.find("schema-unknown"), std::string::npos);
+  EXPECT_NE(v.output.find("room-collision"), std::string::npos);
+  EXPECT_NE(v.output.find("target-rights"), std::string::npos);
+  EXPECT_NE(v.output.find("INSERT on tc_archive"), std::string::npos);
+  const RunResult refused = tool(as_merger, {"merge", "2"}, 1);
+  EXPECT_NE(refused.output.find("merge refused"), std::string::npos);
+
+  // Resolve all but one problem at a time: each time the merge still refuses.
+  const auto resolve_and_check = [&](const std::string& what, const std::function<void()>& fix,
+                                     bool last) {
+    SCOPED_TRACE(what);
+    fix();
+    tool(as_merger, {"validate", "2"}, last ? 0 : 1);
+    const RunResult r = tool(as_merger, {"merge", "2", "--progress", "none"}, last ? 0 : 1);
+    EXPECT_EQ(r.output.find("merge refused") == std::string::npos, last);
+  };
+  resolve_and_check(
+      "stop the service", [&] { pg_exec(a, "UPDATE tc_nodes SET text_conference_running = 0"); },
+      false);
+  resolve_and_check(
+      "choose a collision policy",
+      [&] {
+        tool(as_merger, {"jobs", "set", "2", "--collision-policy", "keep-a"}, 0);
+      },
+      false);
+  resolve_and_check(
+      "restore the known schema",
+      [&] { pg_exec(b, "DELETE FROM tc_schema_version WHERE version = 99"); }, false);
+  resolve_and_check(
+      "grant the rights",
+      [&] {
+        pg_exec(t,
+                "GRANT SELECT, INSERT ON tc_accounts, tc_rooms, tc_room_affiliations, tc_archive "
+                "TO merger");
+        pg_exec(t, "GRANT SELECT ON tc_schema_version, tc_nodes TO merger");
+      },
+      true);
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_archive"),
+            pg_count(a, "SELECT count(*) FROM tc_archive") +
+                pg_count(b, "SELECT count(*) FROM tc_archive WHERE room_jid NOT LIKE 'shared-%'"));
+  // Every finding of every run is kept in the job.
+  EXPECT_GE(pg_count(t, "SELECT count(DISTINCT run) FROM tc_merge_findings WHERE job_id = 2"), 5);
+  // Job 1 targets the same database: validating it now reports the earlier merge.
+  const RunResult other = tool(t, {"validate", "1"}, 1);
+  EXPECT_NE(other.output.find("target-earlier-merge"), std::string::npos);
+  EXPECT_NE(other.output.find("target-not-empty"), std::string::npos);
+}
+
+// 5. SIGKILL in the middle of the copy, then run again: every message exactly once.
+TEST_F(MergeTest, KilledMidCopyResumesExactlyOnce) {
+  const std::string a = database("src_a");
+  const std::string b = database("src_b");
+  const std::string t = database("target");
+  testdata(a, b, {"--rooms", "60", "--messages", "15000", "--large-every", "1000"});
+  const std::string before_a = pg_database_digest(a);
+  const std::string before_b = pg_database_digest(b);
+  tool(t, {"jobs", "add", "--source-a", a, "--source-b", b}, 0);
+  tool(t, {"validate", "1"}, 0);
+  const std::vector<std::string> merge_args{"--target",     t,      "merge",         "1",
+                                            "--batch-size", "150",  "--throttle-ms", "15",
+                                            "--progress",   "lines"};
+  // Two kills at different points, then a run to the end.
+  long long last = 0;
+  for (const long long kill_after : {3000LL, 14000LL}) {
+    const pid_t pid = spawn_merge(merge_args, dir_ + "/merge.log");
+    const auto deadline = std::chrono::steady_clock::now() + seconds(180);
+    long long copied = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      copied = pg_count(t, "SELECT count(*) FROM tc_archive");
+      if (copied >= kill_after) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    EXPECT_EQ(wait_for(pid, seconds(10)), -1);
+    copied = pg_count(t, "SELECT count(*) FROM tc_archive");
+    std::fprintf(stderr, "killed with %lld of 30000 messages copied\n", copied);
+    EXPECT_GE(copied, kill_after);
+    EXPECT_LT(copied, 30000);
+    EXPECT_GT(copied, last);
+    last = copied;
+    // What is there is there once, and matches a checkpoint.
+    EXPECT_EQ(pg_count(t,
+                       "SELECT count(*) - count(DISTINCT (room_jid, stanza_id)) FROM "
+                       "tc_archive"),
+              0);
+    EXPECT_EQ(pg_count(t, "SELECT coalesce(sum(copied), 0) FROM tc_merge_rooms"), copied);
+    EXPECT_EQ(pg_text(t, "SELECT status FROM tc_merge_jobs WHERE id = 1"), "merging");
+  }
+  const RunResult resumed = tool(t, {"merge", "1", "--progress", "lines"}, 0);
+  EXPECT_NE(resumed.output.find("resuming job 1"), std::string::npos);
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_archive"), 30000);
+  expect_same_rooms(pg_room_digests(t), {pg_room_digests(a), pg_room_digests(b)});
+  EXPECT_EQ(pg_database_digest(a), before_a);
+  EXPECT_EQ(pg_database_digest(b), before_b);
+  EXPECT_EQ(pg_text(t, "SELECT status FROM tc_merge_jobs WHERE id = 1"), "merged");
+}
+
+// 6. Importing the vendor's text-conference tables (PostgreSQL and SQLite), rewriting the
+// chat-node aliases to the conference domain in columns and inside stored XML.
+TEST_F(MergeTest, VendorImportRewritesChatNodeAliases) {
+  const std::string a = database("vendor_a");
+  const std::string b = dir_ + "/vendor-b.db";
+  const std::string t = database("target");
+  testdata(a, "sqlite://" + b,
+           {"--kind", "vendor", "--rooms", "30", "--messages", "3000", "--collisions", "2",
+            "--large-every", "200"});
+  const std::string before_a = pg_text(a,
+                                       "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) "
+                                       "FROM tc_msgarchive t");
+  const std::string before_b = file_digest(b);
+  // Without a conference domain the job cannot be validated.
+  tool(t, {"jobs", "add", "--source-a", a, "--source-b", "sqlite://" + b}, 0);
+  const RunResult no_domain = tool(t, {"validate", "1"}, 1);
+  EXPECT_NE(no_domain.output.find("conference-domain-missing"), std::string::npos);
+  tool(t,
+       {"jobs", "set", "1", "--conference-domain", "conference.example.org", "--collision-policy",
+        "rename", "--rename-suffix", "imported"},
+       0);
+  const RunResult v = tool(t, {"validate", "1"}, 0);
+  EXPECT_NE(v.output.find("conference-1-clustera.example.com"), std::string::npos);
+  EXPECT_NE(v.output.find("vendor-adhoc-rooms"), std::string::npos);
+  tool(t, {"merge", "1"}, 0);
+
+  // Every persistent room, renamed where both had it; no alias left anywhere.
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_rooms"), 60);
+  EXPECT_EQ(pg_count(t,
+                     "SELECT count(*) FROM tc_rooms WHERE jid LIKE "
+                     "'shared-000_-imported@conference.example.org'"),
+            2);
+  for (const char* table_column :
+       {"tc_rooms|jid", "tc_rooms|config_json", "tc_room_affiliations|room_jid",
+        "tc_archive|room_jid", "tc_archive|stanza_xml"}) {
+    const std::string tc(table_column);
+    const std::string table = tc.substr(0, tc.find('|'));
+    const std::string column = tc.substr(tc.find('|') + 1);
+    EXPECT_EQ(pg_count(t, "SELECT count(*) FROM " + table + " WHERE " + column +
+                              " LIKE '%clustera.example.com%'"),
+              0)
+        << table_column;
+  }
+  // Only groupchat rows of persistent rooms are imported: the counts per room match TC_MSGARCHIVE.
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_archive WHERE room_jid LIKE '%-a-%'"),
+            pg_count(a,
+                     "SELECT count(*) FROM tc_msgarchive WHERE msg_type = 'g' AND to_jid LIKE "
+                     "'%-a-%'"));
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_archive"), 6000);
+  // Each stanza carries its stanza-id for the room, and no jabber:client declaration.
+  EXPECT_EQ(pg_count(t,
+                     "SELECT count(*) FROM tc_archive WHERE position('<stanza-id "
+                     "xmlns=\"urn:xmpp:sid:0\" id=\"' || stanza_id || '\" by=\"' || room_jid "
+                     "|| '\"/>' in stanza_xml) = 0"),
+            0);
+  EXPECT_EQ(pg_count(t,
+                     "SELECT count(*) FROM tc_archive WHERE stanza_xml LIKE "
+                     "'%jabber:client%'"),
+            0);
+  // Large bodies (MESSAGE_TEXT / BODY_TEXT) arrive whole.
+  EXPECT_GT(pg_count(t, "SELECT count(*) FROM tc_archive WHERE octet_length(stanza_xml) > 60000"),
+            0);
+  // Affiliations: the highest of duplicate rows, occupants' role rows left out.
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_room_affiliations WHERE affiliation = 'owner'"),
+            60);
+  EXPECT_EQ(pg_count(t,
+                     "SELECT count(*) FROM tc_room_affiliations WHERE user_jid LIKE "
+                     "'user99@%'"),
+            0);
+  EXPECT_EQ(pg_count(t,
+                     "SELECT count(*) FROM tc_rooms WHERE config_json LIKE "
+                     "'%\"members_only\":true%'"),
+            pg_count(t, "SELECT count(*) FROM tc_rooms WHERE jid ~ '-00(0[048]|1[26]|2[048])'"));
+  EXPECT_EQ(pg_text(a,
+                    "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM "
+                    "tc_msgarchive t"),
+            before_a);
+  EXPECT_EQ(file_digest(b), before_b);
+}
+
+// 7. Passwords never reach the job tables; validate gets them from the environment.
+TEST_F(MergeTest, PasswordsAreNotStored) {
+  const std::string a = database("src_a");
+  const std::string b = database("src_b");
+  const std::string t = database("target");
+  testdata(a, b, {"--rooms", "5", "--messages", "100"});
+  pg_exec(a, "CREATE ROLE reader LOGIN PASSWORD 'S3cr3t;pw'");
+  pg_exec(a, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader");
+  pg_exec(b, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader");
+  // Require the password for `reader` (the launcher trusts everyone else).
+  const auto hba = pg_->directory() / "data" / "pg_hba.conf";
+  std::string rules;
+  {
+    std::ifstream in(hba);
+    rules.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  {
+    std::ofstream out(hba);
+    out << "host all reader 127.0.0.1/32 scram-sha-256\n" << rules;
+  }
+  pg_exec(a, "SELECT pg_reload_conf()");
+  const std::string port = std::to_string(pg_->port());
+  const std::string with_pw_a = "postgresql://reader:S3cr3t%3Bpw@127.0.0.1:" + port + "/src_a";
+  const std::string with_pw_b = "postgresql://reader:S3cr3t%3Bpw@127.0.0.1:" + port + "/src_b";
+  tool(t, {"jobs", "add", "--source-a", with_pw_a, "--source-b", with_pw_b}, 0);
+  EXPECT_EQ(pg_count(t,
+                     "SELECT count(*) FROM tc_merge_jobs WHERE source_a_url || source_b_url "
+                     "|| options_json LIKE '%S3cr3t%'"),
+            0);
+  EXPECT_EQ(pg_text(t, "SELECT source_a_url FROM tc_merge_jobs"),
+            "postgresql://reader:***@127.0.0.1:" + port + "/src_a");
+  // Without the passwords the sources cannot be reached; with them (env) all is well.
+  const RunResult no_pw = tool(t, {"validate", "1"}, 1);
+  EXPECT_NE(no_pw.output.find("source-unreachable"), std::string::npos);
+  EXPECT_EQ(no_pw.output.find("S3cr3t"), std::string::npos);
+  tool(t, {"validate", "1"}, 0,
+       {{"TC_MERGE_PASSWORD_A", "S3cr3t;pw"}, {"TC_MERGE_PASSWORD_B", "S3cr3t;pw"}});
+  tool(t, {"merge", "1", "--source-a-password", "S3cr3t;pw", "--source-b-password", "S3cr3t;pw"},
+       0);
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_archive"), 200);
+}
+
+}  // namespace
+}  // namespace tc::merge::test

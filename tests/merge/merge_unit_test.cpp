@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: Apache-2.0
+// Unit tests of tc-merge's pure parts: COPY text decoding, JID rewriting, credentials, the
+// vendor conversions, timestamps, the room digest.
+#include <gtest/gtest.h>
+
+#include "copy_text.h"
+#include "credentials.h"
+#include "digest.h"
+#include "model.h"
+#include "transform.h"
+
+namespace tc::merge {
+namespace {
+
+TEST(CopyText, DecodesEscapesAndNulls) {
+  Row row;
+  ASSERT_TRUE(decode_copy_line("1\tx\\ty\\\\z\t\\N\t\t\\n\\r\\x41\\101\t\n", row));
+  ASSERT_EQ(row.size(), 6u);
+  EXPECT_EQ(row[0], "1");
+  EXPECT_EQ(row[1], "x\ty\\z");
+  EXPECT_FALSE(row[2].has_value());
+  EXPECT_EQ(row[3], "");
+  EXPECT_EQ(row[4], "\n\rAA");
+  EXPECT_EQ(row[5], "");
+}
+
+TEST(CopyText, KeepsUtf8AndRejectsTrailingBackslash) {
+  Row row;
+  ASSERT_TRUE(decode_copy_line("caf\xC3\xA9\t\xF0\x9F\x8E\x89", row));
+  EXPECT_EQ(row[0], "caf\xC3\xA9");
+  EXPECT_EQ(row[1], "\xF0\x9F\x8E\x89");
+  EXPECT_FALSE(decode_copy_line("abc\\", row));
+}
+
+TEST(JidRewriter, RewritesAliasInJidsAndAttributeValues) {
+  JidRewriter r;
+  r.rename_domain("conference-1-StandAloneCluster.example.com", "conference.example.com");
+  EXPECT_EQ(r.apply("room1@Conference-1-StandAloneCluster.example.com"),
+            "room1@conference.example.com");
+  EXPECT_EQ(r.apply("<message from='room1@conference-1-standalonecluster.example.com/nick' "
+                    "to=\"conference-1-standalonecluster.example.com\"><body>mail "
+                    "me@example.com</body></message>"),
+            "<message from='room1@conference.example.com/nick' "
+            "to=\"conference.example.com\"><body>mail me@example.com</body></message>");
+  // A longer domain that merely starts with the alias is left alone.
+  EXPECT_EQ(r.apply("x@conference-1-standalonecluster.example.com.evil"),
+            "x@conference-1-standalonecluster.example.com.evil");
+}
+
+TEST(JidRewriter, RenamesWholeRoomJidsOnly) {
+  JidRewriter r;
+  r.rename_room("dev@conference.localhost", "dev-b@conference.localhost");
+  EXPECT_EQ(r.apply("<message from=\"dev@conference.localhost/ann\"><stanza-id "
+                    "by=\"dev@conference.localhost\"/></message>"),
+            "<message from=\"dev-b@conference.localhost/ann\"><stanza-id "
+            "by=\"dev-b@conference.localhost\"/></message>");
+  EXPECT_EQ(r.apply("webdev@conference.localhost"), "webdev@conference.localhost");
+}
+
+TEST(Credentials, PutsPasswordsBackAndRemovesPlaceholders) {
+  EXPECT_EQ(with_password("postgresql://tc:***@db:5432/tc", std::string("p@ss w")),
+            "postgresql://tc:p%40ss%20w@db:5432/tc");
+  EXPECT_EQ(with_password("postgresql://tc:***@db/tc", std::nullopt), "postgresql://tc@db/tc");
+  EXPECT_EQ(with_password("postgresql://tc@db/tc?password=***&sslmode=require", std::nullopt),
+            "postgresql://tc@db/tc?sslmode=require");
+  EXPECT_EQ(with_password("postgresql://tc@db/tc", std::string("x")),
+            "postgresql://tc@db/tc?password=x");
+  EXPECT_EQ(with_password("odbc://DRIVER={PostgreSQL Unicode};Uid=tc;PWD=***;Database=tc",
+                          std::string("a;b")),
+            "odbc://DRIVER={PostgreSQL Unicode};Uid=tc;PWD={a;b};Database=tc");
+  EXPECT_EQ(with_password("odbc://DSN=tc;PWD=***", std::nullopt), "odbc://DSN=tc");
+  EXPECT_EQ(with_password("sqlite:///var/lib/tc.db", std::nullopt), "sqlite:///var/lib/tc.db");
+}
+
+TEST(Timestamps, ParsesDatabaseRenderings) {
+  EXPECT_EQ(parse_timestamp_ms("1640995200287"), 1640995200287LL);
+  EXPECT_EQ(parse_timestamp_ms("2022-01-01 00:00:00.287"), 1640995200287LL);
+  EXPECT_EQ(parse_timestamp_ms("2022-01-01T00:00:00Z"), 1640995200000LL);
+  EXPECT_EQ(parse_timestamp_ms("2022-01-01 02:00:00+02"), 1640995200000LL);
+  EXPECT_EQ(parse_timestamp_ms("2021-12-31 19:00:00.5-05:00"), 1640995200500LL);
+  EXPECT_FALSE(parse_timestamp_ms("yesterday").has_value());
+}
+
+TEST(Vendor, ConfigFormBecomesRoomConfigJson) {
+  const std::string json = vendor_config_to_json(
+      "<iq><query><x xmlns='jabber:x:data' type='submit'>"
+      "<field var='muc#roomconfig_roomname'><value>R &amp; D</value></field>"
+      "<field var='muc#roomconfig_membersonly'><value>1</value></field>"
+      "<field var='muc#roomconfig_maxusers'><value>none</value></field>"
+      "<field var='muc#roomconfig_whois'><value>anyone</value></field>"
+      "<field var='muc#roomconfig_persistentroom'><value>0</value></field>"
+      "<field var='vendor#other'><value>x</value></field></x></query></iq>",
+      true);
+  EXPECT_NE(json.find("\"name\":\"R & D\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"members_only\":true"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"max_users\":0"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"whois\":\"anyone\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"persistent\":false"), std::string::npos) << json;
+}
+
+TEST(Vendor, StanzaGetsStanzaIdAndLosesRootNamespace) {
+  EXPECT_EQ(normalize_vendor_stanza("<message xmlns='jabber:client' from='r@c/n' "
+                                    "type='groupchat'><body>hi</body></message>",
+                                    "r@c", "tc-import-7"),
+            "<message from='r@c/n' type='groupchat'><body>hi</body><stanza-id "
+            "xmlns=\"urn:xmpp:sid:0\" id=\"tc-import-7\" by=\"r@c\"/></message>");
+  // An id the room already stamped is kept as it is.
+  const std::string stamped =
+      "<message from='r@c/n'><body>x</body><stanza-id xmlns='urn:xmpp:sid:0' id='abc' "
+      "by='r@c'/></message>";
+  EXPECT_EQ(normalize_vendor_stanza(stamped, "r@c", "ignored"), stamped);
+  EXPECT_EQ(find_attr(stamped, "<stanza-id", "id"), "abc");
+}
+
+TEST(Digest, IsOrderSensitiveAndStable) {
+  RoomDigest a;
+  a.add("1", "n", "j", "groupchat", "<m/>", 5);
+  a.add("2", "n", "j", "groupchat", "<m/>", 6);
+  RoomDigest b;
+  b.add("2", "n", "j", "groupchat", "<m/>", 6);
+  b.add("1", "n", "j", "groupchat", "<m/>", 5);
+  RoomDigest c;
+  c.add("1", "n", "j", "groupchat", "<m/>", 5);
+  c.add("2", "n", "j", "groupchat", "<m/>", 6);
+  const std::string da = a.finish();
+  EXPECT_EQ(da.size(), 64u);
+  EXPECT_NE(da, b.finish());
+  EXPECT_EQ(da, c.finish());
+}
+
+TEST(Options, RoundTripThroughJson) {
+  JobOptions o;
+  o.collision = CollisionPolicy::Rename;
+  o.rename_suffix = "n2";
+  o.vendor_aliases = {"a.example", "b.example"};
+  o.stale_after = std::chrono::seconds(12);
+  const JobOptions back = JobOptions::from_json(o.to_json());
+  EXPECT_EQ(back.collision, CollisionPolicy::Rename);
+  EXPECT_EQ(back.rename_suffix, "n2");
+  EXPECT_EQ(back.vendor_aliases, o.vendor_aliases);
+  EXPECT_EQ(back.stale_after.count(), 12);
+}
+
+}  // namespace
+}  // namespace tc::merge
