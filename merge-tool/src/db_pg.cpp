@@ -6,6 +6,8 @@
 
 #include <pqxx/pqxx>
 
+#include "storage/store.h"
+
 #include "copy_text.h"
 #include "db_backends.h"
 
@@ -60,20 +62,6 @@ DbError convert(const std::exception& e) {
     return DbError(DbFailure::Other, state.empty() ? message : message + " [" + state + "]");
   }
   return DbError(DbFailure::Other, e.what());
-}
-
-/// libpq waits forever for a black-holed host by default; bound it, and name ourselves.
-std::string with_default_params(std::string uri) {
-  const auto add = [&uri](std::string_view key, std::string_view value) {
-    if (uri.find(std::string(key) + "=") != std::string::npos) {
-      return;
-    }
-    uri += uri.find('?') == std::string::npos ? '?' : '&';
-    uri.append(key).append("=").append(value);
-  };
-  add("connect_timeout", "10");
-  add("application_name", "tc-merge");
-  return uri;
 }
 
 template <std::size_t N>
@@ -233,7 +221,7 @@ class PgDb final : public Db {
  private:
   static pqxx::connection guarded_connect(const std::string& url) {
     try {
-      return pqxx::connection{with_default_params(url)};
+      return pqxx::connection{storage::postgres_uri_with_defaults(url, "tc-merge")};
     } catch (const std::exception& e) {
       throw DbError(DbFailure::Connect, convert(e).what());
     }

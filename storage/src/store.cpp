@@ -139,6 +139,19 @@ Result<std::unique_ptr<Store>> open_store(std::string_view url) {
   return make_error_code(Errc::BadUrl);
 }
 
+std::string postgres_uri_with_defaults(std::string uri, std::string_view application) {
+  const auto add = [&uri](std::string_view key, std::string_view value) {
+    if (uri.find(std::string(key) + "=") != std::string::npos) {
+      return;
+    }
+    uri += uri.find('?') == std::string::npos ? '?' : '&';
+    uri.append(key).append("=").append(value);
+  };
+  add("connect_timeout", "10");
+  add("application_name", application);
+  return uri;
+}
+
 std::string redact_url(std::string_view url) {
   std::string out(url);
   // scheme://user:password@host -> scheme://user:***@host (not for ODBC strings, which have no

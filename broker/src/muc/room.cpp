@@ -297,8 +297,7 @@ XmlElement Room::presence_of(const Occupant& occupant, bool unavailable) const {
 void Room::broadcast_presence(const Occupant& occupant, bool unavailable,
                               const std::vector<int>& codes, const std::vector<int>& self_codes,
                               const std::string& nick_change, const std::string& reason,
-                              const std::string& actor_nick,
-                              const std::vector<std::string>& /*extra_recipients_nicks*/) {
+                              const std::string& actor_nick) {
   // Three variants, each serialised once: without the real JID, with it, and for the
   // occupant itself (with 110). Recipients get them with their own 'to'.
   auto build = [&](bool with_jid, bool self) {
@@ -1087,12 +1086,7 @@ void Room::apply_affiliation(const Jid& bare, Affiliation affiliation, const std
       remove_occupant(nick, {321}, reason, actor_nick);  // membership revoked
     } else {
       o.affiliation = affiliation;
-      Role role = default_role(affiliation);
-      if (o.role == Role::Moderator && affiliation != Affiliation::Owner &&
-          affiliation != Affiliation::Admin) {
-        role = default_role(affiliation);
-      }
-      o.role = role;
+      o.role = default_role(affiliation);
       broadcast_presence(o, false, {}, {}, {}, reason, actor_nick);
     }
   }

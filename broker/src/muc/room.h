@@ -119,8 +119,7 @@ class Room : public std::enable_shared_from_this<Room> {
   /// occupant's own sessions get status 110 and `self_codes` as well.
   void broadcast_presence(const Occupant& occupant, bool unavailable, const std::vector<int>& codes,
                           const std::vector<int>& self_codes, const std::string& nick_change = {},
-                          const std::string& reason = {}, const std::string& actor_nick = {},
-                          const std::vector<std::string>& extra_recipients_nicks = {});
+                          const std::string& reason = {}, const std::string& actor_nick = {});
   /// Sends `stanza` (without 'to') to every session of every occupant.
   void broadcast(const xmpp::XmlElement& stanza);
   void broadcast_status(std::vector<int> codes);

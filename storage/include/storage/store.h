@@ -80,6 +80,10 @@ class Store {
 /// Errc::BadUrl, Errc::Unsupported, Errc::Unavailable. Does not migrate.
 Result<std::unique_ptr<Store>> open_store(std::string_view url);
 
+/// A PostgreSQL URI with connect_timeout=10 and application_name=`application` added unless
+/// already set: libpq otherwise waits forever on a black-holed host.
+std::string postgres_uri_with_defaults(std::string uri, std::string_view application);
+
 /// The URL with any password replaced by "***", for logs and job records.
 std::string redact_url(std::string_view url);
 

@@ -104,25 +104,10 @@ ArchivedMessage read_message(const pqxx::row& row) {
   return m;
 }
 
-/// libpq waits forever for a black-holed host by default; callers expect Unavailable in bounded
-/// time. Adds connect_timeout (seconds) and an application_name unless the URI sets them.
-std::string with_default_params(std::string uri) {
-  const auto add = [&uri](std::string_view key, std::string_view value) {
-    if (uri.find(std::string(key) + "=") != std::string::npos) {
-      return;
-    }
-    uri += uri.find('?') == std::string::npos ? '?' : '&';
-    uri.append(key).append("=").append(value);
-  };
-  add("connect_timeout", "10");
-  add("application_name", "tcbroker");
-  return uri;
-}
-
 class PgStore final : public Store {
  public:
   explicit PgStore(std::string uri)
-      : uri_(with_default_params(std::move(uri))), redacted_(redact_url(uri_)) {}
+      : uri_(postgres_uri_with_defaults(std::move(uri), "tcbroker")), redacted_(redact_url(uri_)) {}
 
   std::string_view backend() const override { return "postgresql"; }
 
