@@ -12,6 +12,8 @@
 #include "backends.h"
 
 namespace tc::storage {
+
+boost::system::error_code Store::unsupported() { return make_error_code(Errc::Unsupported); }
 namespace {
 
 bool iequals_prefix(std::string_view text, std::string_view prefix) {

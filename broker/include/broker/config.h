@@ -78,6 +78,19 @@ struct Config {
   // [storage]
   std::string storage_url = "sqlite://tcbroker.db";
 
+  // [admin] the HTTP/JSON admin API and web page (SRM's admin RPC port)
+  std::string admin_address = "127.0.0.1";  ///< loopback by default
+  std::uint16_t admin_port = 20075;         ///< 0 = any free port (tests)
+  std::string admin_token;                  ///< bearer token; "" = read admin_token_file
+  std::filesystem::path admin_token_file;   ///< one line; "" with no token = API refuses all
+
+  // [ha] node-local SRM settings; the cluster-wide ones live in the database (tcctl group)
+  std::string srm_address = "127.0.0.1";  ///< where the SRM service port listens
+  std::uint16_t srm_port = 22001;         ///< heartbeats and the node-to-node link; 0 = any
+  std::string advertised_host;            ///< host named in see-other-host; "" = client.address
+  std::chrono::milliseconds relogin_min{120'000};  ///< client re-login lower limit
+  std::chrono::milliseconds relogin_max{537'000};  ///< client re-login upper limit
+
   // [log]
   std::string log_level = "info";
   std::string log_format = "text";  ///< "text" or "json"

@@ -191,6 +191,17 @@ std::map<std::string, std::map<std::string, Setter>> schema(const std::filesyste
         {"retention_interval", duration(&C::muc_retention_interval, 0.05, 86'400 * 7)},
         {"presence_broadcast_cap", integer(&C::muc_presence_broadcast_cap, 0, 10'000'000)}}},
       {"storage", {{"url", string(&C::storage_url, check_not_empty)}}},
+      {"admin",
+       {{"address", string(&C::admin_address, check_not_empty)},
+        {"port", integer(&C::admin_port, 0, 65535)},
+        {"token", string(&C::admin_token, nullptr)},
+        {"token_file", path(&C::admin_token_file, base)}}},
+      {"ha",
+       {{"address", string(&C::srm_address, check_not_empty)},
+        {"port", integer(&C::srm_port, 0, 65535)},
+        {"advertised_host", string(&C::advertised_host, nullptr)},
+        {"relogin_min", duration(&C::relogin_min, 0, 86'400)},
+        {"relogin_max", duration(&C::relogin_max, 0, 86'400)}}},
       {"log",
        {{"level", one_of(&C::log_level, {"trace", "debug", "info", "warn", "error", "off"})},
         {"format", one_of(&C::log_format, {"text", "json"})}}},
@@ -260,6 +271,9 @@ Config parse_config(std::string_view toml_text, const std::filesystem::path& bas
   }
   if (config.conference_domain() == config.domain) {
     throw ConfigError("muc.domain", "must differ from node.domain");
+  }
+  if (config.relogin_min > config.relogin_max) {
+    throw ConfigError("ha.relogin_min", "must not exceed ha.relogin_max");
   }
   resolve_storage_url(config, base_dir);
   return config;

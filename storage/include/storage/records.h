@@ -30,6 +30,7 @@ struct AccountRecord {
 /// A room's durable state. `config_json` holds the muc#roomconfig values as a JSON object
 /// owned by the broker; the store treats it as opaque text.
 struct RoomRecord {
+  std::optional<Fence> fence;  ///< save_room only: fenced write when set (not loaded back)
   std::string jid;  ///< bare room JID, normalised
   std::string config_json = "{}";
   bool persistent = true;
@@ -44,6 +45,7 @@ struct RoomRecord {
 enum class Affiliation { None, Outcast, Member, Admin, Owner };
 
 struct AffiliationRecord {
+  std::optional<Fence> fence;  ///< set_affiliation only: fenced write when set
   std::string room_jid;
   std::string user_jid;  ///< bare user JID
   Affiliation affiliation = Affiliation::None;
@@ -53,6 +55,7 @@ struct AffiliationRecord {
 
 /// A message to archive. `stanza_id` is chosen by the broker (XEP-0359) and unique in the room.
 struct NewMessage {
+  std::optional<Fence> fence;  ///< when set, the batch fails with StaleEpoch unless it holds
   std::string room_jid;
   std::string stanza_id;
   std::string sender_nick;
@@ -99,6 +102,42 @@ struct NodeRecord {
   bool text_conference_running = false;
   UnixMillis heartbeat_at = 0;  ///< refreshed every few seconds while the node runs
   std::string admin_url;        ///< where its admin API listens ("" = none)
+  // Schema version 3 (HA): where the node can be reached and what SRM last said.
+  std::string client_endpoint;  ///< "host:port" of its XMPP client listener ("" = unknown)
+  std::string srm_endpoint;     ///< "host:port" of its SRM service port ("" = unknown)
+  std::string state;            ///< SRM state as shown by status ("Normal", ...; "" = unknown)
+  std::string reason;           ///< SRM reason ("" = unknown)
+  std::string version;          ///< software version of the node
+};
+
+/// A lease on one partition: the share of users and rooms whose home is one node (the
+/// partition is named after that node). `holder` serves it now; `epoch` is bumped each time
+/// the holder changes, and every fenced write is conditioned on it. Times are on the
+/// database's clock, never a node's.
+struct LeaseRecord {
+  std::string partition;
+  std::string holder;
+  std::int64_t epoch = 0;
+  UnixMillis expires_at = 0;  ///< database clock
+  UnixMillis db_now = 0;      ///< database clock when this record was read or written
+};
+
+/// The claim a writer makes: "I am `holder` and hold `partition` at `epoch`". A fenced write
+/// checks it inside its own transaction and fails with Errc::StaleEpoch when the lease row
+/// says otherwise, so a node that lost its lease cannot change rooms it no longer owns.
+struct Fence {
+  std::string partition;
+  std::string holder;
+  std::int64_t epoch = 0;
+};
+
+/// A redundancy group: one or two nodes sharing this database. Names and descriptions are
+/// validated by the broker (SPEC.md section 1); the store keeps them as given.
+struct GroupRecord {
+  std::string name;
+  std::string description;
+  bool ha_enabled = false;
+  std::vector<std::string> nodes;  ///< one or two node names, in order (first = primary)
 };
 
 }  // namespace tc::storage

@@ -5,6 +5,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -46,8 +47,8 @@ class Store {
   virtual Result<RoomRecord> load_room(std::string_view room_jid) = 0;  ///< NotFound
   /// Rooms hosted by `host_node`, or every room when it is empty.
   virtual Result<std::vector<RoomRecord>> list_rooms(std::string_view host_node = {}) = 0;
-  /// Deletes the room, its affiliations and its archive. NotFound.
-  virtual Result<void> delete_room(std::string_view room_jid) = 0;
+  /// Deletes the room, its affiliations and its archive. NotFound. Fenced when `fence` is set.
+  virtual Result<void> delete_room(std::string_view room_jid, const Fence* fence = nullptr) = 0;
 
   /// Sets one affiliation; Affiliation::None removes the row.
   virtual Result<void> set_affiliation(const AffiliationRecord& record) = 0;
@@ -71,6 +72,76 @@ class Store {
   virtual Result<void> upsert_node(const NodeRecord& node) = 0;
   /// Every row, sorted by node name.
   virtual Result<std::vector<NodeRecord>> list_nodes() = 0;
+
+  // ---- HA: database clock, leases, cluster settings, redundancy groups (schema v3) ----
+  // Default implementations return Errc::Unsupported so that a backend can be built before
+  // it has them; the PostgreSQL and SOCI backends override every one.
+
+  /// The database server's clock, in Unix milliseconds. Leases are timed on it only.
+  virtual Result<UnixMillis> db_now() { return unsupported(); }
+
+  /// The lease of `partition`. NotFound when no node ever held it.
+  virtual Result<LeaseRecord> read_lease(std::string_view partition) {
+    (void)partition;
+    return unsupported();
+  }
+  /// Every lease row, sorted by partition.
+  virtual Result<std::vector<LeaseRecord>> list_leases() { return unsupported(); }
+  /// Takes `partition` for `node` for `ttl_ms` when nobody holds it (no row: epoch 1), when
+  /// `node` already holds it (renewed; epoch unchanged), or when the holder's lease has
+  /// lapsed on the database clock (holder changes, epoch + 1). Otherwise Errc::AlreadyExists
+  /// (held by someone else and still valid). One atomic statement or transaction.
+  virtual Result<LeaseRecord> acquire_lease(std::string_view partition, std::string_view node,
+                                            std::int64_t ttl_ms) {
+    (void)partition, (void)node, (void)ttl_ms;
+    return unsupported();
+  }
+  /// Extends the lease to db_now + ttl_ms if `fence` still holds it; StaleEpoch otherwise.
+  virtual Result<LeaseRecord> renew_lease(const Fence& fence, std::int64_t ttl_ms) {
+    (void)fence, (void)ttl_ms;
+    return unsupported();
+  }
+  /// Hands the lease from `fence.holder` to `to` (admin failover/fallback, clean shutdown):
+  /// holder = to, epoch + 1, expires = db_now + ttl_ms. StaleEpoch unless `fence` holds it.
+  virtual Result<LeaseRecord> transfer_lease(const Fence& fence, std::string_view to,
+                                             std::int64_t ttl_ms) {
+    (void)fence, (void)to, (void)ttl_ms;
+    return unsupported();
+  }
+  /// Ends the lease now (expires_at = db_now) without changing holder or epoch, so that the
+  /// peer may acquire it at once. StaleEpoch unless `fence` holds it.
+  virtual Result<void> release_lease(const Fence& fence) {
+    (void)fence;
+    return unsupported();
+  }
+
+  /// Cluster-wide settings (HA switch, assignment mode, SRM parameters) as text.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> list_settings() {
+    return unsupported();
+  }
+  virtual Result<void> set_setting(std::string_view key, std::string_view value) {
+    (void)key, (void)value;
+    return unsupported();
+  }
+  virtual Result<void> delete_setting(std::string_view key) {  ///< NotFound
+    (void)key;
+    return unsupported();
+  }
+
+  /// Redundancy groups. save_group inserts or replaces; AlreadyExists when one of its nodes
+  /// already belongs to another group.
+  virtual Result<void> save_group(const GroupRecord& group) {
+    (void)group;
+    return unsupported();
+  }
+  virtual Result<std::vector<GroupRecord>> list_groups() { return unsupported(); }  ///< by name
+  virtual Result<void> delete_group(std::string_view name) {  ///< NotFound
+    (void)name;
+    return unsupported();
+  }
+
+ protected:
+  static boost::system::error_code unsupported();
 };
 
 /// Opens a store from a URL:

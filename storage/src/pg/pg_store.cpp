@@ -295,7 +295,8 @@ class PgStore final : public Store {
     });
   }
 
-  Result<void> delete_room(std::string_view room_jid) override {
+  Result<void> delete_room(std::string_view room_jid, const Fence* fence) override {
+    (void)fence;  // TODO(ha): fenced delete
     return guarded("delete_room", [&](pqxx::connection& c) -> Result<void> {
       const std::string jid(room_jid);
       pqxx::work tx{c};

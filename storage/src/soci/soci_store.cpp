@@ -556,7 +556,8 @@ class SociStore final : public Store {
     });
   }
 
-  Result<void> delete_room(std::string_view room_jid) override {
+  Result<void> delete_room(std::string_view room_jid, const Fence* fence) override {
+    (void)fence;  // TODO(ha): fenced delete
     return guarded("delete_room", [&](soci::session& sql) -> Result<void> {
       const std::string jid(room_jid);
       Transaction tx(sql, dialect_, Transaction::Mode::Write);
