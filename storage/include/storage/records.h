@@ -11,6 +11,15 @@ namespace tc::storage {
 /// Milliseconds since the Unix epoch, UTC. Every timestamp in the store uses it.
 using UnixMillis = std::int64_t;
 
+/// The claim a writer makes: "I am `holder` and hold `partition` at `epoch`". A fenced write
+/// checks it inside its own transaction and fails with Errc::StaleEpoch when the lease row
+/// says otherwise, so a node that lost its lease cannot change rooms it no longer owns.
+struct Fence {
+  std::string partition;
+  std::string holder;
+  std::int64_t epoch = 0;
+};
+
 /// Salted SCRAM credentials for one hash (RFC 5802 §3). Raw bytes, never a password.
 struct ScramSecret {
   std::string salt;
@@ -122,14 +131,6 @@ struct LeaseRecord {
   UnixMillis db_now = 0;      ///< database clock when this record was read or written
 };
 
-/// The claim a writer makes: "I am `holder` and hold `partition` at `epoch`". A fenced write
-/// checks it inside its own transaction and fails with Errc::StaleEpoch when the lease row
-/// says otherwise, so a node that lost its lease cannot change rooms it no longer owns.
-struct Fence {
-  std::string partition;
-  std::string holder;
-  std::int64_t epoch = 0;
-};
 
 /// A redundancy group: one or two nodes sharing this database. Names and descriptions are
 /// validated by the broker (SPEC.md section 1); the store keeps them as given.
