@@ -15,6 +15,9 @@
 #include "storage/errc.h"
 #include "storage/store.h"
 
+#include "admin/admin_server.h"
+#include "ha/cluster_view.h"
+#include "ha/srm.h"
 #include "net/session.h"
 #include "net/tokens.h"
 #include "server_context.h"
@@ -124,6 +127,18 @@ struct Server::Impl {
       return;
     }
     spdlog::info("shutting down");
+    if (srm && srm->clustered()) {
+      // A clean stop hands this node's users and rooms to its peer first (Peer Reboot).
+      srm->shutdown([this] { asio::post(control, [this] { finish_shutdown(); }); });
+      return;
+    }
+    finish_shutdown();
+  }
+
+  void finish_shutdown() {
+    if (admin) {
+      admin->stop();
+    }
     boost::system::error_code ignored;
     acceptor.close(ignored);
     auto close_sessions = [this] {
@@ -181,6 +196,59 @@ struct Server::Impl {
             ""};
   }
 
+  /// The router critical service: stopping it closes the listener and every client stream.
+  void set_router(bool run) {
+    boost::system::error_code ec;
+    if (!run) {
+      acceptor.close(ec);
+      for (const auto& s : context.router.all()) {
+        s->close_with("system-shutdown", "the router service was stopped on this node");
+      }
+      return;
+    }
+    if (acceptor.is_open() || context.shutting_down) {
+      return;
+    }
+    const auto address = asio::ip::make_address(context.config.client_address, ec);
+    tcp::endpoint endpoint(address, context.client_port_bound);
+    acceptor.open(endpoint.protocol(), ec);
+    acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    acceptor.bind(endpoint, ec);
+    if (!ec) {
+      acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+      spdlog::error("router: cannot listen again on port {}: {}", context.client_port_bound,
+                    ec.message());
+      acceptor.close(ec);
+      return;
+    }
+    asio::co_spawn(control, accept_loop(), asio::detached);
+  }
+
+  /// Users whose partition now lives on `endpoint` log in again there.
+  void move_users(const std::string& partition, const std::string& endpoint) {
+    const auto view = cluster->get();
+    std::string node;
+    for (const auto& [n, e] : view->client_endpoints) {
+      if (e == endpoint) {
+        node = n;
+      }
+    }
+    std::size_t moved = 0;
+    for (const auto& s : context.router.all()) {
+      const auto p = view->user_partition(s->jid().local());
+      if (p && *p == partition) {
+        s->close_moved(endpoint, context.relogin_text(node), context.relogin_xml());
+        ++moved;
+      }
+    }
+    if (moved > 0) {
+      spdlog::info("moved {} session(s) of partition {} to {}", moved, partition,
+                   endpoint.empty() ? "(nobody yet)" : endpoint);
+    }
+  }
+
   static constexpr auto kNodeHeartbeat = std::chrono::seconds(5);
   static constexpr auto kEvictionGrace = std::chrono::milliseconds(200);
 
@@ -191,6 +259,9 @@ struct Server::Impl {
   asio::steady_timer shutdown_grace{control};
   asio::signal_set signals{control, SIGINT, SIGTERM};
   std::vector<std::unique_ptr<Shard>> shards;
+  std::unique_ptr<ha::ClusterView> cluster;
+  std::unique_ptr<ha::Srm> srm;
+  std::unique_ptr<admin::AdminServer> admin;
 };
 
 Server::Server(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
@@ -204,6 +275,8 @@ Server::~Server() {
   boost::system::error_code ignored;
   impl_->acceptor.close(ignored);
   impl_->signals.cancel(ignored);
+  impl_->admin.reset();
+  impl_->srm.reset();
   impl_->control.restart();
   impl_->control.poll();
   // The rooms and their timers belong to the shards' io_contexts: destroy them first.
@@ -241,6 +314,7 @@ void Server::start() {
                              std::to_string(config.client_port) + ": " + ec.message());
   }
   acceptor.listen(asio::socket_base::max_listen_connections);
+  impl_->context.client_port_bound = client_port();
 
   std::vector<Shard*> shard_ptrs;
   for (auto& shard : impl_->shards) {
@@ -248,12 +322,42 @@ void Server::start() {
   }
   impl_->context.muc =
       std::make_unique<muc::MucService>(impl_->context.config, shard_ptrs, impl_->context.router);
+  impl_->control_store = std::make_unique<StoreWorker>(config.storage_url, "control-store");
+
+  // SRM: the redundancy group, leases and the state machine (docs/architecture.md).
+  impl_->cluster = std::make_unique<ha::ClusterView>(config.node_name);
+  impl_->context.cluster = impl_->cluster.get();
+  ha::Srm::Hooks hooks;
+  hooks.set_router = [this](bool run) { impl_->set_router(run); };
+  hooks.move_users = [this](const std::string& p, const std::string& e) {
+    impl_->move_users(p, e);
+  };
+  hooks.users_connected = [this] { return impl_->context.router.size(); };
+  impl_->srm = std::make_unique<ha::Srm>(impl_->control, impl_->context, *impl_->control_store,
+                                         *impl_->cluster, std::move(hooks));
+  impl_->srm->configure();
+  if (impl_->srm->clustered()) {
+    impl_->context.muc->attach_cluster(*impl_->cluster, *impl_->srm,
+                                       impl_->srm->park_timeout());
+  }
+  if (!config.admin_token.empty() || !config.admin_token_file.empty()) {
+    impl_->admin = std::make_unique<admin::AdminServer>(impl_->control.get_executor(), config,
+                                                        *impl_->srm);
+    impl_->admin->start();
+    impl_->context.admin_url =
+        "http://" + config.admin_address + ":" + std::to_string(impl_->admin->port());
+  } else {
+    spdlog::info("admin API off: set admin.token or admin.token_file to enable it");
+  }
+
   for (auto& shard : impl_->shards) {
     shard->start();
   }
   impl_->context.muc->start();
-  impl_->control_store = std::make_unique<StoreWorker>(config.storage_url, "control-store");
-  asio::co_spawn(impl_->control, impl_->node_heartbeat(), asio::detached);
+  impl_->srm->start();
+  if (!impl_->srm->clustered()) {
+    asio::co_spawn(impl_->control, impl_->node_heartbeat(), asio::detached);
+  }
   asio::co_spawn(impl_->control, impl_->accept_loop(), asio::detached);
   impl_->signals.async_wait([this](boost::system::error_code e, int) {
     if (!e) {
@@ -292,7 +396,9 @@ void Server::write_ready_file(const std::filesystem::path& path) const {
   const auto tmp = path.string() + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << "{\"client_port\": " << client_port() << ", \"pid\": " << ::getpid() << "}\n";
+    out << "{\"client_port\": " << client_port() << ", \"pid\": " << ::getpid()
+        << ", \"admin_port\": " << (impl_->admin ? impl_->admin->port() : 0)
+        << ", \"srm_port\": " << (impl_->srm ? impl_->srm->service_port() : 0) << "}\n";
   }
   std::filesystem::rename(tmp, path);
 }

@@ -4,11 +4,13 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include <boost/asio/ssl/context.hpp>
 
 #include "broker/config.h"
 
+#include "ha/cluster_view.h"
 #include "muc/muc_service.h"
 #include "routing/router.h"
 #include "shard/cpu_pool.h"
@@ -36,6 +38,26 @@ struct ServerContext {
   std::unique_ptr<CpuPool> cpu;          ///< PBKDF2 and other CPU-heavy work
   Metrics metrics;
   std::atomic<bool> shutting_down{false};
+
+  // HA
+  ha::ClusterView* cluster = nullptr;  ///< partition holders (null only in unit tests)
+  std::atomic<bool> auth_serving{true};  ///< the authentication critical service runs
+  std::uint16_t client_port_bound = 0;
+  std::string admin_url;
+
+  /// What a moved client is told: where to go and when to log in again (SPEC.md section 2).
+  std::string relogin_text(const std::string& node) const {
+    return "your users and rooms are served by " + (node.empty() ? std::string("another node") : node) +
+           " now; log in again after a random delay of " +
+           std::to_string(config.relogin_min.count()) + " to " +
+           std::to_string(config.relogin_max.count()) + " ms";
+  }
+  /// The same window as an application-specific stream error condition.
+  std::string relogin_xml() const {
+    return "<relogin xmlns='urn:tcbroker:ha:1' min-ms='" +
+           std::to_string(config.relogin_min.count()) + "' max-ms='" +
+           std::to_string(config.relogin_max.count()) + "'/>";
+  }
 };
 
 }  // namespace tc::broker

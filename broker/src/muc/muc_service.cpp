@@ -75,16 +75,26 @@ class MucService::ShardRooms final : public RoomHost {
     // One post per destination shard, in order (batched fan-out).
     std::vector<std::vector<std::pair<std::shared_ptr<Session>, Wire>>> by_shard(
         service_.shards_.size());
+    std::vector<Delivery> remote;
+    const bool clustered = service_.sink_ != nullptr;
     for (auto& d : deliveries) {
       if (d.to.is_bare()) {
         for (auto& s : service_.router_.sessions_of(d.to)) {
           const auto i = static_cast<std::size_t>(s->shard_index());
           by_shard[i].emplace_back(std::move(s), d.wire);
         }
+        if (clustered) {
+          remote.push_back(std::move(d));  // the peer may have sessions of this user too
+        }
       } else if (auto s = service_.router_.find(d.to)) {
         const auto i = static_cast<std::size_t>(s->shard_index());
         by_shard[i].emplace_back(std::move(s), std::move(d.wire));
+      } else if (clustered) {
+        remote.push_back(std::move(d));
       }
+    }
+    if (!remote.empty()) {
+      service_.sink_->forward_deliveries(std::move(remote));
     }
     for (std::size_t i = 0; i < by_shard.size(); ++i) {
       if (by_shard[i].empty()) {
@@ -123,6 +133,85 @@ class MucService::ShardRooms final : public RoomHost {
   }
   void release_persistent_room() override { --service_.persistent_rooms_; }
 
+  std::string partition_of(const Jid& room) const override {
+    if (service_.view_ == nullptr) {
+      return service_.config_.node_name;
+    }
+    return service_.view_->get()->room_partition(room.bare_str());
+  }
+
+  std::optional<storage::Fence> fence_for(const Jid& room) const override {
+    if (service_.view_ == nullptr) {
+      return std::nullopt;
+    }
+    const auto view = service_.view_->get();
+    if (!view->clustered) {
+      return std::nullopt;
+    }
+    const std::string& partition = view->room_partition(room.bare_str());
+    if (auto fence = view->fence(partition)) {
+      return fence;
+    }
+    return storage::Fence{partition, view->self, -1};  // not ours: the write must fail
+  }
+
+  void on_occupant_gone(const Jid& room, const Jid& real) override {
+    if (service_.sink_ == nullptr) {
+      return;
+    }
+    bool peer_user = false;
+    {
+      std::lock_guard lock(service_.ha_mu_);
+      const std::string key = room.bare_str();
+      if (auto it = service_.local_joins_.find(key); it != service_.local_joins_.end()) {
+        it->second.erase(real.str());
+        if (it->second.empty()) {
+          service_.local_joins_.erase(it);
+        }
+      }
+      if (auto it = service_.peer_joins_.find(key); it != service_.peer_joins_.end()) {
+        peer_user = it->second.erase(real.str()) > 0;
+        if (it->second.empty()) {
+          service_.peer_joins_.erase(it);
+        }
+      }
+    }
+    if (peer_user) {
+      service_.sink_->forward_gone(room, real);
+    }
+  }
+
+  /// Drops the rooms of `partition` from this shard without a word to their occupants.
+  void release(const std::string& partition) {
+    for (auto it = rooms_.begin(); it != rooms_.end();) {
+      const auto jid = Jid::parse(it->first);
+      if (!jid || partition_of(*jid) != partition || it->second.loading) {
+        ++it;
+        continue;
+      }
+      if (it->second.room) {
+        --service_.live_rooms_;
+      }
+      it = rooms_.erase(it);
+    }
+  }
+
+  std::vector<std::string> live_keys() const {
+    std::vector<std::string> out;
+    for (const auto& [key, entry] : rooms_) {
+      if (!entry.loading && entry.room) {
+        out.push_back(key);
+      }
+    }
+    return out;
+  }
+
+  /// The room object, when it is live on this shard.
+  std::shared_ptr<Room> live(const std::string& key) {
+    auto it = rooms_.find(key);
+    return (it == rooms_.end() || it->second.loading) ? nullptr : it->second.room;
+  }
+
   void on_room_empty(const Jid& room) override {
     // Deferred: the room is still on the stack of the caller.
     asio::post(shard_.executor(), [this, key = room.bare_str()] {
@@ -156,6 +245,19 @@ class MucService::ShardRooms final : public RoomHost {
         --service_.known_rooms_;
       }
     });
+  }
+
+  void release_all() {
+    for (auto it = rooms_.begin(); it != rooms_.end();) {
+      if (it->second.loading) {
+        ++it;
+        continue;
+      }
+      if (it->second.room) {
+        --service_.live_rooms_;
+      }
+      it = rooms_.erase(it);
+    }
   }
 
   void evict_all() {
@@ -211,6 +313,18 @@ class MucService::ShardRooms final : public RoomHost {
       return;
     }
     std::vector<Pending> waiting = std::move(it->second.waiting);
+    if (service_.view_ != nullptr) {
+      const auto view = service_.view_->get();
+      if (!service_.hosted_here(*view, room_jid)) {
+        // The partition moved while the room loaded: route what waited anew.
+        rooms_.erase(it);
+        for (auto& p : waiting) {
+          service_.route_clustered(std::move(p.stanza), std::move(p.from), std::move(p.done),
+                                   false);
+        }
+        return;
+      }
+    }
     if (loaded) {
       it->second.room = std::make_shared<Room>(*this, room_jid, std::move(*loaded));
       it->second.loading = false;
@@ -306,6 +420,20 @@ MucService::ShardRooms& MucService::rooms_for(const Jid& room) {
 }
 
 void MucService::dispatch(XmlElement stanza, Jid from, Completion done) {
+  if (view_ != nullptr) {
+    const Jid to = *Jid::parse(stanza.attr("to"));
+    if (!to.local().empty()) {
+      if (stanza.name() == "presence") {
+        track_local_join(stanza, from);
+      }
+      route_clustered(std::move(stanza), std::move(from), std::move(done), false);
+      return;
+    }
+  }
+  dispatch_here(std::move(stanza), std::move(from), std::move(done));
+}
+
+void MucService::dispatch_here(XmlElement stanza, Jid from, Completion done) {
   const Jid to = *Jid::parse(stanza.attr("to"));
   if (to.local().empty()) {
     ShardRooms& first = *shards_.front();
@@ -409,7 +537,9 @@ void MucService::start() {
     }
     return removed;
   };
-  if (auto removed = shards_.front()->store().call_blocking(std::move(cleanup));
+  // In a redundancy group the peer may host this partition's temporary rooms right now.
+  if (auto removed = view_ != nullptr ? Result<std::size_t>(0)
+                                      : shards_.front()->store().call_blocking(std::move(cleanup));
       removed && *removed > 0) {
     spdlog::info("removed {} temporary room(s) left by an earlier run", *removed);
   }
@@ -465,6 +595,319 @@ void MucService::shutdown(std::function<void()> then) {
       }
     });
   }
+}
+
+// ---- HA ----
+
+void MucService::attach_cluster(ha::ClusterView& view, ClusterSink& sink,
+                                std::chrono::milliseconds park_timeout) {
+  view_ = &view;
+  sink_ = &sink;
+  park_timeout_ = park_timeout;
+  park_timer_ = std::make_unique<asio::steady_timer>(shards_.front()->shard().executor());
+  expire_parked();
+}
+
+bool MucService::hosted_here(const ha::ClusterSnapshot& view, const Jid& room) const {
+  return serving_ && view.holder(view.room_partition(room.bare_str())) == view.self;
+}
+
+void MucService::route_clustered(XmlElement stanza, Jid from, Completion done, bool replay) {
+  (void)replay;
+  const auto view = view_->get();
+  const Jid to = *Jid::parse(stanza.attr("to"));
+  const std::string holder = view->holder(view->room_partition(to.bare_str()));
+  if (holder == view->self) {
+    if (!serving_) {
+      ShardRooms& first = *shards_.front();
+      if (stanza.attr("type") != "error" && stanza.attr("type") != "result" &&
+          !(stanza.name() == "presence" && stanza.attr("type") == "unavailable")) {
+        first.deliver({{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")),
+                                                  "wait", "service-unavailable",
+                                                  "the text-conference service is stopped on "
+                                                  "this node"))}});
+      }
+      return;
+    }
+    dispatch_here(std::move(stanza), std::move(from), std::move(done));
+    return;
+  }
+  if (!holder.empty() && view->peer_linked) {
+    sink_->forward_to_room(std::move(stanza), std::move(from), std::move(done));
+    return;
+  }
+  park(std::move(stanza), std::move(from), std::move(done));
+}
+
+void MucService::park(XmlElement stanza, Jid from, Completion done) {
+  std::lock_guard lock(ha_mu_);
+  parked_.push_back({std::move(stanza), std::move(from), std::move(done),
+                     std::chrono::steady_clock::now() + park_timeout_});
+}
+
+void MucService::expire_parked() {
+  std::vector<Parked> expired;
+  {
+    std::lock_guard lock(ha_mu_);
+    const auto now = std::chrono::steady_clock::now();
+    while (!parked_.empty() && parked_.front().deadline <= now) {
+      expired.push_back(std::move(parked_.front()));
+      parked_.pop_front();
+    }
+  }
+  ShardRooms& first = *shards_.front();
+  for (auto& p : expired) {
+    const std::string_view type = p.stanza.attr("type");
+    if (type == "error" || type == "result" ||
+        (p.stanza.name() == "presence" && type == "unavailable")) {
+      continue;
+    }
+    // Never silently dropped: the sender hears that the room did not come back in time.
+    first.deliver({{p.from, to_wire(error_reply(p.stanza, std::string(p.stanza.attr("to")), "wait",
+                                                "recipient-unavailable",
+                                                "the room is moving between nodes and did not "
+                                                "come back in time; send it again"))}});
+  }
+  park_timer_->expires_after(std::chrono::milliseconds(50));
+  park_timer_->async_wait([this](boost::system::error_code ec) {
+    if (!ec) {
+      expire_parked();
+    }
+  });
+}
+
+void MucService::on_view_changed() {
+  std::deque<Parked> parked;
+  {
+    std::lock_guard lock(ha_mu_);
+    parked.swap(parked_);
+  }
+  for (auto& p : parked) {
+    route_clustered(std::move(p.stanza), std::move(p.from), std::move(p.done), false);
+  }
+}
+
+void MucService::track_local_join(const XmlElement& presence, const Jid& from) {
+  const Jid to = *Jid::parse(presence.attr("to"));
+  const std::string_view type = presence.attr("type");
+  std::lock_guard lock(ha_mu_);
+  if (type.empty() && !to.resource().empty()) {
+    local_joins_[to.bare_str()].insert_or_assign(from.str(), presence);
+  } else if (type == "unavailable") {
+    if (auto it = local_joins_.find(to.bare_str()); it != local_joins_.end()) {
+      it->second.erase(from.str());
+      if (it->second.empty()) {
+        local_joins_.erase(it);
+      }
+    }
+  }
+}
+
+void MucService::dispatch_from_peer(XmlElement stanza, Jid from, Completion done) {
+  const auto view = view_->get();
+  const auto to = Jid::parse(stanza.attr("to"));
+  if (!to || to->local().empty()) {
+    dispatch_here(std::move(stanza), std::move(from), std::move(done));
+    return;
+  }
+  if (!hosted_here(*view, *to)) {
+    const std::string_view type = stanza.attr("type");
+    if (type != "error" && type != "result" &&
+        !(stanza.name() == "presence" && type == "unavailable")) {
+      sink_->forward_deliveries(
+          {{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")), "wait",
+                                      "recipient-unavailable",
+                                      "the room is moving between nodes; send it again"))}});
+    }
+    return;
+  }
+  if (stanza.name() == "presence") {
+    std::lock_guard lock(ha_mu_);
+    const std::string_view type = stanza.attr("type");
+    if (type.empty() && !to->resource().empty()) {
+      peer_joins_[to->bare_str()].insert(from.str());
+    } else if (type == "unavailable") {
+      if (auto it = peer_joins_.find(to->bare_str()); it != peer_joins_.end()) {
+        it->second.erase(from.str());
+      }
+    }
+  }
+  dispatch_here(std::move(stanza), std::move(from), std::move(done));
+}
+
+void MucService::deliver_from_peer(const Jid& to, Wire wire) {
+  if (to.is_bare()) {
+    for (const auto& session : router_.sessions_of(to)) {
+      session->deliver(wire);
+    }
+  } else if (auto session = router_.find(to)) {
+    session->deliver(std::move(wire));
+  }
+}
+
+void MucService::peer_occupant_gone(const std::string& room, const std::string& real) {
+  std::lock_guard lock(ha_mu_);
+  if (auto it = local_joins_.find(room); it != local_joins_.end()) {
+    it->second.erase(real);
+    if (it->second.empty()) {
+      local_joins_.erase(it);
+    }
+  }
+}
+
+void MucService::release_partition(const std::string& partition, std::function<void()> then) {
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(shards_.size());
+  auto finish = std::make_shared<std::function<void()>>(std::move(then));
+  for (auto& s : shards_) {
+    asio::post(s->shard().executor(), [rooms = s.get(), partition, remaining, finish] {
+      rooms->release(partition);
+      if (--*remaining == 0 && *finish) {
+        (*finish)();
+      }
+    });
+  }
+}
+
+void MucService::replay_joins(const std::string& partition) {
+  std::vector<std::pair<Jid, XmlElement>> joins;
+  {
+    const auto view = view_->get();
+    std::lock_guard lock(ha_mu_);
+    for (const auto& [room, users] : local_joins_) {
+      if (view->room_partition(room) != partition) {
+        continue;
+      }
+      for (const auto& [full, presence] : users) {
+        if (auto jid = Jid::parse(full)) {
+          joins.emplace_back(*jid, presence);
+        }
+      }
+    }
+  }
+  for (auto& [from, presence] : joins) {
+    XmlElement p = presence;
+    // The occupant already has the history: ask for none (XEP-0045 §7.2.14).
+    XmlElement* x = p.child("x", ns::kMuc);
+    if (x == nullptr) {
+      x = &p.add_child("x", ns::kMuc);
+    }
+    x->remove_children("history", ns::kMuc);
+    x->add_child("history", ns::kMuc).set_attr("maxstanzas", "0");
+    route_clustered(std::move(p), from, Completion{}, true);
+  }
+  if (!joins.empty()) {
+    spdlog::info("partition {}: replayed {} room join(s) of local users", partition, joins.size());
+  }
+}
+
+void MucService::drop_peer_occupants() {
+  std::map<std::string, std::set<std::string>> gone;
+  {
+    std::lock_guard lock(ha_mu_);
+    gone.swap(peer_joins_);
+  }
+  std::size_t n = 0;
+  for (const auto& [room, users] : gone) {
+    for (const auto& full : users) {
+      auto from = Jid::parse(full);
+      if (!from) {
+        continue;
+      }
+      XmlElement p("presence", ns::kClient);
+      p.set_attr("type", "unavailable").set_attr("from", full).set_attr("to", room);
+      dispatch_here(std::move(p), *from, Completion{});
+      ++n;
+    }
+  }
+  if (n > 0) {
+    spdlog::info("removed {} occupant(s) whose node is gone", n);
+  }
+}
+
+void MucService::evict_unreachable(const std::string& partition) {
+  std::vector<std::pair<std::string, XmlElement>> evicted;  // user full JID, presence
+  {
+    const auto view = view_->get();
+    std::lock_guard lock(ha_mu_);
+    for (auto it = local_joins_.begin(); it != local_joins_.end();) {
+      if (view->room_partition(it->first) != partition) {
+        ++it;
+        continue;
+      }
+      for (auto& [full, presence] : it->second) {
+        evicted.emplace_back(full, std::move(presence));
+      }
+      it = local_joins_.erase(it);
+    }
+  }
+  std::vector<RoomHost::Delivery> out;
+  for (const auto& [full, presence] : evicted) {
+    auto to = Jid::parse(full);
+    if (!to) {
+      continue;
+    }
+    // XEP-0045 §9.9 / status 333: removed because of a technical problem.
+    XmlElement p("presence", ns::kClient);
+    p.set_attr("from", std::string(presence.attr("to"))).set_attr("to", full);
+    p.set_attr("type", "unavailable");
+    auto& x = p.add_child("x", ns::kMucUser);
+    x.add_child("item", ns::kMucUser).set_attr("affiliation", "none").set_attr("role", "none");
+    x.add_child("status", ns::kMucUser).set_attr("code", "110");
+    x.add_child("status", ns::kMucUser).set_attr("code", "333");
+    out.push_back({*to, to_wire(p)});
+  }
+  if (!out.empty()) {
+    spdlog::warn("partition {} is unreachable: told {} local occupant(s) they left its rooms",
+                 partition, out.size());
+    shards_.front()->deliver(std::move(out));
+  }
+}
+
+void MucService::set_serving(bool serving) {
+  const bool was = serving_.exchange(serving);
+  if (was && !serving) {
+    for (auto& s : shards_) {
+      asio::post(s->shard().executor(), [rooms = s.get()] {
+        rooms->evict_all();
+        rooms->release_all();
+      });
+    }
+  }
+}
+
+void MucService::list_live(std::function<void(std::vector<std::string>)> done) {
+  struct Gather {
+    std::mutex mu;
+    std::vector<std::string> rooms;
+    std::size_t remaining;
+    std::function<void(std::vector<std::string>)> done;
+  };
+  auto g = std::make_shared<Gather>();
+  g->remaining = shards_.size();
+  g->done = std::move(done);
+  for (auto& s : shards_) {
+    asio::post(s->shard().executor(), [rooms = s.get(), g] {
+      auto mine = rooms->live_keys();
+      bool last = false;
+      {
+        std::lock_guard lock(g->mu);
+        g->rooms.insert(g->rooms.end(), mine.begin(), mine.end());
+        last = --g->remaining == 0;
+      }
+      if (last) {
+        g->done(std::move(g->rooms));
+      }
+    });
+  }
+}
+
+std::size_t MucService::local_joins() const {
+  std::lock_guard lock(ha_mu_);
+  std::size_t n = 0;
+  for (const auto& [room, users] : local_joins_) {
+    n += users.size();
+  }
+  return n;
 }
 
 std::uint64_t MucService::purge_expired_for_test() {

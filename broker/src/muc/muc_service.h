@@ -4,6 +4,9 @@
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <map>
+#include <mutex>
+#include <set>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -18,6 +21,7 @@
 #include "xmpp/jid.h"
 #include "xmpp/xml_element.h"
 
+#include "ha/cluster_view.h"
 #include "muc/room.h"
 #include "muc/room_host.h"
 #include "muc/types.h"
@@ -28,6 +32,20 @@ class Router;
 }  // namespace tc::broker
 
 namespace tc::broker::muc {
+
+/// Where MucService sends what it cannot handle on this node (HA; implemented by SRM's
+/// node-to-node link). Called on any shard.
+class ClusterSink {
+ public:
+  virtual ~ClusterSink() = default;
+  /// A local user's stanza for a room the peer hosts. `done` completes when the peer's room
+  /// has handled it (for a groupchat message: after its commit) or the link gave up.
+  virtual void forward_to_room(xmpp::XmlElement stanza, xmpp::Jid from, Completion done) = 0;
+  /// Room output for users whose sessions are not on this node.
+  virtual void forward_deliveries(std::vector<RoomHost::Delivery> deliveries) = 0;
+  /// A peer user left a room hosted here (kick, ban, destroy, leave).
+  virtual void forward_gone(const xmpp::Jid& room, const xmpp::Jid& real) = 0;
+};
 
 /// The text-conference service at the conference domain. Rooms are spread over the shards
 /// by a stable hash of the bare room JID; each shard keeps a registry of its live rooms,
@@ -65,6 +83,40 @@ class MucService {
   /// shards, so that a session closed afterwards still sends its 332 first.
   void shutdown(std::function<void()> then);
 
+  // ---- HA (docs/architecture.md, "High availability") ----
+  /// Joins a redundancy group: rooms are then routed by partition (ClusterSnapshot), and
+  /// what the peer hosts goes through `sink`. Stanzas for a partition nobody serves right
+  /// now wait up to `park_timeout`, then get an error. Call before start().
+  void attach_cluster(ha::ClusterView& view, ClusterSink& sink,
+                      std::chrono::milliseconds park_timeout);
+  /// A stanza the peer forwarded for a room hosted here; `from` is the peer user's full JID.
+  void dispatch_from_peer(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
+  /// Room output the peer's rooms send to users on this node.
+  void deliver_from_peer(const xmpp::Jid& to, Wire wire);
+  /// The peer says one of its users left a room hosted there.
+  void peer_occupant_gone(const std::string& room, const std::string& real);
+  /// SRM published a new view: re-route parked stanzas.
+  void on_view_changed();
+  /// Unloads the rooms of `partition` without telling their occupants (they stay joined;
+  /// their joins are replayed to the new host), then calls `then` on some shard.
+  void release_partition(const std::string& partition, std::function<void()> then);
+  /// Replays the joins of local users in the rooms of `partition` (after it moved), so that
+  /// they stay occupants on the room's new host. History is not sent again.
+  void replay_joins(const std::string& partition);
+  /// The peer is gone: its users leave the rooms hosted here (unavailable presence).
+  void drop_peer_occupants();
+  /// Local users in rooms of `partition`, which nobody reachable serves, are told they are
+  /// no longer in them (XEP-0045 status 333) and forgotten.
+  void evict_unreachable(const std::string& partition);
+  /// Critical service stop/start (drills): stop evicts every occupant with 332 and refuses
+  /// stanzas for rooms until start.
+  void set_serving(bool serving);
+  bool serving() const { return serving_.load(); }
+  /// The bare JIDs of the rooms live on this node; `done` runs on some shard.
+  void list_live(std::function<void(std::vector<std::string>)> done);
+  /// Occupants (joins) of local users, over all rooms (for status).
+  std::size_t local_joins() const;
+
   /// Live rooms and occupants over all shards (approximate; for status and metrics).
   std::size_t live_rooms() const { return live_rooms_.load(); }
 
@@ -77,6 +129,19 @@ class MucService {
   void on_service_stanza(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
   ShardRooms& rooms_for(const xmpp::Jid& room);
   void schedule_retention();
+  void dispatch_here(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
+  void route_clustered(xmpp::XmlElement stanza, xmpp::Jid from, Completion done, bool replay);
+  void park(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
+  void expire_parked();
+  void track_local_join(const xmpp::XmlElement& presence, const xmpp::Jid& from);
+  bool hosted_here(const ha::ClusterSnapshot& view, const xmpp::Jid& room) const;
+
+  struct Parked {
+    xmpp::XmlElement stanza;
+    xmpp::Jid from;
+    Completion done;
+    std::chrono::steady_clock::time_point deadline;
+  };
 
   const Config& config_;
   std::string domain_;
@@ -86,6 +151,19 @@ class MucService {
   std::atomic<std::size_t> known_rooms_{0};       // rooms in the store, for muc.max_rooms
   std::atomic<std::size_t> persistent_rooms_{0};  // for muc.max_persistent_rooms
   std::unique_ptr<boost::asio::steady_timer> retention_timer_;
+
+  // HA
+  ha::ClusterView* view_ = nullptr;
+  ClusterSink* sink_ = nullptr;
+  std::chrono::milliseconds park_timeout_{0};
+  std::atomic<bool> serving_{true};
+  mutable std::mutex ha_mu_;
+  // room bare JID -> local user's full JID -> its latest presence to the room
+  std::map<std::string, std::map<std::string, xmpp::XmlElement>> local_joins_;
+  // room bare JID -> full JIDs of peer users in rooms hosted here
+  std::map<std::string, std::set<std::string>> peer_joins_;
+  std::deque<Parked> parked_;
+  std::unique_ptr<boost::asio::steady_timer> park_timer_;
 };
 
 /// Deletes archived messages past their room's retention (the room's override, else the

@@ -152,10 +152,13 @@ std::shared_ptr<Room> Room::create(RoomHost& host, Jid jid, const Jid& creator) 
   config.occupant_id_salt = xmpp::random_token(24);
   loaded.record.config_json = config.to_json();
   loaded.record.persistent = config.persistent;
-  loaded.record.host_node = c.node_name;
+  loaded.record.host_node = host.partition_of(jid);
   loaded.record.created_at = now_millis();
-  storage::AffiliationRecord owner{loaded.record.jid, creator.bare_str(), Affiliation::Owner, "",
-                                   ""};
+  storage::AffiliationRecord owner;
+  owner.fence = host.fence_for(jid);
+  owner.room_jid = loaded.record.jid;
+  owner.user_jid = creator.bare_str();
+  owner.affiliation = Affiliation::Owner;
   loaded.affiliations.push_back(owner);
   auto room = std::make_shared<Room>(host, std::move(jid), std::move(loaded));
   room->awaiting_config_ = true;
@@ -178,6 +181,7 @@ std::shared_ptr<Room> Room::create(RoomHost& host, Jid jid, const Jid& creator) 
 
 storage::RoomRecord Room::record() const {
   storage::RoomRecord r = record_;
+  r.fence = host_.fence_for(jid_);
   r.config_json = config_.to_json();
   r.persistent = config_.persistent;
   return r;
@@ -618,6 +622,7 @@ void Room::leave(const Jid& from, const XmlElement& presence) {
   if (sessions.size() > 1) {
     // One of several resources under this nick left: only it hears about it.
     sessions.erase(std::remove(sessions.begin(), sessions.end(), from), sessions.end());
+    host_.on_occupant_gone(jid_, from);
     XmlElement p = presence_of(*occupant, true);
     XmlElement x = status_x({110});
     x.add_child("item", ns::kMucUser)
@@ -631,6 +636,7 @@ void Room::leave(const Jid& from, const XmlElement& presence) {
   broadcast_presence(*occupant, true, {}, {});
   archive_presence(*occupant, false);
   occupants_.erase(occupant->nick);
+  host_.on_occupant_gone(jid_, from);
   maybe_empty();
 }
 
@@ -641,10 +647,14 @@ void Room::remove_occupant(const std::string& nick, std::vector<int> codes,
     return;
   }
   broadcast_presence(*occupant, true, codes, {}, {}, reason, actor_nick);
-  for (const auto& s : occupant->sessions) {
+  std::vector<Jid> gone = occupant->sessions;
+  for (const auto& s : gone) {
     nick_of_session_.erase(s.str());
   }
   occupants_.erase(nick);
+  for (const auto& s : gone) {
+    host_.on_occupant_gone(jid_, s);
+  }
   maybe_empty();
 }
 
@@ -669,6 +679,7 @@ void Room::archive_presence(const Occupant& occupant, bool joined) {
     return;
   }
   storage::NewMessage m;
+  m.fence = host_.fence_for(jid_);
   m.room_jid = jid_.bare_str();
   m.stanza_id = xmpp::random_token(16);
   m.sender_nick = occupant.nick;
@@ -761,6 +772,7 @@ void Room::on_groupchat(const XmlElement& message, Occupant& sender, const Jid& 
       .set_attr("by", jid_.bare_str());
 
   storage::NewMessage record;
+  record.fence = host_.fence_for(jid_);
   record.room_jid = jid_.bare_str();
   record.stanza_id = stanza_id;
   record.sender_nick = sender.nick;
@@ -1273,6 +1285,7 @@ void Room::on_admin_iq(const XmlElement& iq, const Jid& from, Completion done) {
   std::vector<storage::AffiliationRecord> records;
   for (const auto& c : aff_changes) {
     storage::AffiliationRecord r;
+    r.fence = host_.fence_for(jid_);
     r.room_jid = jid_.bare_str();
     r.user_jid = c.bare.bare_str();
     r.affiliation = c.affiliation;
@@ -1439,8 +1452,8 @@ void Room::on_owner_iq(const XmlElement& iq, const Jid& from, Completion done) {
 
 void Room::destroy(const XmlElement& iq, const XmlElement& destroy_element, Completion done) {
   const Jid from = *Jid::parse(iq.attr("from"));
-  auto job = [room = jid_.bare_str()](storage::Store& s) -> Result<void> {
-    auto deleted = s.delete_room(room);
+  auto job = [room = jid_.bare_str(), fence = host_.fence_for(jid_)](storage::Store& s) -> Result<void> {
+    auto deleted = s.delete_room(room, fence ? &*fence : nullptr);
     if (!deleted && deleted.error() == storage::Errc::NotFound) {
       return {};
     }

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 
 #include "broker/config.h"
+#include "storage/records.h"
 #include "xmpp/jid.h"
 
 #include "routing/stanzas.h"
@@ -46,6 +48,17 @@ class RoomHost {
   virtual void on_room_empty(const xmpp::Jid& room) = 0;
   /// The room was destroyed by its owner.
   virtual void on_room_destroyed(const xmpp::Jid& room) = 0;
+
+  /// HA: the partition a room belongs to (its tc_rooms.host_node), and the fence every write
+  /// of the room carries (nullopt on a node without a redundancy group). When this node does
+  /// not hold the partition the fence has epoch -1, so the write fails rather than go
+  /// unfenced.
+  virtual std::string partition_of(const xmpp::Jid& room) const = 0;
+  virtual std::optional<storage::Fence> fence_for(const xmpp::Jid& room) const = 0;
+  /// An occupant (real full JID) left the room for any reason (leave, kick, ban, destroy).
+  virtual void on_occupant_gone(const xmpp::Jid& room, const xmpp::Jid& real) {
+    (void)room, (void)real;
+  }
 };
 
 }  // namespace tc::broker::muc

@@ -333,6 +333,11 @@ net::Awaitable<void> Session::on_sasl(const XmlElement& element) {
 
 net::Awaitable<void> Session::on_sasl_auth(const XmlElement& auth) {
   const std::string mechanism(auth.attr("mechanism"));
+  if (!server_.auth_serving) {
+    co_await sasl_failure("temporary-auth-failure",
+                          "the authentication service is stopped on this node");
+    co_return;
+  }
   const std::string text = auth.text();
   std::string payload;
   if (!text.empty() && text != "=") {
@@ -563,6 +568,25 @@ void Session::on_bind(const XmlElement& iq) {
   if (!full) {
     send(make_error_reply(iq, ErrorType::Modify, "bad-request", "resource not acceptable"));
     return;
+  }
+  if (server_.cluster != nullptr) {
+    const auto view = server_.cluster->get();
+    if (view->clustered) {
+      if (const auto partition = view->user_partition(username_)) {
+        const std::string holder = view->holder(*partition);
+        if (holder != view->self) {
+          std::string endpoint;
+          if (auto it = view->client_endpoints.find(holder); it != view->client_endpoints.end()) {
+            endpoint = it->second;
+          }
+          send(make_error_reply(iq, ErrorType::Wait, "resource-constraint",
+                                "this node does not serve you now"));
+          stream_error(endpoint.empty() ? "reset" : "see-other-host",
+                       server_.relogin_text(holder), endpoint, server_.relogin_xml());
+          return;
+        }
+      }
+    }
   }
   jid_ = *full;
   if (auto old = server_.router.bind(jid_, shared_from_this())) {
@@ -967,7 +991,19 @@ net::Awaitable<void> Session::write_loop() {
   }
 }
 
+void Session::close_moved(std::string endpoint, std::string text, std::string extra_xml) {
+  asio::post(transport_.executor(), [self = shared_from_this(), endpoint = std::move(endpoint),
+                                     text = std::move(text), extra = std::move(extra_xml)] {
+    self->stream_error(endpoint.empty() ? "reset" : "see-other-host", text, endpoint, extra);
+  });
+}
+
 void Session::stream_error(std::string_view condition, std::string_view text) {
+  stream_error(condition, text, {}, {});
+}
+
+void Session::stream_error(std::string_view condition, std::string_view text,
+                           std::string_view content, std::string_view extra_xml) {
   if (closing_ || phase_ == Phase::Closed) {
     return;
   }
@@ -981,11 +1017,13 @@ void Session::stream_error(std::string_view condition, std::string_view text) {
         "xmlns:stream='http://etherx.jabber.org/streams' id='" +
         stream_id_ + "' from='" + xmpp::xml_escape(server_.config.domain) + "' version='1.0'>";
   }
-  wire += "<stream:error><" + std::string(condition) + " xmlns='" + ns::kStreamErrors + "'/>";
+  wire += "<stream:error><" + std::string(condition) + " xmlns='" + ns::kStreamErrors + "'";
+  wire += content.empty() ? "/>" : ">" + xmpp::xml_escape(content) + "</" + std::string(condition) + ">";
   if (!text.empty()) {
     wire += "<text xmlns='" + std::string(ns::kStreamErrors) + "'>" + xmpp::xml_escape(text) +
             "</text>";
   }
+  wire += extra_xml;
   wire += "</stream:error></stream:stream>";
   send(to_wire(std::move(wire)));
   close_after_flush_ = true;

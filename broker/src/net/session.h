@@ -39,6 +39,11 @@ class Session : public std::enable_shared_from_this<Session> {
   /// Ends the stream with a stream error (RFC 6120 §4.9), e.g. "conflict",
   /// "system-shutdown". Thread-safe.
   void close_with(std::string condition, std::string text = {});
+  /// HA: ends the stream with see-other-host naming `endpoint` ("host:port"; "" sends reset),
+  /// `text` and `extra_xml` (the re-login window). Thread-safe.
+  void close_moved(std::string endpoint, std::string text, std::string extra_xml);
+  /// The authenticated username ("" before SASL success).
+  const std::string& username() const { return username_; }
 
   /// Queues a serialised stanza; call only on this session's shard (batched fan-out).
   void deliver_on_shard(const Wire& wire) { send(wire); }
@@ -84,6 +89,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void send_features();
   /// Sends a stream error and </stream:stream>, then closes once that is written.
   void stream_error(std::string_view condition, std::string_view text = {});
+  void stream_error(std::string_view condition, std::string_view text, std::string_view content,
+                    std::string_view extra_xml);
   void close_now();
   void on_closed();
 

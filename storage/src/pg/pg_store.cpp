@@ -239,7 +239,7 @@ class PgStore final : public Store {
       std::vector<NodeRecord> out;
       for (const auto& row : rows) {
         out.push_back({row[0].as<std::string>(), row[1].as<int>() != 0, row[2].as<long long>(),
-                       row[3].as<std::string>()});
+                       row[3].as<std::string>(), {}, {}, {}, {}, {}});
       }
       return out;
     });

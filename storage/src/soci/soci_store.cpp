@@ -124,7 +124,7 @@ struct RoomRow {
   }
 
   RoomRecord to_record() const {
-    return {jid,          config_json, persistent != 0, subject,
+    return {{}, jid,          config_json, persistent != 0, subject,
             subject_nick, subject_at,  host_node,       created_at};
   }
 };
@@ -495,7 +495,7 @@ class SociStore final : public Store {
           "ORDER BY node");
       std::vector<NodeRecord> out;
       while (q.fetch()) {
-        out.push_back({node, running != 0, at, url});
+        out.push_back({node, running != 0, at, url, {}, {}, {}, {}, {}});
       }
       return out;
     });
@@ -618,7 +618,7 @@ class SociStore final : public Store {
             if (!aff) {
               throw std::runtime_error("unknown affiliation " + affiliation);
             }
-            out.push_back({jid, user, *aff, reason, nick});
+            out.push_back({{}, jid, user, *aff, reason, nick});
           }
           std::sort(out.begin(), out.end(),
                     [](const auto& a, const auto& b) { return a.user_jid < b.user_jid; });

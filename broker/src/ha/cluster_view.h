@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/records.h"
+
+#include "ha/cluster_settings.h"
+
+namespace tc::broker::ha {
+
+/// Where each partition (a node's share of users and rooms) is served right now, as this node
+/// believes it. Published by SRM on the control thread as an immutable snapshot; read by the
+/// shards without locks (one atomic load per lookup).
+struct ClusterSnapshot {
+  struct Partition {
+    std::string holder;      ///< node serving it ("" = nobody right now: parked)
+    std::int64_t epoch = 0;  ///< the lease epoch this node holds it at (when holder == self)
+  };
+
+  std::string self;
+  /// The group's members in order; the partitions are named after them. Standalone: {self}.
+  std::vector<std::string> members;
+  std::map<std::string, Partition, std::less<>> partitions;
+  std::map<std::string, std::string, std::less<>> client_endpoints;  ///< node -> "host:port"
+  AssignmentMode mode = AssignmentMode::Balanced;
+  bool clustered = false;     ///< false: one node without a group; no fences, no link
+  bool peer_linked = false;   ///< the node-to-node link is up
+  bool muc_serving = true;    ///< the text-conference service runs here
+  bool router_serving = true;
+
+  static std::uint64_t stable_hash(std::string_view text) {
+    std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
+    for (const char c : text) {
+      h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    }
+    return h;
+  }
+
+  /// The partition a room belongs to: a stable hash of its bare JID over the members.
+  const std::string& room_partition(std::string_view room_bare) const {
+    return members[stable_hash(room_bare) % members.size()];
+  }
+
+  /// The partition a user belongs to by the assignment mode; nullopt for "none".
+  std::optional<std::string> user_partition(std::string_view username) const {
+    switch (mode) {
+      case AssignmentMode::ActiveStandby:
+        return members.front();
+      case AssignmentMode::None:
+        return std::nullopt;
+      case AssignmentMode::Balanced:
+        break;
+    }
+    return members[stable_hash(username) % members.size()];
+  }
+
+  /// Who serves `partition` ("" = nobody now).
+  std::string holder(std::string_view partition) const {
+    auto it = partitions.find(partition);
+    return it == partitions.end() ? std::string() : it->second.holder;
+  }
+
+  /// The fence this node writes `partition` with, when it holds it.
+  std::optional<storage::Fence> fence(std::string_view partition) const {
+    if (!clustered) {
+      return std::nullopt;
+    }
+    auto it = partitions.find(partition);
+    if (it == partitions.end() || it->second.holder != self) {
+      return std::nullopt;
+    }
+    return storage::Fence{std::string(partition), self, it->second.epoch};
+  }
+
+  std::string peer() const {
+    for (const auto& m : members) {
+      if (m != self) {
+        return m;
+      }
+    }
+    return {};
+  }
+};
+
+class ClusterView {
+ public:
+  explicit ClusterView(std::string self) {
+    auto s = std::make_shared<ClusterSnapshot>();
+    s->self = self;
+    s->members = {self};
+    s->partitions[self] = {self, 0};
+    current_ = std::move(s);
+  }
+
+  std::shared_ptr<const ClusterSnapshot> get() const { return std::atomic_load(&current_); }
+  void publish(std::shared_ptr<const ClusterSnapshot> next) {
+    std::atomic_store(&current_, std::move(next));
+  }
+
+ private:
+  std::shared_ptr<const ClusterSnapshot> current_;
+};
+
+}  // namespace tc::broker::ha

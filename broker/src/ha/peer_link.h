@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "xmpp/xml_element.h"
+
+namespace tc::broker::ha {
+
+/// The node-to-node link on the SRM service port. Each node dials its peer twice, one
+/// connection per channel, and accepts the peer's two: "srm" carries heartbeats and
+/// takeover handshakes, "data" carries forwarded stanzas, so that a burst of room traffic
+/// never queues in front of a heartbeat. Each connection is an XML stream (the same parser
+/// and limits as client streams) that starts with <hello/> naming the node, the channel and
+/// the cluster secret. Everything runs on the control io_context.
+class PeerLink {
+ public:
+  enum class Channel { Srm, Data };
+  using Handler = std::function<void(Channel, xmpp::XmlElement)>;
+  using StateHandler = std::function<void(Channel, bool up)>;
+
+  PeerLink(boost::asio::io_context& control, std::string self, std::string secret);
+  ~PeerLink();
+
+  /// Binds the service port. Throws std::runtime_error naming the address on failure.
+  void listen(const std::string& address, std::uint16_t port);
+  std::uint16_t port() const;
+
+  /// Where the peer listens ("host:port"); (re)dials when it changes. "" stops dialling.
+  void set_peer(std::string peer_name, std::string endpoint);
+
+  void on_element(Handler handler) { on_element_ = std::move(handler); }
+  /// Outbound connection of a channel went up or down.
+  void on_state(StateHandler handler) { on_state_ = std::move(handler); }
+
+  /// Queues an element on a channel's outbound connection; false when it is not up.
+  bool send(Channel channel, const xmpp::XmlElement& element);
+  /// Same with already-serialised XML (one element).
+  bool send_raw(Channel channel, std::string xml);
+  bool up(Channel channel) const;
+
+  /// Test hook and drill fault: while cut, nothing is sent or accepted (both directions are
+  /// closed), as if the network between the nodes were down.
+  void set_cut(bool cut);
+  bool cut() const { return cut_; }
+
+  void stop();
+
+ private:
+  struct Connection;
+  void dial(Channel channel);
+  void accept();
+
+  boost::asio::io_context& control_;
+  std::string self_;
+  std::string secret_;
+  std::string peer_name_;
+  std::string peer_endpoint_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::shared_ptr<Connection> out_[2];
+  std::vector<std::weak_ptr<Connection>> inbound_;
+  std::uint64_t generation_ = 0;
+  bool cut_ = false;
+  bool stopped_ = false;
+  Handler on_element_;
+  StateHandler on_state_;
+};
+
+}  // namespace tc::broker::ha

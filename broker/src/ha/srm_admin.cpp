@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: Apache-2.0
+// SRM's side of the admin API: status, failover, fallback, recover, services, rooms.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "ha/srm.h"
+#include "server_context.h"
+
+namespace tc::broker::ha {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using xmpp::XmlElement;
+
+namespace {
+
+constexpr std::string_view kSrmNs = "urn:tcbroker:srm:1";
+
+admin::Response error_response(unsigned status, std::string message) {
+  admin::Response r;
+  r.status = status;
+  r.body = json::object{{"error", std::move(message)}};
+  return r;
+}
+
+admin::Response ok_response(std::string message) {
+  admin::Response r;
+  r.body = json::object{{"ok", true}, {"message", std::move(message)}};
+  return r;
+}
+
+std::string body_string(const json::value& body, std::string_view key) {
+  if (const auto* o = body.if_object()) {
+    if (const auto* v = o->if_contains(key); v != nullptr && v->is_string()) {
+      return std::string(v->as_string());
+    }
+  }
+  return {};
+}
+
+std::string describe(State s, Reason r) {
+  return std::string(to_string(s)) + " (" + std::string(to_string(r)) + ")";
+}
+
+}  // namespace
+
+void Srm::handle(const admin::Request& request, admin::Respond respond) {
+  const std::string& t = request.target;
+  const bool get = request.method == "GET";
+  const bool post = request.method == "POST";
+  if (t == "/api/v1/ha/status" && get) {
+    admin_status(std::move(respond));
+  } else if (t == "/api/v1/rooms" && get) {
+    admin_rooms(std::move(respond));
+  } else if (t == "/metrics" && get) {
+    admin::Response r;
+    r.text = metrics_text();
+    r.content_type = "text/plain; version=0.0.4";
+    respond(std::move(r));
+  } else if (t == "/api/v1/ha/failover" && post) {
+    admin_action("failover", body_string(request.body, "node"), "", std::move(respond));
+  } else if (t == "/api/v1/ha/fallback" && post) {
+    admin_action("fallback", body_string(request.body, "node"), "", std::move(respond));
+  } else if (t == "/api/v1/ha/recover" && post) {
+    if (auto refused = refuse_recover(body_string(request.body, "group"))) {
+      respond(error_response(refused->rfind("no redundancy group", 0) == 0 ? 404 : 409,
+                             *refused));
+      return;
+    }
+    XmlElement ctl("ctl", std::string(kSrmNs));
+    ctl.set_attr("op", "recover");
+    send_ctl(ctl, [](bool, std::string, const XmlElement&) {});
+    asio::co_spawn(control_, recover_local(), asio::detached);
+    respond(ok_response("recovering group " + group_.name + ": SRM restarts on both nodes"));
+  } else if ((t == "/api/v1/services/stop" || t == "/api/v1/services/start") && post) {
+    admin_action(t == "/api/v1/services/stop" ? "service-stop" : "service-start",
+                 body_string(request.body, "node"), body_string(request.body, "service"),
+                 std::move(respond));
+  } else if (t == "/api/v1/ha/link" && post) {
+    bool cut = false;
+    if (const auto* o = request.body.if_object()) {
+      if (const auto* v = o->if_contains("cut"); v && v->is_bool()) {
+        cut = v->as_bool();
+      }
+    }
+    if (!link_) {
+      respond(error_response(409, "this node is not in a redundancy group"));
+      return;
+    }
+    link_->set_cut(cut);
+    spdlog::warn("srm: node-to-node link {} by the admin", cut ? "cut" : "restored");
+    publish();
+    respond(ok_response(cut ? "link cut" : "link restored"));
+  } else if (t.rfind("/api/v1/", 0) == 0 || t == "/metrics") {
+    respond(error_response(get || post ? 404 : 405,
+                           "no such endpoint: " + request.method + " " + t));
+  } else {
+    respond(error_response(404, "no such endpoint: " + t));
+  }
+}
+
+void Srm::admin_rooms(admin::Respond respond) {
+  server_.muc->list_live([this, respond = std::move(respond)](std::vector<std::string> rooms) {
+    asio::post(control_, [this, respond, rooms = std::move(rooms)]() mutable {
+      std::sort(rooms.begin(), rooms.end());
+      json::array list;
+      for (auto& r : rooms) {
+        list.emplace_back(std::move(r));
+      }
+      admin::Response r;
+      r.body = json::object{{"node", self_}, {"rooms", std::move(list)}};
+      respond(std::move(r));
+    });
+  });
+}
+
+void Srm::admin_status(admin::Respond respond) {
+  json::object out;
+  out["group"] = clustered_ ? json::object{{"name", group_.name},
+                                           {"description", group_.description},
+                                           {"ha_enabled", ha_enabled_},
+                                           {"assignment_mode",
+                                            std::string(to_string(settings_.assignment_mode))}}
+                            : json::object{{"name", ""},
+                                           {"description", ""},
+                                           {"ha_enabled", false},
+                                           {"assignment_mode", "balanced"}};
+  json::array nodes;
+  auto services_of_self = [this] {
+    json::object s;
+    for (const Service sv : kServices) {
+      s[std::string(to_string(sv))] = service_status(sv);
+    }
+    return s;
+  };
+  json::array held;
+  for (const auto& [p, h] : held_) {
+    held.emplace_back(p);
+  }
+  nodes.push_back(json::object{
+      {"name", self_},
+      {"self", true},
+      {"state", std::string(to_string(state_))},
+      {"reason", std::string(to_string(reason_))},
+      {"reachable", true},
+      {"lease_epoch", held_.count(self_) ? held_.at(self_).epoch : 0},
+      {"partitions", std::move(held)},
+      {"rooms_hosted", server_.muc->live_rooms()},
+      {"users_connected", hooks_.users_connected ? hooks_.users_connected() : 0},
+      {"client_endpoint", client_endpoint_of(self_)},
+      {"services", services_of_self()}});
+  const bool alive = peer_alive();
+  std::optional<State> peer_state;
+  std::optional<Reason> peer_reason;
+  if (!peer_.empty()) {
+    json::object s;
+    for (const auto& [k, v] : peer_info_.services) {
+      s[k] = alive ? v : "unknown";
+    }
+    json::array peer_held;
+    for (const auto& [p, h] : holders_) {
+      if (h == peer_) {
+        peer_held.emplace_back(p);
+      }
+    }
+    if (alive) {
+      peer_state = peer_info_.state;
+      peer_reason = peer_info_.reason;
+    }
+    nodes.push_back(json::object{
+        {"name", peer_},
+        {"self", false},
+        {"state", alive ? std::string(to_string(peer_info_.state)) : std::string("Unknown")},
+        {"reason", alive ? std::string(to_string(peer_info_.reason)) : std::string("Unknown")},
+        {"reachable", alive},
+        {"lease_epoch", peer_info_.epoch},
+        {"partitions", std::move(peer_held)},
+        {"rooms_hosted", peer_info_.rooms},
+        {"users_connected", peer_info_.users},
+        {"client_endpoint", client_endpoint_of(peer_)},
+        {"services", std::move(s)}});
+  }
+  out["nodes"] = std::move(nodes);
+  const Advice advice = advise(state_, reason_, peer_state, peer_reason, self_,
+                               peer_.empty() ? std::string("the peer") : peer_);
+  out["cause"] = advice.cause;
+  out["recommended_action"] = advice.action;
+  json::array can_failover;
+  json::array can_fallback;
+  for (const auto& n : group_.nodes) {
+    if (!refuse_failover(n)) {
+      can_failover.emplace_back(n);
+    }
+    if (!refuse_fallback(n)) {
+      can_fallback.emplace_back(n);
+    }
+  }
+  out["allowed"] = json::object{{"failover", std::move(can_failover)},
+                                {"fallback", std::move(can_fallback)},
+                                {"recover", !refuse_recover(group_.name).has_value()}};
+  json::array warnings;
+  if (!clustered_) {
+    warnings.emplace_back("this node belongs to no redundancy group: high availability is off");
+  } else if (!ha_enabled_) {
+    warnings.emplace_back("high availability is off for group " + group_.name +
+                          (group_.nodes.size() < 2 ? " (it has one node)" : ""));
+  }
+  if (clustered_ && !peer_.empty() && !alive) {
+    warnings.emplace_back("the peer " + peer_ + " does not answer heartbeats");
+  }
+  if (auto down = first_down_service()) {
+    warnings.emplace_back("critical service " + std::string(to_string(*down)) + " is " +
+                          service_status(*down) + " on " + self_);
+  }
+  if (clustered_ && !ha_enabled_ && group_.nodes.size() == 2 && first_down_service()) {
+    warnings.emplace_back("enabling HA now would fail " + self_ +
+                          " over at once: a critical service is not running");
+  }
+  out["warnings"] = std::move(warnings);
+  json::object settings;
+  for (const auto& [k, v] : settings_.to_pairs()) {
+    settings[k] = v;
+  }
+  out["settings"] = std::move(settings);
+  admin::Response r;
+  r.body = std::move(out);
+  respond(std::move(r));
+}
+
+std::optional<std::string> Srm::refuse_failover(const std::string& node) const {
+  if (!clustered_ || !ha_enabled_) {
+    return std::string("high availability is not enabled") +
+           (clustered_ ? " for group " + group_.name : " (this node is in no group)");
+  }
+  if (node != self_ && node != peer_) {
+    return "no node " + node + " in group " + group_.name;
+  }
+  const bool alive = peer_alive();
+  if (!alive) {
+    return "failover of " + node + " is refused: the peer is not reachable";
+  }
+  const State s = node == self_ ? state_ : peer_info_.state;
+  const Reason r = node == self_ ? reason_ : peer_info_.reason;
+  const State other = node == self_ ? peer_info_.state : state_;
+  if (s != State::Normal || other != State::Normal) {
+    return "failover of " + node + " is refused: it needs both nodes Normal, but " + node +
+           " is " + describe(s, r) + " and the other node is " +
+           std::string(to_string(other));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> Srm::refuse_fallback(const std::string& node) const {
+  if (!clustered_ || !ha_enabled_) {
+    return std::string("high availability is not enabled") +
+           (clustered_ ? " for group " + group_.name : " (this node is in no group)");
+  }
+  if (node != self_ && node != peer_) {
+    return "no node " + node + " in group " + group_.name;
+  }
+  if (!peer_alive()) {
+    return "fallback of " + node + " is refused: the peer is not reachable";
+  }
+  const State s = node == self_ ? state_ : peer_info_.state;
+  const Reason r = node == self_ ? reason_ : peer_info_.reason;
+  const State other = node == self_ ? peer_info_.state : state_;
+  if (s != State::Idle && s != State::FailedOver) {
+    return "fallback of " + node + " is refused: it must be Idle or Failed Over, but it is " +
+           describe(s, r) +
+           (s == State::FailedOverServicesNotRunning
+                ? "; start its stopped critical services first"
+                : "");
+  }
+  if (other != State::RunningInBackupMode) {
+    return "fallback of " + node + " is refused: the other node is " +
+           std::string(to_string(other)) + ", not Running in Backup Mode";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> Srm::refuse_recover(const std::string& group) const {
+  if (!clustered_) {
+    return "no redundancy group " + group + " (this node is in no group)";
+  }
+  if (group != group_.name) {
+    return "no redundancy group " + group + " here (this node is in " + group_.name + ")";
+  }
+  if (!ha_enabled_) {
+    return "high availability is not enabled for group " + group_.name;
+  }
+  const bool failed = state_ == State::RunningInFailedMode ||
+                      (peer_alive() && peer_info_.state == State::RunningInFailedMode);
+  if (!failed) {
+    return "recover is refused: no node of " + group_.name +
+           " is Running in Failed Mode (this node is " + describe(state_, reason_) + ")";
+  }
+  return std::nullopt;
+}
+
+void Srm::admin_action(const std::string& action, const std::string& node,
+                       const std::string& service, admin::Respond respond) {
+  if (node.empty()) {
+    respond(error_response(400, "the request needs a \"node\""));
+    return;
+  }
+  const bool is_service = action == "service-stop" || action == "service-start";
+  std::optional<Service> which;
+  if (is_service) {
+    which = service_from(service);
+    if (!which) {
+      respond(error_response(400, "no critical service \"" + service +
+                                      "\" (router, text-conference, database, authentication)"));
+      return;
+    }
+  }
+  if (node != self_) {
+    if (!clustered_ || node != peer_) {
+      respond(error_response(404, "no node " + node +
+                                      (clustered_ ? " in group " + group_.name : " here")));
+      return;
+    }
+    if (action == "failover" || action == "fallback") {
+      auto refused = action == "failover" ? refuse_failover(node) : refuse_fallback(node);
+      if (refused) {
+        respond(error_response(409, *refused));
+        return;
+      }
+    }
+    // The peer carries it out.
+    XmlElement ctl("ctl", std::string(kSrmNs));
+    ctl.set_attr("op", "admin").set_attr("action", action).set_attr("service", service);
+    send_ctl(ctl, [respond, node, action](bool ok, std::string error, const XmlElement& reply) {
+      if (ok) {
+        respond(ok_response(action + " of " + node + " done"));
+      } else {
+        unsigned status = static_cast<unsigned>(std::atoi(std::string(reply.attr("status")).c_str()));
+        respond(error_response(status >= 400 ? status : 502, error));
+      }
+    });
+    return;
+  }
+  if (is_service) {
+    const bool start = action == "service-start";
+    set_service(*which, start);
+    spdlog::warn("srm: critical service {} {} by the admin", to_string(*which),
+                 start ? "started" : "stopped");
+    respond(ok_response(std::string(to_string(*which)) + (start ? " started" : " stopped") +
+                        " on " + self_));
+    return;
+  }
+  if (busy_) {
+    respond(error_response(409, "a transition is in progress on " + self_ + "; try again"));
+    return;
+  }
+  if (action == "failover") {
+    if (auto refused = refuse_failover(node)) {
+      respond(error_response(409, *refused));
+      return;
+    }
+    auto task = [this, respond]() -> net::Awaitable<void> {
+      co_await fail_over(Reason::OnAdminRequest, true);
+      if (state_ == State::Idle) {
+        respond(ok_response(self_ + " failed over to " + peer_ + "; it is Idle until a fallback"));
+      } else {
+        respond(error_response(500, "failover did not complete: " + self_ + " is " +
+                                        describe(state_, reason_)));
+      }
+    };
+    asio::co_spawn(control_, task(), asio::detached);
+    return;
+  }
+  if (action == "fallback") {
+    if (auto refused = refuse_fallback(node)) {
+      respond(error_response(409, *refused));
+      return;
+    }
+    auto task = [this, respond]() -> net::Awaitable<void> {
+      co_await fall_back(Reason::OnAdminRequest);
+      if (state_ == State::Normal) {
+        respond(ok_response(self_ + " took its users and rooms back from " + peer_));
+      } else {
+        respond(error_response(500, "fallback did not complete: " + self_ + " is " +
+                                        describe(state_, reason_)));
+      }
+    };
+    asio::co_spawn(control_, task(), asio::detached);
+    return;
+  }
+  respond(error_response(400, "unknown action " + action));
+}
+
+std::string Srm::metrics_text() const {
+  std::string out;
+  auto line = [&out](const std::string& name, const std::string& labels, double value) {
+    out += name + (labels.empty() ? "" : "{" + labels + "}") + " " + std::to_string(value) + "\n";
+  };
+  const auto& m = server_.metrics;
+  out += "# TYPE tc_connections_open gauge\n";
+  line("tc_connections_open", "", static_cast<double>(m.connections_open.load()));
+  out += "# TYPE tc_connections_accepted_total counter\n";
+  line("tc_connections_accepted_total", "", static_cast<double>(m.connections_accepted.load()));
+  out += "# TYPE tc_auth_total counter\n";
+  line("tc_auth_total", "result=\"success\"", static_cast<double>(m.auth_success.load()));
+  line("tc_auth_total", "result=\"failure\"", static_cast<double>(m.auth_failure.load()));
+  out += "# TYPE tc_stanzas_in_total counter\n";
+  line("tc_stanzas_in_total", "", static_cast<double>(m.stanzas_in.load()));
+  out += "# TYPE tc_rooms_live gauge\n";
+  line("tc_rooms_live", "", static_cast<double>(server_.muc->live_rooms()));
+  out += "# TYPE tc_srm_state gauge\n";
+  line("tc_srm_state",
+       "node=\"" + self_ + "\",state=\"" + std::string(to_string(state_)) + "\",reason=\"" +
+           std::string(to_string(reason_)) + "\"",
+       1);
+  out += "# TYPE tc_srm_lease_epoch gauge\n";
+  for (const auto& [p, h] : held_) {
+    line("tc_srm_lease_epoch", "partition=\"" + p + "\"", static_cast<double>(h.epoch));
+  }
+  out += "# TYPE tc_srm_peer_reachable gauge\n";
+  line("tc_srm_peer_reachable", "", peer_alive() ? 1 : 0);
+  return out;
+}
+
+}  // namespace tc::broker::ha

@@ -1,0 +1,634 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Harness for the high-availability tests and the failover drill (tools/tc-drill).
+
+Builds on tests/muc/tcharness.py (imported, not copied): a *pair* of tcbroker nodes sharing
+one database (a SQLite file or a PostgreSQL database), configured with [admin] and [ha]
+sections, a redundancy group and sub-second SRM settings set through tcctl; an admin API
+client; and HaClient, a slixmpp client that follows see-other-host redirects, logs in again on
+the surviving node after the re-login delay and re-joins its rooms.
+
+Every wait is bounded: polls every 50 ms against a deadline, never a bare sleep as
+synchronisation.
+"""
+
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_MUC = os.path.join(os.path.dirname(_HERE), "muc")
+if _MUC not in sys.path:
+    sys.path.insert(0, _MUC)
+
+import tcharness as th  # noqa: E402
+from tcharness import (Message, Presence, attr, body, status_codes, q)  # noqa: E402,F401
+
+POLL = 0.05
+TOKEN = "ha-test-token"
+NODE_NAMES = ("node1", "node2")
+
+# Sub-second SRM settings for tests and drills (SPEC.md section 2 allows them).
+FAST_SETTINGS = {
+    "heartbeat_interval": "0.1",
+    "heartbeat_timeout": "0.6",
+    "init_heartbeat_timeout": "2",
+    "critical_service_down_delay": "0.5",
+    "auto_fallback": "false",
+    "auto_fallback_delay": "1",
+}
+RELOGIN = (0.05, 0.2)
+
+TAKEOVER_STATES = {"Taking Over", "Running in Backup Mode"}
+
+
+class HaError(AssertionError):
+    pass
+
+
+def tool_paths(tcbroker=None, tcctl=None):
+    """tcbroker and tcctl: explicit paths, else TC_BROKER/TC_CTL, else the build trees."""
+    root = os.path.dirname(os.path.dirname(_HERE))
+    out = []
+    for given, env, name in ((tcbroker, "TC_BROKER", "tcbroker"), (tcctl, "TC_CTL", "tcctl")):
+        path = given or os.environ.get(env)
+        if not path:
+            for tree in ("release", "asan", "debug"):
+                cand = os.path.join(root, "build", tree, "broker", name)
+                if os.access(cand, os.X_OK):
+                    path = cand
+                    break
+        if not path or not os.access(path, os.X_OK):
+            raise FileNotFoundError(f"{name}: not found (set {env} or pass --{name})")
+        out.append(os.path.abspath(path))
+    # tcharness reads these from the environment (account templates, PostgreSQL helpers).
+    os.environ.setdefault("TC_BROKER", out[0])
+    os.environ.setdefault("TC_CTL", out[1])
+    return out
+
+
+def run(argv, timeout=th.PROCESS_TIMEOUT):
+    """Runs argv, returns CompletedProcess (never raises on exit status; raises on timeout)."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise HaError(f"timed out after {timeout} s: {argv}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream-error parsing (pure logic, unit-tested in test_logic.py)
+
+def parse_other_host(value):
+    """'127.0.0.1:5222' / '[::1]:5222' / 'host' -> (host, port or None)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    else:
+        host, port = value, ""
+    return host, (int(port) if port.isdigit() else None)
+
+
+_DELAY_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|sec|seconds?)\b", re.I)
+
+
+def parse_relogin_delay(text, default=None, cap=10.0):
+    """The re-login delay a stream error text carries ('... in 0.13 s', 'after 130 ms'), in
+    seconds, capped; `default` when the text names none."""
+    m = _DELAY_RE.search(text or "")
+    if not m:
+        return default
+    value = float(m.group(1))
+    if m.group(2).lower().startswith("m"):
+        value /= 1000.0
+    return min(max(value, 0.0), cap)
+
+
+def node_entry(status, name):
+    for n in (status or {}).get("nodes", []):
+        if n.get("name") == name:
+            return n
+    return None
+
+
+def self_entry(status):
+    for n in (status or {}).get("nodes", []):
+        if n.get("self"):
+            return n
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# A PostgreSQL server the drill may stop and start again (db-stop)
+
+class StoppablePg(th._PythonPg):
+    """tcharness's Python PostgreSQL, plus halt() (pg_ctl stop -m immediate) and resume()."""
+
+    def _opts(self):
+        return (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                "-c max_connections=100 -c fsync=off -c full_page_writes=off")
+
+    def halt(self):
+        self._pg(["pg_ctl", "-D", self.data, "stop", "-m", "immediate", "-w", "-t", "30"],
+                 "pg_ctl stop -m immediate")
+
+    def resume(self):
+        self._pg(["pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"),
+                  "-o", self._opts(), "-w", "-t", "60", "start"], "pg_ctl start", timeout=90)
+
+    def createdb(self, name):
+        createdb = os.path.join(self.bin, "createdb")
+        th._run([createdb, "-h", self.host, "-p", str(self.port), "-U", self.user, name],
+                "createdb")
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Nodes and the pair
+
+class Node:
+    def __init__(self, pair, name):
+        self.pair = pair
+        self.name = name
+        self.dir = os.path.join(pair.dir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.client_port = th.free_port()
+        self.admin_port = th.free_port()
+        self.srm_port = th.free_port()
+        self.config = os.path.join(self.dir, f"{name}.toml")
+        self.log_path = os.path.join(self.dir, "broker.log")
+        self.ready_path = os.path.join(self.dir, "ready.json")
+        self.proc = None
+        self.starts = 0
+
+    def write_config(self, db_url, muc, relogin):
+        text = th.config_text(db_url, muc)
+        text = text.replace("[node]\n", f"[node]\nname = {th._toml(self.name)}\n", 1)
+        text = text.replace("[client]\nport = 0",
+                            f'[client]\naddress = "127.0.0.1"\nport = {self.client_port}', 1)
+        text += (f'\n[admin]\naddress = "127.0.0.1"\nport = {self.admin_port}\n'
+                 f"token = {th._toml(TOKEN)}\n"
+                 f'\n[ha]\naddress = "127.0.0.1"\nport = {self.srm_port}\n'
+                 f"relogin_min = {relogin[0]!r}\nrelogin_max = {relogin[1]!r}\n")
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    # -- process ------------------------------------------------------------------------------
+
+    def spawn(self):
+        assert not self.running(), f"{self.name} already running"
+        if os.path.exists(self.ready_path):
+            os.unlink(self.ready_path)
+        self.starts += 1
+        log = open(self.log_path, "a")
+        log.write(f"\n===== start #{self.starts} =====\n")
+        log.flush()
+        self.proc = subprocess.Popen(
+            [self.pair.tcbroker, "--config", self.config, "--ready-file", self.ready_path],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=th._die_with_parent)
+        log.close()
+
+    def wait_ready(self, timeout=th.PROCESS_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise HaError(f"{self.name}: tcbroker exited with {self.proc.returncode} before "
+                              f"it was ready\n{self.log_tail()}")
+            try:
+                with open(self.ready_path) as f:
+                    ready = json.loads(f.read())
+                port = int(ready["client_port"])
+                if port != self.client_port:
+                    raise HaError(f"{self.name}: ready file names client port {port}, "
+                                  f"configured {self.client_port}")
+                return self
+            except (FileNotFoundError, ValueError, KeyError):
+                pass
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise HaError(f"{self.name}: not ready within {timeout} s\n{self.log_tail()}")
+            time.sleep(0.02)
+
+    def start(self):
+        self.spawn()
+        return self.wait_ready()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.running():
+            self.proc.kill()
+            self.proc.wait(th.PROCESS_TIMEOUT)
+
+    def terminate(self, wait=True):
+        """SIGTERM; with `wait`, waits (bounded) for the exit and returns the status."""
+        if not self.running():
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        if not wait:
+            return None
+        try:
+            return self.proc.wait(th.PROCESS_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise HaError(f"{self.name}: did not stop within {th.PROCESS_TIMEOUT} s of SIGTERM")
+
+    def log_tail(self, lines=120):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return "(no broker log)"
+
+    # -- admin --------------------------------------------------------------------------------
+
+    def api(self, method, path, payload=None, timeout=2.0):
+        """(HTTP status, JSON body or text) of an admin request; (None, error) if unreachable."""
+        data = None if payload is None else json.dumps(payload).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=data,
+                                     method=method)
+        req.add_header("Authorization", f"Bearer {TOKEN}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                raw, code = r.read(), r.status
+        except urllib.error.HTTPError as e:
+            raw, code = e.read(), e.code
+        except (OSError, ValueError) as e:
+            return None, str(e)
+        try:
+            return code, json.loads(raw or b"null")
+        except ValueError:
+            return code, raw.decode(errors="replace")
+
+    def status(self, timeout=1.0):
+        code, body_ = self.api("GET", "/api/v1/ha/status", timeout=timeout)
+        return body_ if code == 200 and isinstance(body_, dict) else None
+
+    def rooms(self, timeout=1.0):
+        """Live rooms on this node (set), or None when the admin API does not answer."""
+        code, body_ = self.api("GET", "/api/v1/rooms", timeout=timeout)
+        if code != 200 or not isinstance(body_, dict):
+            return None
+        return set(body_.get("rooms", []))
+
+    def ctl(self, *args, timeout=th.PROCESS_TIMEOUT):
+        return run([self.pair.tcctl, "--config", self.config, *args], timeout)
+
+
+class Pair:
+    """Two nodes, one database, one redundancy group "pair"."""
+
+    def __init__(self, backend="sqlite", tcbroker=None, tcctl=None, settings=None, ha=True,
+                 users=(), muc=None, relogin=RELOGIN, pg=None, root=None, group="pair"):
+        self.tcbroker, self.tcctl = tool_paths(tcbroker, tcctl)
+        self.backend = backend
+        self.group = group
+        self.dir = tempfile.mkdtemp(prefix="pair-", dir=root or th.tmp_root())
+        self.owned_pg = None
+        if backend == "sqlite":
+            self.db_url = "sqlite://" + os.path.join(self.dir, "shared.db")
+        elif backend == "postgresql":
+            name = f"ha_{os.getpid()}_{os.path.basename(self.dir).replace('-', '_')}".lower()
+            self.db_url = pg.createdb(name) if pg is not None else th._createdb(name)
+        else:
+            raise ValueError(f"backend {backend}: expected sqlite or postgresql")
+        self.nodes = {n: Node(self, n) for n in NODE_NAMES}
+        self.muc = {"default_persistent": True, **(muc or {})}
+        for node in self.nodes.values():
+            node.write_config(self.db_url, self.muc, relogin)
+        self.relogin = relogin
+        self.settings = dict(FAST_SETTINGS, **(settings or {}))
+        self.ha = ha
+        self.users = list(users)
+        self._setup_db()
+
+    @property
+    def n1(self):
+        return self.nodes["node1"]
+
+    @property
+    def n2(self):
+        return self.nodes["node2"]
+
+    def ctl_ok(self, *args, node="node1", timeout=th.PROCESS_TIMEOUT):
+        done = self.nodes[node].ctl(*args, timeout=timeout)
+        if done.returncode != 0:
+            raise HaError(f"tcctl {' '.join(args)}: exit {done.returncode}\n"
+                          f"stdout: {done.stdout}\nstderr: {done.stderr}")
+        return done.stdout
+
+    def _setup_db(self):
+        self.ctl_ok("group", "add", self.group, "--nodes", ",".join(NODE_NAMES),
+                    "--ha", "on" if self.ha else "off")
+        for k, v in self.settings.items():
+            self.ctl_ok("settings", "set", k, str(v))
+        self.add_users(self.users)
+
+    def add_users(self, users):
+        # In parallel: PBKDF2 makes each tcctl run cost a little.
+        pending = list(users)
+        while pending:
+            batch, pending = pending[:8], pending[8:]
+            procs = [(u, subprocess.Popen(
+                [self.tcctl, "--config", self.n1.config, "users", "add", u,
+                 "--password", th.PASSWORD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, text=True)) for u in batch]
+            for u, p in procs:
+                try:
+                    out, err = p.communicate(timeout=th.PROCESS_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.communicate()
+                    raise HaError(f"tcctl users add {u}: timed out")
+                if p.returncode != 0:
+                    raise HaError(f"tcctl users add {u}: exit {p.returncode}: {out}{err}")
+
+    def start(self, wait_normal=True, timeout=30.0):
+        for node in self.nodes.values():
+            node.spawn()
+        for node in self.nodes.values():
+            node.wait_ready()
+        if wait_normal:
+            expect = ("Normal", "Normal") if self.ha else ("Unknown", None)
+            self.wait_states({"node1": expect, "node2": expect}, timeout, what="startup")
+        return self
+
+    def close(self):
+        for node in self.nodes.values():
+            if node.running():
+                try:
+                    node.terminate()
+                except HaError:
+                    node.kill()
+
+    def port_to_node(self, port):
+        for n in self.nodes.values():
+            if n.client_port == port:
+                return n.name
+        return None
+
+    def logs(self):
+        return "\n".join(f"--- {n.name} log ({n.dir}) ---\n{n.log_tail()}"
+                         for n in self.nodes.values())
+
+    # -- states ---------------------------------------------------------------------------------
+
+    def states(self):
+        """{node: (state, reason)} from each node's own view; a node whose admin API does not
+        answer is taken from its peer's view, or ("(down)", None)."""
+        views = {name: n.status() for name, n in self.nodes.items()}
+        out = {}
+        for name in self.nodes:
+            entry = self_entry(views[name]) if views[name] else None
+            if entry is None:
+                for other, view in views.items():
+                    if other != name and view:
+                        peer = node_entry(view, name)
+                        if peer is not None and peer.get("reachable", True):
+                            entry = peer
+            out[name] = ((entry.get("state"), entry.get("reason")) if entry
+                         else ("(down)", None))
+        return out
+
+    def wait_states(self, expect, timeout=15.0, what="states", seen=None):
+        """Polls until each node's (state, reason) matches `expect` {node: (state, reason)}
+        (reason None: any). Returns the states; raises HaError with the last ones. `seen`
+        (a list) collects every distinct sample."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            last = self.states()
+            if seen is not None and (not seen or seen[-1] != last):
+                seen.append(last)
+            if all(_matches(last.get(n), want) for n, want in expect.items()):
+                return last
+            if time.monotonic() > deadline:
+                raise HaError(f"{what}: expected {expect} within {timeout} s, last {last}")
+            time.sleep(POLL)
+
+    def wait_for(self, pred, timeout, what):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = pred()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise HaError(f"{what}: not within {timeout} s")
+            time.sleep(POLL)
+
+    def room_hosts(self):
+        """{room: [nodes hosting it]} from both nodes' /api/v1/rooms."""
+        out = {}
+        for name, n in self.nodes.items():
+            for r in n.rooms() or ():
+                out.setdefault(r, []).append(name)
+        return out
+
+
+def _matches(have, want):
+    if have is None:
+        return False
+    state, reason = want
+    return have[0] == state and (reason is None or have[1] == reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Async helpers
+
+async def poll_until(pred, timeout, what, interval=POLL):
+    """Awaits (bounded) a truthy pred() run in a worker thread (it may do blocking I/O)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(pred)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise HaError(f"{what}: not within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------
+# A client that survives failover
+
+class HaClient:
+    """A user's session across failovers: a tcharness.Client per connection. Follows
+    see-other-host at login (at once) and during a session (after the re-login delay the
+    stream error text names, else a random one in the pair's [relogin_min, relogin_max]);
+    when its node dies without a word, tries the other node. Re-joins its rooms."""
+
+    def __init__(self, pair, user, resource="r", trace=None, on_stanza=None,
+                 login_timeout=10.0):
+        self.pair = pair
+        self.user = user
+        self.resource = resource
+        self.trace = trace if trace is not None else []
+        self.on_stanza = on_stanza
+        self.login_timeout = login_timeout
+        self.c = None
+        self.port = None
+        self.redirect = None      # (port, delay) of the last see-other-host
+        self.redirects = []       # every see-other-host: (time, text, target)
+        self.rooms = {}           # room -> nick
+        self.logins = []          # (time, node)
+        self.lock = asyncio.Lock()
+
+    @property
+    def node(self):
+        return self.pair.port_to_node(self.port)
+
+    @property
+    def connected(self):
+        return (self.c is not None and not self.c.disconnected.done()
+                and self.c.xmpp.transport is not None)
+
+    def _on_stream_error(self, error):
+        if error["condition"] != "see-other-host":
+            return
+        text_ = error["text"] or ""
+        target = parse_other_host(error["see_other_host"])
+        self.redirects.append((time.monotonic(), text_, target))
+        if target and target[1]:
+            self.redirect = (target[1], parse_relogin_delay(text_))
+
+    def _on_in(self, stanza):
+        if self.on_stanza is not None:
+            try:
+                self.on_stanza(self, stanza)
+            except Exception as e:  # never break the stream
+                self.trace.append(f"{self.user}: on_stanza raised {e!r}")
+        return stanza
+
+    def _on_connection_failed(self, c):
+        def handler(_event):
+            c._settle(c._outcome, "connection_failed")
+            try:
+                c.xmpp.cancel_connection_attempt()
+            except Exception:
+                pass
+        return handler
+
+    async def _login_once(self, port):
+        c = th.Client(self.user, self.resource, trace=self.trace)
+        c.xmpp.max_redirects = -1  # we follow see-other-host ourselves (with the delay)
+        c.xmpp.add_event_handler("stream_error", self._on_stream_error)
+        c.xmpp.add_event_handler("connection_failed", self._on_connection_failed(c))
+        c.xmpp.add_filter("in", self._on_in)
+        self.redirect = None
+        try:
+            await asyncio.wait_for(c.login(port), self.login_timeout)
+        except (AssertionError, asyncio.TimeoutError) as e:
+            c.abort()
+            return None, e
+        self.c, self.port = c, port
+        self.logins.append((time.monotonic(), self.node))
+        return c, None
+
+    async def connect(self, port=None, deadline=None, first_delay=0.0):
+        """Logs in (bounded by `deadline`, default 30 s): at `port` or the other node of the
+        last one, following redirects at once. Returns the node name."""
+        deadline = deadline or time.monotonic() + 30.0
+        ports = [n.client_port for n in self.pair.nodes.values()]
+        port = port or self.port or ports[0]
+        delay = first_delay
+        last_error = None
+        while time.monotonic() < deadline:
+            if delay:
+                await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            c, err = await self._login_once(port)
+            if c is not None:
+                return self.node
+            last_error = err
+            if self.redirect:
+                port, delay = self.redirect[0], 0.0  # wrong node at login: go at once
+            else:
+                port = ports[1] if port == ports[0] else ports[0]  # dead node: try the other
+                delay = 0.1
+        raise HaError(f"{self.user}: no login before the deadline (last: {last_error})")
+
+    async def reconnect_if_needed(self, deadline=None):
+        """After a disconnect: waits the re-login delay, logs in again, re-joins rooms.
+        Returns True if it reconnected."""
+        if self.connected:
+            return False
+        async with self.lock:
+            if self.connected:
+                return False
+            if self.redirect:
+                port, delay = self.redirect
+                if delay is None:
+                    delay = random.uniform(*self.pair.relogin)
+            else:
+                ports = [n.client_port for n in self.pair.nodes.values()]
+                port = self.port
+                delay = random.uniform(*self.pair.relogin)
+                if port is None:
+                    port = ports[0]
+            await self.connect(port, deadline, first_delay=delay)
+            await self.rejoin(deadline)
+            return True
+
+    async def join(self, room, nick=None, timeout=10.0):
+        nick = nick or self.user
+        joined = await self.c.join(room, nick, history={"maxstanzas": 0}, timeout=timeout)
+        self.rooms[room] = nick
+        return joined
+
+    async def rejoin(self, deadline=None):
+        for room, nick in list(self.rooms.items()):
+            left = 10.0 if deadline is None else max(1.0, deadline - time.monotonic())
+            try:
+                await self.c.join(room, nick, history={"maxstanzas": 0}, timeout=min(10.0, left))
+            except AssertionError as e:
+                self.trace.append(f"{self.user}: re-join {room} failed: {e}")
+
+    async def wait_moved(self, timeout):
+        """Awaits (bounded) the disconnect of the current session."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.c.disconnected), timeout)
+        except asyncio.TimeoutError:
+            raise HaError(f"{self.user}: not disconnected within {timeout} s") from None
+
+    async def mam_all(self, room, page=100, timeout=15.0):
+        """Every archived message of `room` (paged): list of (archive id, body, from)."""
+        out, after = [], None
+        deadline = time.monotonic() + timeout * 4
+        while time.monotonic() < deadline:
+            results, fin, reply = await self.c.mam(room, max_=page, after=after, timeout=timeout)
+            if attr(reply, "type") != "result":
+                raise HaError(f"MAM on {room} failed: {reply}")
+            for aid, msg, _stamp, _s in results:
+                if msg is not None:
+                    b = msg.find(f"{{{th.NS_CLIENT}}}body")
+                    out.append((aid, None if b is None else (b.text or ""), msg.get("from")))
+            info = th.fin_info(fin) or {}
+            if info.get("complete") or not results:
+                return out
+            after = info.get("last") or results[-1][0]
+        raise HaError(f"MAM on {room}: paging did not finish")
+
+    async def close(self):
+        if self.c is not None:
+            await self.c.close()
+
+    def abort(self):
+        if self.c is not None and self.c.xmpp.transport is not None:
+            self.c.abort()
