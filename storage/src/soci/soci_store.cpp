@@ -849,8 +849,10 @@ class SociStore final : public Store {
       if (!lock_lease(sql, part, lease)) {
         throw std::runtime_error("tc_leases row vanished inside its transaction");
       }
-      lease.db_now = read_now(sql);
-      if (inserted == 0) {
+      if (inserted != 0) {
+        lease.db_now = lease.expires_at - ttl;  // the clock reading the insert used
+      } else {
+        lease.db_now = read_now(sql);
         if (lease.holder != holder && lease.expires_at > lease.db_now) {
           return make_error_code(Errc::AlreadyExists);
         }
