@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
@@ -102,6 +103,37 @@ ArchivedMessage read_message(const pqxx::row& row) {
   m.stanza_xml = row[6].as<std::string>();
   m.created_at = row[7].as<long long>();
   return m;
+}
+
+/// The database clock in Unix milliseconds, as SQL.
+const std::string kNow(schema::postgresql::kNowMillis);
+
+constexpr const char* kLeaseColumns = "partition, holder, epoch, expires_at";
+
+/// A lease row (kLeaseColumns); db_now is filled in by the caller.
+LeaseRecord read_lease_row(const pqxx::row& row) {
+  LeaseRecord lease;
+  lease.partition = row[0].as<std::string>();
+  lease.holder = row[1].as<std::string>();
+  lease.epoch = row[2].as<long long>();
+  lease.expires_at = row[3].as<long long>();
+  return lease;
+}
+
+/// Whether the lease row still names `fence`'s holder at its epoch. FOR SHARE keeps the row
+/// until the transaction ends, so a takeover (an UPDATE of the row) waits for this write to
+/// commit, and a write that waited on a takeover sees the new epoch. Expiry is not checked:
+/// only an epoch bump fences a writer.
+bool holds_fence(pqxx::work& tx, const Fence& fence) {
+  return !tx.exec_params(
+                "SELECT 1 FROM tc_leases WHERE partition = $1 AND holder = $2 AND epoch = $3 "
+                "FOR SHARE",
+                fence.partition, fence.holder, static_cast<long long>(fence.epoch))
+              .empty();
+}
+
+bool same_fence(const Fence& a, const Fence& b) {
+  return a.partition == b.partition && a.holder == b.holder && a.epoch == b.epoch;
 }
 
 class PgStore final : public Store {
@@ -219,12 +251,15 @@ class PgStore final : public Store {
     return guarded("upsert_node", [&n](pqxx::connection& c) -> Result<void> {
       pqxx::work tx{c};
       tx.exec_params(
-          "INSERT INTO tc_nodes (node, text_conference_running, heartbeat_at, admin_url) "
-          "VALUES ($1, $2, $3, $4) ON CONFLICT (node) DO UPDATE SET "
+          "INSERT INTO tc_nodes (node, text_conference_running, heartbeat_at, admin_url, "
+          "client_endpoint, srm_endpoint, state, reason, version) "
+          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (node) DO UPDATE SET "
           "text_conference_running = excluded.text_conference_running, "
-          "heartbeat_at = excluded.heartbeat_at, admin_url = excluded.admin_url",
+          "heartbeat_at = excluded.heartbeat_at, admin_url = excluded.admin_url, "
+          "client_endpoint = excluded.client_endpoint, srm_endpoint = excluded.srm_endpoint, "
+          "state = excluded.state, reason = excluded.reason, version = excluded.version",
           n.node, n.text_conference_running ? 1 : 0, static_cast<long long>(n.heartbeat_at),
-          n.admin_url);
+          n.admin_url, n.client_endpoint, n.srm_endpoint, n.state, n.reason, n.version);
       tx.commit();
       return {};
     });
@@ -234,13 +269,26 @@ class PgStore final : public Store {
     return guarded("list_nodes", [](pqxx::connection& c) -> Result<std::vector<NodeRecord>> {
       pqxx::read_transaction tx{c};
       const pqxx::result rows = tx.exec(
-          "SELECT node, text_conference_running, heartbeat_at, admin_url FROM tc_nodes "
-          "ORDER BY node");
+          "SELECT node, text_conference_running, heartbeat_at, admin_url, client_endpoint, "
+          "srm_endpoint, state, reason, version FROM tc_nodes");
       std::vector<NodeRecord> out;
+      out.reserve(rows.size());
       for (const auto& row : rows) {
-        out.push_back({row[0].as<std::string>(), row[1].as<int>() != 0, row[2].as<long long>(),
-                       row[3].as<std::string>(), {}, {}, {}, {}, {}});
+        NodeRecord n;
+        n.node = row[0].as<std::string>();
+        n.text_conference_running = row[1].as<int>() != 0;
+        n.heartbeat_at = row[2].as<long long>();
+        n.admin_url = row[3].as<std::string>();
+        n.client_endpoint = row[4].as<std::string>();
+        n.srm_endpoint = row[5].as<std::string>();
+        n.state = row[6].as<std::string>();
+        n.reason = row[7].as<std::string>();
+        n.version = row[8].as<std::string>();
+        out.push_back(std::move(n));
       }
+      // Byte order, whatever the database's collation.
+      std::sort(out.begin(), out.end(),
+                [](const NodeRecord& a, const NodeRecord& b) { return a.node < b.node; });
       return out;
     });
   }
@@ -248,6 +296,9 @@ class PgStore final : public Store {
   Result<void> save_room(const RoomRecord& room) override {
     return guarded("save_room", [&room](pqxx::connection& c) -> Result<void> {
       pqxx::work tx{c};
+      if (room.fence && !holds_fence(tx, *room.fence)) {
+        return make_error_code(Errc::StaleEpoch);
+      }
       tx.exec_params(
           std::string("INSERT INTO tc_rooms (") + kRoomColumns +
               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (jid) DO UPDATE SET "
@@ -296,10 +347,12 @@ class PgStore final : public Store {
   }
 
   Result<void> delete_room(std::string_view room_jid, const Fence* fence) override {
-    (void)fence;  // TODO(ha): fenced delete
     return guarded("delete_room", [&](pqxx::connection& c) -> Result<void> {
       const std::string jid(room_jid);
       pqxx::work tx{c};
+      if (fence != nullptr && !holds_fence(tx, *fence)) {
+        return make_error_code(Errc::StaleEpoch);
+      }
       if (tx.exec_params("DELETE FROM tc_rooms WHERE jid = $1", jid).affected_rows() == 0) {
         return make_error_code(Errc::NotFound);  // tx aborts: nothing else is touched
       }
@@ -313,6 +366,9 @@ class PgStore final : public Store {
   Result<void> set_affiliation(const AffiliationRecord& r) override {
     return guarded("set_affiliation", [&r](pqxx::connection& c) -> Result<void> {
       pqxx::work tx{c};
+      if (r.fence && !holds_fence(tx, *r.fence)) {
+        return make_error_code(Errc::StaleEpoch);
+      }
       if (r.affiliation == Affiliation::None) {
         tx.exec_params("DELETE FROM tc_room_affiliations WHERE room_jid = $1 AND user_jid = $2",
                        r.room_jid, r.user_jid);
@@ -369,6 +425,19 @@ class PgStore final : public Store {
           // Group commit: one transaction (one WAL flush) for the whole batch; a
           // duplicate stanza id aborts all of it.
           pqxx::work tx{c};
+          // Each distinct fence of the batch once, before anything is written.
+          std::vector<const Fence*> checked;
+          for (const NewMessage& m : batch) {
+            if (!m.fence || std::any_of(checked.begin(), checked.end(), [&m](const Fence* f) {
+                  return same_fence(*f, *m.fence);
+                })) {
+              continue;
+            }
+            if (!holds_fence(tx, *m.fence)) {
+              return make_error_code(Errc::StaleEpoch);
+            }
+            checked.push_back(&*m.fence);
+          }
           for (const NewMessage& m : batch) {
             const pqxx::result r =
                 tx.exec_prepared(kAppendName, m.room_jid, m.stanza_id, m.sender_nick, m.sender_jid,
@@ -420,6 +489,228 @@ class PgStore final : public Store {
           tx.exec_params("SELECT COUNT(*) FROM tc_archive WHERE ($1::text = '' OR room_jid = $1)",
                          std::string(room_jid));
       return static_cast<std::uint64_t>(r[0][0].as<long long>());
+    });
+  }
+
+  // ---- HA ----
+
+  Result<UnixMillis> db_now() override {
+    return guarded("db_now", [](pqxx::connection& c) -> Result<UnixMillis> {
+      pqxx::nontransaction tx{c};
+      return tx.exec("SELECT " + kNow)[0][0].as<long long>();
+    });
+  }
+
+  Result<LeaseRecord> read_lease(std::string_view partition) override {
+    return guarded("read_lease", [&](pqxx::connection& c) -> Result<LeaseRecord> {
+      pqxx::read_transaction tx{c};
+      const pqxx::result rows = tx.exec_params(std::string("SELECT ") + kLeaseColumns + ", " +
+                                                   kNow + " FROM tc_leases WHERE partition = $1",
+                                               std::string(partition));
+      if (rows.empty()) {
+        return make_error_code(Errc::NotFound);
+      }
+      LeaseRecord lease = read_lease_row(rows[0]);
+      lease.db_now = rows[0][4].as<long long>();
+      return lease;
+    });
+  }
+
+  Result<std::vector<LeaseRecord>> list_leases() override {
+    return guarded("list_leases", [](pqxx::connection& c) -> Result<std::vector<LeaseRecord>> {
+      pqxx::read_transaction tx{c};
+      const UnixMillis now = tx.exec("SELECT " + kNow)[0][0].as<long long>();
+      const pqxx::result rows = tx.exec(std::string("SELECT ") + kLeaseColumns + " FROM tc_leases");
+      std::vector<LeaseRecord> out;
+      out.reserve(rows.size());
+      for (const auto& row : rows) {
+        out.push_back(read_lease_row(row));
+        out.back().db_now = now;
+      }
+      std::sort(out.begin(), out.end(), [](const LeaseRecord& a, const LeaseRecord& b) {
+        return a.partition < b.partition;
+      });
+      return out;
+    });
+  }
+
+  Result<LeaseRecord> acquire_lease(std::string_view partition, std::string_view node,
+                                    std::int64_t ttl_ms) override {
+    return guarded("acquire_lease", [&](pqxx::connection& c) -> Result<LeaseRecord> {
+      pqxx::work tx{c};
+      // One statement: a missing row is inserted at epoch 1; an existing one is taken only
+      // when `node` holds it already (epoch kept) or it lapsed (epoch + 1). The row lock of
+      // ON CONFLICT DO UPDATE makes a concurrent acquirer re-check the WHERE against the
+      // winner's row, so of two racers exactly one gets a row back. excluded.expires_at is
+      // now + ttl, so "lapsed" is expires_at <= excluded.expires_at - ttl.
+      const pqxx::result rows = tx.exec_params(
+          "WITH clock AS (SELECT " + kNow +
+              " AS now) INSERT INTO tc_leases (partition, holder, epoch, expires_at) "
+              "SELECT $1, $2, 1, clock.now + $3 FROM clock ON CONFLICT (partition) DO UPDATE "
+              "SET holder = excluded.holder, epoch = CASE WHEN tc_leases.holder = "
+              "excluded.holder THEN tc_leases.epoch ELSE tc_leases.epoch + 1 END, "
+              "expires_at = excluded.expires_at WHERE tc_leases.holder = excluded.holder OR "
+              "tc_leases.expires_at <= excluded.expires_at - $3 RETURNING " +
+              kLeaseColumns,
+          std::string(partition), std::string(node), static_cast<long long>(ttl_ms));
+      if (rows.empty()) {
+        return make_error_code(Errc::AlreadyExists);
+      }
+      LeaseRecord lease = read_lease_row(rows[0]);
+      lease.db_now = lease.expires_at - ttl_ms;
+      tx.commit();
+      return lease;
+    });
+  }
+
+  Result<LeaseRecord> renew_lease(const Fence& fence, std::int64_t ttl_ms) override {
+    return guarded("renew_lease", [&](pqxx::connection& c) -> Result<LeaseRecord> {
+      pqxx::work tx{c};
+      const pqxx::result rows = tx.exec_params(
+          "UPDATE tc_leases SET expires_at = " + kNow +
+              " + $4 WHERE partition = $1 AND holder = $2 AND epoch = $3 RETURNING " +
+              kLeaseColumns,
+          fence.partition, fence.holder, static_cast<long long>(fence.epoch),
+          static_cast<long long>(ttl_ms));
+      if (rows.empty()) {
+        return make_error_code(Errc::StaleEpoch);
+      }
+      LeaseRecord lease = read_lease_row(rows[0]);
+      lease.db_now = lease.expires_at - ttl_ms;
+      tx.commit();
+      return lease;
+    });
+  }
+
+  Result<LeaseRecord> transfer_lease(const Fence& fence, std::string_view to,
+                                     std::int64_t ttl_ms) override {
+    return guarded("transfer_lease", [&](pqxx::connection& c) -> Result<LeaseRecord> {
+      pqxx::work tx{c};
+      const pqxx::result rows = tx.exec_params(
+          "UPDATE tc_leases SET holder = $4, epoch = epoch + 1, expires_at = " + kNow +
+              " + $5 WHERE partition = $1 AND holder = $2 AND epoch = $3 RETURNING " +
+              kLeaseColumns,
+          fence.partition, fence.holder, static_cast<long long>(fence.epoch), std::string(to),
+          static_cast<long long>(ttl_ms));
+      if (rows.empty()) {
+        return make_error_code(Errc::StaleEpoch);
+      }
+      LeaseRecord lease = read_lease_row(rows[0]);
+      lease.db_now = lease.expires_at - ttl_ms;
+      tx.commit();
+      return lease;
+    });
+  }
+
+  Result<void> release_lease(const Fence& fence) override {
+    return guarded("release_lease", [&](pqxx::connection& c) -> Result<void> {
+      pqxx::work tx{c};
+      const pqxx::result r =
+          tx.exec_params("UPDATE tc_leases SET expires_at = " + kNow +
+                             " WHERE partition = $1 AND holder = $2 AND epoch = $3",
+                         fence.partition, fence.holder, static_cast<long long>(fence.epoch));
+      if (r.affected_rows() == 0) {
+        return make_error_code(Errc::StaleEpoch);
+      }
+      tx.commit();
+      return {};
+    });
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> list_settings() override {
+    using Settings = std::vector<std::pair<std::string, std::string>>;
+    return guarded("list_settings", [](pqxx::connection& c) -> Result<Settings> {
+      pqxx::read_transaction tx{c};
+      Settings out;
+      for (const auto& row : tx.exec("SELECT key, value FROM tc_settings")) {
+        out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
+      }
+      std::sort(out.begin(), out.end());
+      return out;
+    });
+  }
+
+  Result<void> set_setting(std::string_view key, std::string_view value) override {
+    return guarded("set_setting", [&](pqxx::connection& c) -> Result<void> {
+      pqxx::work tx{c};
+      tx.exec_params(
+          "INSERT INTO tc_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
+          "SET value = excluded.value",
+          std::string(key), std::string(value));
+      tx.commit();
+      return {};
+    });
+  }
+
+  Result<void> delete_setting(std::string_view key) override {
+    return guarded("delete_setting", [&](pqxx::connection& c) -> Result<void> {
+      pqxx::work tx{c};
+      if (tx.exec_params("DELETE FROM tc_settings WHERE key = $1", std::string(key))
+              .affected_rows() == 0) {
+        return make_error_code(Errc::NotFound);
+      }
+      tx.commit();
+      return {};
+    });
+  }
+
+  Result<void> save_group(const GroupRecord& g) override {
+    return guarded("save_group", [&g](pqxx::connection& c) -> Result<void> {
+      pqxx::work tx{c};
+      tx.exec_params(
+          "INSERT INTO tc_groups (name, description, ha_enabled) VALUES ($1, $2, $3) "
+          "ON CONFLICT (name) DO UPDATE SET description = excluded.description, "
+          "ha_enabled = excluded.ha_enabled",
+          g.name, g.description, g.ha_enabled ? 1 : 0);
+      tx.exec_params("DELETE FROM tc_group_nodes WHERE group_name = $1", g.name);
+      // A node of another group violates tc_group_nodes' key: AlreadyExists, all rolled back.
+      for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+        tx.exec_params(
+            "INSERT INTO tc_group_nodes (node, group_name, position) VALUES ($1, $2, $3)",
+            g.nodes[i], g.name, static_cast<int>(i));
+      }
+      tx.commit();
+      return {};
+    });
+  }
+
+  Result<std::vector<GroupRecord>> list_groups() override {
+    return guarded("list_groups", [](pqxx::connection& c) -> Result<std::vector<GroupRecord>> {
+      pqxx::read_transaction tx{c};
+      std::vector<GroupRecord> out;
+      for (const auto& row : tx.exec("SELECT name, description, ha_enabled FROM tc_groups")) {
+        GroupRecord g;
+        g.name = row[0].as<std::string>();
+        g.description = row[1].as<std::string>();
+        g.ha_enabled = row[2].as<int>() != 0;
+        out.push_back(std::move(g));
+      }
+      std::sort(out.begin(), out.end(),
+                [](const GroupRecord& a, const GroupRecord& b) { return a.name < b.name; });
+      for (const auto& row :
+           tx.exec("SELECT group_name, node FROM tc_group_nodes ORDER BY group_name, position")) {
+        const std::string name = row[0].as<std::string>();
+        const auto it =
+            std::lower_bound(out.begin(), out.end(), name,
+                             [](const GroupRecord& g, const std::string& n) { return g.name < n; });
+        if (it != out.end() && it->name == name) {
+          it->nodes.push_back(row[1].as<std::string>());
+        }
+      }
+      return out;
+    });
+  }
+
+  Result<void> delete_group(std::string_view name) override {
+    return guarded("delete_group", [&](pqxx::connection& c) -> Result<void> {
+      const std::string group(name);
+      pqxx::work tx{c};
+      if (tx.exec_params("DELETE FROM tc_groups WHERE name = $1", group).affected_rows() == 0) {
+        return make_error_code(Errc::NotFound);
+      }
+      tx.exec_params("DELETE FROM tc_group_nodes WHERE group_name = $1", group);
+      tx.commit();
+      return {};
     });
   }
 

@@ -19,10 +19,12 @@ namespace {
 constexpr std::array kPostgresql = {
     Migration{1, "accounts, rooms, affiliations, archive", postgresql::kV1},
     Migration{2, "node registry", postgresql::kV2},
+    Migration{3, "HA: node endpoints, leases, settings, groups", postgresql::kV3},
 };
 constexpr std::array kSqlite = {
     Migration{1, "accounts, rooms, affiliations, archive", sqlite::kV1},
     Migration{2, "node registry", sqlite::kV2},
+    Migration{3, "HA: node endpoints, leases, settings, groups", sqlite::kV3},
 };
 static_assert(kPostgresql.size() == kSqlite.size(), "every dialect has every migration");
 
@@ -45,6 +47,10 @@ int latest_version() {
 
 std::string_view bootstrap_statement(Dialect dialect) {
   return dialect == Dialect::Postgresql ? postgresql::kBootstrap : sqlite::kBootstrap;
+}
+
+std::string_view now_millis_expression(Dialect dialect) {
+  return dialect == Dialect::Postgresql ? postgresql::kNowMillis : sqlite::kNowMillis;
 }
 
 std::string_view list_tables_query(Dialect dialect) {

@@ -32,6 +32,9 @@ int latest_version();
 /// CREATE TABLE IF NOT EXISTS tc_schema_version; run first inside each migration transaction.
 std::string_view bootstrap_statement(Dialect dialect);
 
+/// An SQL expression for the database server's clock in Unix milliseconds (BIGINT).
+std::string_view now_millis_expression(Dialect dialect);
+
 /// A query returning one text column: the name of every tc_ table.
 std::string_view list_tables_query(Dialect dialect);
 

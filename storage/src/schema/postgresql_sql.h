@@ -74,7 +74,6 @@ CREATE TABLE tc_archive (
     R"sql(CREATE INDEX tc_archive_room_created ON tc_archive (room_jid, created_at, seq))sql",
 };
 
-// The tc_ tables of the current schema (search_path's first schema).
 /// Version 2: the node registry (which node runs which critical service).
 inline constexpr std::string_view kV2[] = {
     R"sql(
@@ -86,6 +85,48 @@ CREATE TABLE tc_nodes (
 ))sql",
 };
 
+/// Version 3 (HA): node endpoints and SRM state in tc_nodes; leases, cluster settings and
+/// redundancy groups. Lease times are on the database's clock (Unix ms), never a node's.
+/// tc_group_nodes' primary key is the rule "a node belongs to at most one group".
+inline constexpr std::string_view kV3[] = {
+    R"sql(ALTER TABLE tc_nodes ADD COLUMN client_endpoint TEXT NOT NULL DEFAULT '')sql",
+    R"sql(ALTER TABLE tc_nodes ADD COLUMN srm_endpoint TEXT NOT NULL DEFAULT '')sql",
+    R"sql(ALTER TABLE tc_nodes ADD COLUMN state TEXT NOT NULL DEFAULT '')sql",
+    R"sql(ALTER TABLE tc_nodes ADD COLUMN reason TEXT NOT NULL DEFAULT '')sql",
+    R"sql(ALTER TABLE tc_nodes ADD COLUMN version TEXT NOT NULL DEFAULT '')sql",
+    R"sql(
+CREATE TABLE tc_leases (
+  partition  TEXT   PRIMARY KEY,
+  holder     TEXT   NOT NULL,
+  epoch      BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+))sql",
+    R"sql(
+CREATE TABLE tc_settings (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+))sql",
+    R"sql(
+CREATE TABLE tc_groups (
+  name        TEXT     PRIMARY KEY,
+  description TEXT     NOT NULL DEFAULT '',
+  ha_enabled  SMALLINT NOT NULL DEFAULT 0 CHECK (ha_enabled IN (0, 1))
+))sql",
+    R"sql(
+CREATE TABLE tc_group_nodes (
+  node       TEXT    PRIMARY KEY,
+  group_name TEXT    NOT NULL,
+  position   INTEGER NOT NULL,
+  UNIQUE (group_name, position)
+))sql",
+};
+
+/// The database clock in Unix milliseconds (Store::db_now). clock_timestamp(), not now(): now()
+/// is the start of the transaction, which may have waited on a lock.
+inline constexpr std::string_view kNowMillis =
+    "CAST(extract(epoch from clock_timestamp()) * 1000 AS BIGINT)";
+
+// The tc_ tables of the current schema (search_path's first schema).
 inline constexpr std::string_view kListTcTables = R"sql(
 SELECT CAST(table_name AS TEXT) FROM information_schema.tables
  WHERE table_schema = current_schema() AND table_name LIKE 'tc\_%')sql";

@@ -69,7 +69,6 @@ CREATE TABLE tc_archive (
     R"sql(CREATE INDEX tc_archive_room_created ON tc_archive (room_jid, created_at))sql",
 };
 
-// sqlite_sequence is SQLite's own (created by AUTOINCREMENT) and does not match.
 /// Version 2: the node registry (which node runs which critical service).
 inline constexpr std::string_view kV2[] = {
     R"sql(
@@ -81,6 +80,45 @@ CREATE TABLE tc_nodes (
 ))sql",
 };
 
+/// Version 3 (HA): see postgresql_sql.h.
+inline constexpr std::string_view kV3[] = {
+    R"sql(ALTER TABLE tc_nodes ADD COLUMN client_endpoint TEXT NOT NULL DEFAULT '')sql",
+    R"sql(ALTER TABLE tc_nodes ADD COLUMN srm_endpoint TEXT NOT NULL DEFAULT '')sql",
+    R"sql(ALTER TABLE tc_nodes ADD COLUMN state TEXT NOT NULL DEFAULT '')sql",
+    R"sql(ALTER TABLE tc_nodes ADD COLUMN reason TEXT NOT NULL DEFAULT '')sql",
+    R"sql(ALTER TABLE tc_nodes ADD COLUMN version TEXT NOT NULL DEFAULT '')sql",
+    R"sql(
+CREATE TABLE tc_leases (
+  partition  TEXT    PRIMARY KEY NOT NULL,
+  holder     TEXT    NOT NULL,
+  epoch      INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+))sql",
+    R"sql(
+CREATE TABLE tc_settings (
+  key   TEXT PRIMARY KEY NOT NULL,
+  value TEXT NOT NULL
+))sql",
+    R"sql(
+CREATE TABLE tc_groups (
+  name        TEXT    PRIMARY KEY NOT NULL,
+  description TEXT    NOT NULL DEFAULT '',
+  ha_enabled  INTEGER NOT NULL DEFAULT 0 CHECK (ha_enabled IN (0, 1))
+))sql",
+    R"sql(
+CREATE TABLE tc_group_nodes (
+  node       TEXT    PRIMARY KEY NOT NULL,
+  group_name TEXT    NOT NULL,
+  position   INTEGER NOT NULL,
+  UNIQUE (group_name, position)
+))sql",
+};
+
+/// The database clock in Unix milliseconds (Store::db_now); 'now' is fixed within a statement.
+inline constexpr std::string_view kNowMillis =
+    "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+
+// sqlite_sequence is SQLite's own (created by AUTOINCREMENT) and does not match.
 inline constexpr std::string_view kListTcTables = R"sql(
 SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'tc\_%' ESCAPE '\')sql";
 
