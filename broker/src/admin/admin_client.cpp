@@ -199,9 +199,9 @@ std::string render_status(const json::value& status) {
   const auto* group = field(status, "group");
   const json::value& g = group != nullptr ? *group : empty;
   const auto* ha = field(g, "ha_enabled");
-  out << "group " << text_of(field(g, "name"))
-      << "  HA " << (ha != nullptr && ha->is_bool() && ha->as_bool() ? "on" : "off")
-      << "  assignment " << text_of(field(g, "assignment_mode"));
+  out << "group " << text_of(field(g, "name")) << "  HA "
+      << (ha != nullptr && ha->is_bool() && ha->as_bool() ? "on" : "off") << "  assignment "
+      << text_of(field(g, "assignment_mode"));
   if (const auto d = text_of(field(g, "description")); !d.empty()) {
     out << "  (" << d << ")";
   }
@@ -212,8 +212,8 @@ std::string render_status(const json::value& status) {
   if (const auto* nodes = field(status, "nodes"); nodes != nullptr && nodes->is_array()) {
     for (const auto& n : nodes->as_array()) {
       std::string name = text_of(field(n, "name"));
-      if (const auto* self = field(n, "self"); self != nullptr && self->is_bool() &&
-                                               self->as_bool()) {
+      if (const auto* self = field(n, "self");
+          self != nullptr && self->is_bool() && self->as_bool()) {
         name += "*";
       }
       rows.push_back({name, text_of(field(n, "state")), text_of(field(n, "reason")),

@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "admin/admin_server.h"
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
-
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +18,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "admin/web_page.h"
 #include "net/tokens.h"
@@ -61,8 +61,8 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' ||
-                        s.back() == '\t')) {
+  while (!s.empty() &&
+         (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) {
     s.remove_suffix(1);
   }
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
@@ -105,8 +105,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     }
     if (config.admin_token_file.empty()) {
       why = "no admin token is configured: set [admin] token or token_file in " +
-            (config.file.empty() ? std::string("the node's configuration")
-                                 : config.file.string()) +
+            (config.file.empty() ? std::string("the node's configuration") : config.file.string()) +
             " and restart the node";
       return {};
     }
@@ -239,8 +238,8 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       res.body() = std::move(r.text);
     } else {
       res.set(http::field::content_type, "application/json");
-      res.body() = boost::json::serialize(r.body.is_null() ? boost::json::value(boost::json::object{})
-                                                           : r.body) +
+      res.body() = boost::json::serialize(
+                       r.body.is_null() ? boost::json::value(boost::json::object{}) : r.body) +
                    "\n";
     }
     if (r.status == 401) {
@@ -252,6 +251,22 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       res.body().clear();
     }
     return res;
+  }
+
+  /// Half-closes, then reads and drops what the client still sends (bounded), so that closing
+  /// with unread data does not reset the connection before the client has read our answer.
+  static Awaitable<void> drain(beast::tcp_stream& stream) {
+    boost::system::error_code ignored;
+    stream.socket().shutdown(Tcp::socket::shutdown_send, ignored);
+    stream.expires_after(std::chrono::seconds(2));
+    std::array<char, 16 * 1024> sink;
+    for (std::size_t total = 0; total < 4 * kMaxBodyBytes;) {
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), kAsTuple);
+      if (ec) {
+        break;
+      }
+      total += n;
+    }
   }
 
   Awaitable<void> session(Tcp::socket socket) {
@@ -282,7 +297,10 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
           // The rest of the stream cannot be trusted: answer, then close.
           auto res = to_http(std::move(*refusal), 11, false, false);
           stream.expires_after(kWriteTimeout);
-          co_await http::async_write(stream, res, kAsTuple);
+          auto [wec, wn] = co_await http::async_write(stream, res, kAsTuple);
+          if (!wec) {
+            co_await drain(stream);
+          }
         }
         break;
       }
@@ -292,8 +310,8 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       if (stopped) {
         break;
       }
-      auto res = to_http(std::move(answer), req.version(), keep_alive,
-                         req.method() == http::verb::head);
+      auto res =
+          to_http(std::move(answer), req.version(), keep_alive, req.method() == http::verb::head);
       stream.expires_after(kWriteTimeout);
       auto [wec, wn] = co_await http::async_write(stream, res, kAsTuple);
       if (wec || !keep_alive || stopped) {
@@ -328,8 +346,8 @@ AdminServer::~AdminServer() {
 }
 
 void AdminServer::start() {
-  const std::string where = impl_->config.admin_address + ":" +
-                            std::to_string(impl_->config.admin_port);
+  const std::string where =
+      impl_->config.admin_address + ":" + std::to_string(impl_->config.admin_port);
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(impl_->config.admin_address, ec);
   if (ec) {
@@ -345,8 +363,7 @@ void AdminServer::start() {
     }
   }
   if (ec) {
-    throw std::runtime_error("cannot listen for the admin API on " + where + ": " +
-                             ec.message());
+    throw std::runtime_error("cannot listen for the admin API on " + where + ": " + ec.message());
   }
   impl_->bound_port = acceptor.local_endpoint().port();
   impl_->stopped = false;

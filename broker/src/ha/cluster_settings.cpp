@@ -214,8 +214,7 @@ Result<std::string> normalize_setting(std::string_view key, std::string_view val
       if (auto b = parse_bool(value)) {
         return std::string(*b ? "true" : "false");
       }
-      return fail(std::string(key) + " must be true or false, not \"" + std::string(value) +
-                  "\"");
+      return fail(std::string(key) + " must be true or false, not \"" + std::string(value) + "\"");
     case Kind::Duration:
       if (auto ms = parse_duration(value)) {
         return format_duration(*ms);
@@ -253,7 +252,8 @@ Result<ClusterSettings> ClusterSettings::from_pairs(
     apply(s, key, *normal);
   }
   if (s.heartbeat_interval >= s.heartbeat_timeout) {
-    return fail("heartbeat_interval", "heartbeat_interval (" + format_duration(s.heartbeat_interval) +
+    return fail("heartbeat_interval", "heartbeat_interval (" +
+                                          format_duration(s.heartbeat_interval) +
                                           " s) must be less than heartbeat_timeout (" +
                                           format_duration(s.heartbeat_timeout) + " s)");
   }
@@ -286,8 +286,8 @@ bool valid_group_name(std::string_view name) {
     return false;
   }
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
   });
 }
 
@@ -297,8 +297,8 @@ bool valid_group_description(std::string_view description) {
   for (std::size_t i = 0; i < description.size(); ++count) {
     const auto lead = static_cast<unsigned char>(description[i]);
     if (lead < 0x80) {
-      if (lead < 0x20 || lead == 0x7f || lead == '"' || lead == '%' || lead == '&' ||
-          lead == '/' || lead == '<' || lead == '>') {
+      if (lead < 0x20 || lead == 0x7f || lead == '"' || lead == '%' || lead == '&' || lead == '/' ||
+          lead == '<' || lead == '>') {
         return false;
       }
       ++i;
@@ -328,8 +328,8 @@ bool valid_group_description(std::string_view description) {
       }
       cp = (cp << 6) | (cont & 0x3f);
     }
-    const bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-                          (len == 4 && cp < 0x10000);
+    const bool overlong =
+        (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
     // C1 controls, surrogates and beyond Unicode are not printable characters.
     if (overlong || cp < 0xa0 || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
       return false;

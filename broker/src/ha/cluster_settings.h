@@ -43,8 +43,8 @@ struct ClusterSettings {
   /// The same from rows already read (tcctl checks a change before writing it). Keys that
   /// are not in setting_keys() are ignored; `message` says what is wrong.
   static Result<ClusterSettings> from_pairs(
-      const std::vector<std::pair<std::string, std::string>>& pairs,
-      std::string* bad_key = nullptr, std::string* message = nullptr);
+      const std::vector<std::pair<std::string, std::string>>& pairs, std::string* bad_key = nullptr,
+      std::string* message = nullptr);
 
   /// Every key with its current value as text, in a stable order (for status and tcctl).
   std::vector<std::pair<std::string, std::string>> to_pairs() const;
