@@ -2,6 +2,7 @@
 #include "admin/admin_server.h"
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -16,6 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include "admin/admin_client.h"
 
@@ -300,6 +302,49 @@ TEST_F(AdminServerTest, ConnectionRefusedIsATransportError) {
   nowhere.port = "1";
   EXPECT_FALSE(call_admin(nowhere, "x", "GET", "/api/v1/ha/status"));
 }
+
+#ifdef TC_TCCTL_PATH
+/// Runs tcctl with `args` in /tmp (so no tcbroker.toml is picked up); stdout+stderr and the
+/// exit code.
+std::pair<std::string, int> tcctl(const std::string& args) {
+  const std::string cmd =
+      std::string("cd /tmp && env -u TCCTL_TOKEN ") + TC_TCCTL_PATH + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (p != nullptr && std::fgets(buf, sizeof buf, p) != nullptr) {
+    out += buf;
+  }
+  const int status = p != nullptr ? ::pclose(p) : -1;
+  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
+TEST_F(AdminServerTest, TcctlHaStatusAgainstAFakeNode) {
+  start_with_token();
+  const std::string admin = "--admin http://127.0.0.1:" + std::to_string(server_->port());
+  auto [table, rc] = tcctl("ha status " + admin + " --token s3cret");
+  EXPECT_EQ(rc, 0) << table;
+  EXPECT_NE(table.find("group g1  HA on"), std::string::npos) << table;
+  EXPECT_NE(table.find("node2"), std::string::npos) << table;
+  EXPECT_NE(table.find("recommended action: fall back node1 when ready"), std::string::npos);
+
+  auto [raw, jrc] = tcctl("ha status --json " + admin + " --token s3cret");
+  EXPECT_EQ(jrc, 0);
+  EXPECT_EQ(json::parse(raw), json::parse(FakeBackend::kStatus));
+
+  auto [denied, drc] = tcctl("ha status " + admin + " --token nope");
+  EXPECT_EQ(drc, 1);
+  EXPECT_NE(denied.find("wrong admin token"), std::string::npos) << denied;
+
+  auto [refused, frc] = tcctl("ha failover node1 " + admin + " --token s3cret");
+  EXPECT_EQ(frc, 1);  // the fake backend has no such route: its 404 message is shown
+  EXPECT_NE(refused.find("no such endpoint"), std::string::npos) << refused;
+
+  auto [down, nrc] = tcctl("ha status --admin http://127.0.0.1:1 --token s3cret");
+  EXPECT_EQ(nrc, 2);
+  EXPECT_NE(down.find("http://127.0.0.1:1"), std::string::npos) << down;
+}
+#endif
 
 TEST(AdminEndpoint, Parses) {
   auto a = parse_endpoint("http://10.0.0.5:20075");
