@@ -50,14 +50,15 @@ class AdminServer {
 
   /// Binds and starts accepting. Throws std::runtime_error naming the address on failure.
   void start();
-  /// Stops accepting and closes open connections.
+  /// Stops accepting and closes open connections. Call on the control executor's thread, or
+  /// while it is not running (the destructor calls it).
   void stop();
   /// The bound port (useful when the config asked for port 0).
   std::uint16_t port() const;
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  ///< shared with the connection coroutines it spawns
 };
 
 }  // namespace tc::broker::admin

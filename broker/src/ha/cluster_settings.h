@@ -40,6 +40,12 @@ struct ClusterSettings {
   /// is an error naming the key (storage::Errc::SchemaMismatch with `bad_key` set).
   static Result<ClusterSettings> load(storage::Store& store, std::string* bad_key = nullptr);
 
+  /// The same from rows already read (tcctl checks a change before writing it). Keys that
+  /// are not in setting_keys() are ignored; `message` says what is wrong.
+  static Result<ClusterSettings> from_pairs(
+      const std::vector<std::pair<std::string, std::string>>& pairs, std::string* bad_key = nullptr,
+      std::string* message = nullptr);
+
   /// Every key with its current value as text, in a stable order (for status and tcctl).
   std::vector<std::pair<std::string, std::string>> to_pairs() const;
 };
@@ -55,6 +61,7 @@ Result<std::string> normalize_setting(std::string_view key, std::string_view val
 /// SPEC.md section 1: 1-128 of [A-Za-z0-9_-].
 bool valid_group_name(std::string_view name);
 /// SPEC.md section 1: up to 128 printable characters, none of " % & / < >.
+/// Counted in characters (UTF-8 code points); non-ASCII printable characters are allowed.
 bool valid_group_description(std::string_view description);
 
 }  // namespace tc::broker::ha
