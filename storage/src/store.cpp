@@ -13,7 +13,9 @@
 
 namespace tc::storage {
 
-boost::system::error_code Store::unsupported() { return make_error_code(Errc::Unsupported); }
+boost::system::error_code Store::unsupported() {
+  return make_error_code(Errc::Unsupported);
+}
 namespace {
 
 bool iequals_prefix(std::string_view text, std::string_view prefix) {

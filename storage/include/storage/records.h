@@ -40,7 +40,7 @@ struct AccountRecord {
 /// owned by the broker; the store treats it as opaque text.
 struct RoomRecord {
   std::optional<Fence> fence;  ///< save_room only: fenced write when set (not loaded back)
-  std::string jid;  ///< bare room JID, normalised
+  std::string jid;             ///< bare room JID, normalised
   std::string config_json = "{}";
   bool persistent = true;
   std::string subject;
@@ -130,7 +130,6 @@ struct LeaseRecord {
   UnixMillis expires_at = 0;  ///< database clock
   UnixMillis db_now = 0;      ///< database clock when this record was read or written
 };
-
 
 /// A redundancy group: one or two nodes sharing this database. Names and descriptions are
 /// validated by the broker (SPEC.md section 1); the store keeps them as given.

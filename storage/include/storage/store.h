@@ -135,7 +135,7 @@ class Store {
     return unsupported();
   }
   virtual Result<std::vector<GroupRecord>> list_groups() { return unsupported(); }  ///< by name
-  virtual Result<void> delete_group(std::string_view name) {  ///< NotFound
+  virtual Result<void> delete_group(std::string_view name) {                        ///< NotFound
     (void)name;
     return unsupported();
   }
