@@ -189,10 +189,16 @@ struct Server::Impl {
   }
 
   storage::NodeRecord node_row(bool running) const {
-    return {context.config.node_name, running,
+    return {context.config.node_name,
+            running,
             std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::system_clock::now().time_since_epoch())
                 .count(),
+            "",
+            "",
+            "",
+            "",
+            "",
             ""};
   }
 
@@ -337,12 +343,11 @@ void Server::start() {
                                          *impl_->cluster, std::move(hooks));
   impl_->srm->configure();
   if (impl_->srm->clustered()) {
-    impl_->context.muc->attach_cluster(*impl_->cluster, *impl_->srm,
-                                       impl_->srm->park_timeout());
+    impl_->context.muc->attach_cluster(*impl_->cluster, *impl_->srm, impl_->srm->park_timeout());
   }
   if (!config.admin_token.empty() || !config.admin_token_file.empty()) {
-    impl_->admin = std::make_unique<admin::AdminServer>(impl_->control.get_executor(), config,
-                                                        *impl_->srm);
+    impl_->admin =
+        std::make_unique<admin::AdminServer>(impl_->control.get_executor(), config, *impl_->srm);
     impl_->admin->start();
     impl_->context.admin_url =
         "http://" + config.admin_address + ":" + std::to_string(impl_->admin->port());

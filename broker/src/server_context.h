@@ -40,14 +40,15 @@ struct ServerContext {
   std::atomic<bool> shutting_down{false};
 
   // HA
-  ha::ClusterView* cluster = nullptr;  ///< partition holders (null only in unit tests)
+  ha::ClusterView* cluster = nullptr;    ///< partition holders (null only in unit tests)
   std::atomic<bool> auth_serving{true};  ///< the authentication critical service runs
   std::uint16_t client_port_bound = 0;
   std::string admin_url;
 
   /// What a moved client is told: where to go and when to log in again (SPEC.md section 2).
   std::string relogin_text(const std::string& node) const {
-    return "your users and rooms are served by " + (node.empty() ? std::string("another node") : node) +
+    return "your users and rooms are served by " +
+           (node.empty() ? std::string("another node") : node) +
            " now; log in again after a random delay of " +
            std::to_string(config.relogin_min.count()) + " to " +
            std::to_string(config.relogin_max.count()) + " ms";

@@ -36,7 +36,8 @@ xmpp::ParserLimits link_limits() {
 }  // namespace
 
 struct PeerLink::Connection : std::enable_shared_from_this<Connection> {
-  Connection(PeerLink& link, tcp::socket s) : owner(link), socket(std::move(s)), parser(link_limits()) {}
+  Connection(PeerLink& link, tcp::socket s)
+      : owner(link), socket(std::move(s)), parser(link_limits()) {}
 
   PeerLink& owner;
   tcp::socket socket;
@@ -53,26 +54,27 @@ struct PeerLink::Connection : std::enable_shared_from_this<Connection> {
 
   void start_reading() {
     auto self = shared_from_this();
-    socket.async_read_some(asio::buffer(buffer), [self](boost::system::error_code ec, std::size_t n) {
-      if (ec || self->closed) {
-        self->close();
-        return;
-      }
-      std::vector<xmpp::StreamEvent> events;
-      auto fed = self->parser.feed(std::string_view(self->buffer.data(), n), events);
-      for (auto& e : events) {
-        if (self->closed) {
-          return;
-        }
-        self->on_event(e);
-      }
-      if (!fed) {
-        spdlog::warn("peer link: bad stream from peer: {}", fed.error().message());
-        self->close();
-        return;
-      }
-      self->start_reading();
-    });
+    socket.async_read_some(
+        asio::buffer(buffer), [self](boost::system::error_code ec, std::size_t n) {
+          if (ec || self->closed) {
+            self->close();
+            return;
+          }
+          std::vector<xmpp::StreamEvent> events;
+          auto fed = self->parser.feed(std::string_view(self->buffer.data(), n), events);
+          for (auto& e : events) {
+            if (self->closed) {
+              return;
+            }
+            self->on_event(e);
+          }
+          if (!fed) {
+            spdlog::warn("peer link: bad stream from peer: {}", fed.error().message());
+            self->close();
+            return;
+          }
+          self->start_reading();
+        });
   }
 
   void on_event(xmpp::StreamEvent& e) {
@@ -165,7 +167,9 @@ struct PeerLink::Connection : std::enable_shared_from_this<Connection> {
 PeerLink::PeerLink(asio::io_context& control, std::string self, std::string secret)
     : control_(control), self_(std::move(self)), secret_(std::move(secret)), acceptor_(control) {}
 
-PeerLink::~PeerLink() { stop(); }
+PeerLink::~PeerLink() {
+  stop();
+}
 
 void PeerLink::listen(const std::string& address, std::uint16_t port) {
   boost::system::error_code ec;
@@ -262,46 +266,47 @@ void PeerLink::dial(Channel channel) {
     return;
   }
   auto socket = std::make_shared<tcp::socket>(control_);
-  socket->async_connect(
-      tcp::endpoint(ip, static_cast<std::uint16_t>(port)),
-      [this, socket, channel, generation, retry](boost::system::error_code e) {
-        if (generation != generation_ || stopped_) {
-          return;
-        }
-        if (e || cut_) {
-          retry();
-          return;
-        }
-        boost::system::error_code ignored;
-        socket->set_option(tcp::no_delay(true), ignored);
-        auto c = std::make_shared<Connection>(*this, std::move(*socket));
-        c->channel = channel;
-        const auto i = static_cast<std::size_t>(channel);
-        out_[i] = c;
-        c->on_close = [this, channel, generation, retry] {
-          if (generation != generation_) {
-            return;
-          }
-          out_[static_cast<std::size_t>(channel)].reset();
-          if (on_state_) {
-            on_state_(channel, false);
-          }
-          retry();
-        };
-        XmlElement hello("hello", std::string(kNs));
-        hello.set_attr("node", self_).set_attr("channel", channel_name(channel));
-        hello.set_attr("secret", secret_);
-        c->send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                "xmlns:stream='http://etherx.jabber.org/streams'>" +
-                hello.to_string());
-        // Reading only notices the peer closing (it never writes on this connection).
-        c->start_reading();
-        spdlog::info("peer link: {} channel to {} at {} is up", channel_name(channel),
-                     peer_name_, peer_endpoint_);
-        if (on_state_) {
-          on_state_(channel, true);
-        }
-      });
+  socket->async_connect(tcp::endpoint(ip, static_cast<std::uint16_t>(port)),
+                        [this, socket, channel, generation, retry](boost::system::error_code e) {
+                          if (generation != generation_ || stopped_) {
+                            return;
+                          }
+                          if (e || cut_) {
+                            retry();
+                            return;
+                          }
+                          boost::system::error_code ignored;
+                          socket->set_option(tcp::no_delay(true), ignored);
+                          auto c = std::make_shared<Connection>(*this, std::move(*socket));
+                          c->channel = channel;
+                          const auto i = static_cast<std::size_t>(channel);
+                          out_[i] = c;
+                          c->on_close = [this, channel, generation, retry] {
+                            if (generation != generation_) {
+                              return;
+                            }
+                            out_[static_cast<std::size_t>(channel)].reset();
+                            if (on_state_) {
+                              on_state_(channel, false);
+                            }
+                            retry();
+                          };
+                          XmlElement hello("hello", std::string(kNs));
+                          hello.set_attr("node", self_).set_attr("channel", channel_name(channel));
+                          hello.set_attr("secret", secret_);
+                          c->send(
+                              "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                              "xmlns:stream='http://etherx.jabber.org/streams'>" +
+                              hello.to_string());
+                          // Reading only notices the peer closing (it never writes on this
+                          // connection).
+                          c->start_reading();
+                          spdlog::info("peer link: {} channel to {} at {} is up",
+                                       channel_name(channel), peer_name_, peer_endpoint_);
+                          if (on_state_) {
+                            on_state_(channel, true);
+                          }
+                        });
 }
 
 bool PeerLink::send(Channel channel, const XmlElement& element) {

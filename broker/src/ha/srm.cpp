@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <random>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -31,7 +32,9 @@ namespace {
 constexpr std::string_view kSrmNs = "urn:tcbroker:srm:1";
 constexpr std::string_view kDataNs = "urn:tcbroker:data:1";
 
-std::int64_t ms(std::chrono::milliseconds d) { return d.count(); }
+std::int64_t ms(std::chrono::milliseconds d) {
+  return d.count();
+}
 
 std::string fmt_seconds(std::chrono::milliseconds d) {
   const double s = static_cast<double>(d.count()) / 1000.0;
@@ -67,7 +70,11 @@ std::optional<Service> service_from(std::string_view name) {
 
 Srm::Srm(asio::io_context& control, ServerContext& server, StoreWorker& store, ClusterView& view,
          Hooks hooks)
-    : control_(control), server_(server), store_(store), view_(view), hooks_(std::move(hooks)),
+    : control_(control),
+      server_(server),
+      store_(store),
+      view_(view),
+      hooks_(std::move(hooks)),
       self_(server.config.node_name) {}
 
 Srm::~Srm() {
@@ -91,9 +98,10 @@ void Srm::configure() {
     }
   }
   if (!clustered_) {
-    spdlog::info("node {} belongs to no redundancy group: high availability is off (state "
-                 "Unknown)",
-                 self_);
+    spdlog::info(
+        "node {} belongs to no redundancy group: high availability is off (state "
+        "Unknown)",
+        self_);
     return;
   }
   std::string bad_key;
@@ -112,11 +120,12 @@ void Srm::configure() {
   }
   state_ = ha_enabled_ ? State::Initializing : State::Unknown;
   reason_ = ha_enabled_ ? Reason::Initialization : Reason::Unknown;
-  spdlog::info("node {} is in redundancy group {} with {} (HA {}, heartbeat {} s / timeout {} s, "
-               "critical service delay {} s)",
-               self_, group_.name, peer_.empty() ? "no peer" : peer_, ha_enabled_ ? "on" : "off",
-               fmt_seconds(settings_.heartbeat_interval), fmt_seconds(settings_.heartbeat_timeout),
-               fmt_seconds(settings_.critical_service_down_delay));
+  spdlog::info(
+      "node {} is in redundancy group {} with {} (HA {}, heartbeat {} s / timeout {} s, "
+      "critical service delay {} s)",
+      self_, group_.name, peer_.empty() ? "no peer" : peer_, ha_enabled_ ? "on" : "off",
+      fmt_seconds(settings_.heartbeat_interval), fmt_seconds(settings_.heartbeat_timeout),
+      fmt_seconds(settings_.critical_service_down_delay));
 }
 
 void Srm::start() {
@@ -245,9 +254,10 @@ net::Awaitable<void> Srm::tick() {
     }
     // Self-fence well before the database would let the peer take over.
     if (steady_clock::now() - held.renewed > settings_.heartbeat_timeout * 3 / 4) {
-      spdlog::error("srm: cannot renew the lease on partition {} (database unreachable); "
-                    "stopping to serve it",
-                    partition);
+      spdlog::error(
+          "srm: cannot renew the lease on partition {} (database unreachable); "
+          "stopping to serve it",
+          partition);
       lost.push_back(partition);
     }
   }
@@ -267,7 +277,7 @@ net::Awaitable<void> Srm::tick() {
   }
 }
 
-net::Awaitable<void> Srm::self_fence(const std::string& partition, Reason reason) {
+net::Awaitable<void> Srm::self_fence(std::string partition, Reason reason) {
   held_.erase(partition);
   holders_[partition] = "";
   publish();
@@ -290,8 +300,8 @@ bool Srm::peer_alive() const {
   if (!peer_info_.heard) {
     return false;
   }
-  const auto timeout =
-      state_ == State::Initializing ? settings_.init_heartbeat_timeout : settings_.heartbeat_timeout;
+  const auto timeout = state_ == State::Initializing ? settings_.init_heartbeat_timeout
+                                                     : settings_.heartbeat_timeout;
   return steady_clock::now() - peer_info_.last_heard < timeout && link_ &&
          link_->up(PeerLink::Channel::Srm);
 }
@@ -325,14 +335,14 @@ net::Awaitable<void> Srm::evaluate() {
   const bool alive = peer_alive();
   if (alive) {
     unreachable_handled_ = false;
+    peer_lease_seen_ = 0;
   }
 
   // Where is our own partition?
   if (!own_held && db_ok_ && !is_failed_over(state_) && state_ != State::TakingBack) {
     auto job = [p = self_](storage::Store& s) { return s.read_lease(p); };
     auto lease = co_await store_.async_call(std::move(job), asio::use_awaitable);
-    const bool free =
-        !lease || lease->holder == self_ || lease->expires_at < lease->db_now;
+    const bool free = !lease || lease->holder == self_ || lease->expires_at < lease->db_now;
     if (free) {
       const bool was_failed = state_ == State::RunningInFailedMode;
       if (co_await take_over(self_, Reason::Normal, false)) {
@@ -384,13 +394,25 @@ net::Awaitable<void> Srm::evaluate() {
         const Reason why = peer_info_.rebooting ? Reason::PeerReboot : Reason::PeerDown;
         if (co_await take_over(peer_, why, false)) {
           set_state(State::RunningInBackupMode, why);
-        } else if (!unreachable_handled_) {
+          break;
+        }
+        // Still held: is the peer alive (it renewed since we lost it) or about to lapse?
+        auto job = [p = peer_](storage::Store& s) { return s.read_lease(p); };
+        auto lease = co_await store_.async_call(std::move(job), asio::use_awaitable);
+        if (!lease) {
+          break;
+        }
+        if (peer_lease_seen_ == 0) {
+          peer_lease_seen_ = lease->expires_at;
+        }
+        if (lease->expires_at > peer_lease_seen_ && !unreachable_handled_) {
           unreachable_handled_ = true;
           spdlog::warn("srm: peer {} is unreachable but holds its lease: no takeover", peer_);
           server_.muc->evict_unreachable(peer_);
           server_.muc->drop_peer_occupants();
         }
-      } else if (!alive && !peer_info_.heard && now - started_ >= settings_.init_heartbeat_timeout) {
+      } else if (!alive && !peer_info_.heard &&
+                 now - started_ >= settings_.init_heartbeat_timeout) {
         if (co_await take_over(peer_, Reason::PeerDown, false)) {
           set_state(State::RunningInBackupMode, Reason::PeerDown);
         }
@@ -429,7 +451,7 @@ net::Awaitable<void> Srm::evaluate() {
 
 // ---- transitions ----
 
-net::Awaitable<bool> Srm::take_over(const std::string& partition, Reason reason, bool handed) {
+net::Awaitable<bool> Srm::take_over(std::string partition, Reason reason, bool handed) {
   if (partition.empty()) {
     co_return false;
   }
@@ -582,7 +604,7 @@ net::Awaitable<void> Srm::fall_back(Reason reason) {
   busy_ = false;
 }
 
-net::Awaitable<void> Srm::give_back(const std::string& partition, Reason reason,
+net::Awaitable<void> Srm::give_back(std::string partition, Reason reason,
                                     std::function<void(bool, std::string)> reply) {
   // Runs on the backup when its peer takes back `partition`.
   auto it = held_.find(partition);
@@ -863,43 +885,11 @@ void Srm::on_control(const XmlElement& ctl) {
   if (op == "adopt") {
     // The peer fails over to us: its lease is ours already ("handed") or lapses soon.
     const bool handed = ctl.attr("handed") == "1";
-    auto task = [this, id, partition, reason, handed]() -> net::Awaitable<void> {
-      const auto deadline = steady_clock::now() + settings_.heartbeat_timeout * 2;
-      bool ok = false;
-      set_state(State::TakingOver, reason);
-      while (!ok && steady_clock::now() < deadline) {
-        ok = co_await take_over(partition, reason, handed);
-        if (!ok) {
-          asio::steady_timer t(control_, settings_.heartbeat_interval / 2);
-          co_await t.async_wait(net::kAsTuple);
-        }
-      }
-      if (ok) {
-        set_state(State::RunningInBackupMode, reason);
-        reply_ctl(id, true, "");
-      } else {
-        set_state(State::RunningInFailedMode, Reason::UserMoveFailedDuringTakeover);
-        reply_ctl(id, false, "could not take the lease of " + partition);
-      }
-    };
-    asio::co_spawn(control_, task(), asio::detached);
+    asio::co_spawn(control_, adopt(id, partition, reason, handed), asio::detached);
     return;
   }
   if (op == "release") {
-    auto task = [this, id, partition, reason]() -> net::Awaitable<void> {
-      auto reply = [this, id](bool ok, std::string detail) {
-        XmlElement r("ctl-reply", std::string(kSrmNs));
-        r.set_attr("id", id).set_attr("ok", ok ? "1" : "0");
-        if (ok) {
-          r.set_attr("epoch", detail);
-        } else {
-          r.set_attr("error", detail);
-        }
-        link_->send(PeerLink::Channel::Srm, r);
-      };
-      co_await give_back(partition, reason, reply);
-    };
-    asio::co_spawn(control_, task(), asio::detached);
+    asio::co_spawn(control_, release_for_peer(id, partition, reason), asio::detached);
     return;
   }
   if (op == "hosting") {
@@ -916,19 +906,52 @@ void Srm::on_control(const XmlElement& ctl) {
   }
   if (op == "admin") {
     const std::string action(ctl.attr("action"));
-    admin_action(action, self_, std::string(ctl.attr("service")),
-                 [this, id](admin::Response r) {
-                   std::string error;
-                   if (const auto* o = r.body.if_object()) {
-                     if (const auto* e = o->if_contains("error"); e && e->is_string()) {
-                       error = std::string(e->as_string());
-                     }
-                   }
-                   reply_ctl(id, r.status < 300, error, r.status);
-                 });
+    admin_action(action, self_, std::string(ctl.attr("service")), [this, id](admin::Response r) {
+      std::string error;
+      if (const auto* o = r.body.if_object()) {
+        if (const auto* e = o->if_contains("error"); e && e->is_string()) {
+          error = std::string(e->as_string());
+        }
+      }
+      reply_ctl(id, r.status < 300, error, r.status);
+    });
     return;
   }
   reply_ctl(id, false, "unknown operation " + op, 400);
+}
+
+net::Awaitable<void> Srm::adopt(std::string id, std::string partition, Reason reason, bool handed) {
+  const auto deadline = steady_clock::now() + settings_.heartbeat_timeout * 2;
+  bool ok = false;
+  set_state(State::TakingOver, reason);
+  while (!ok && steady_clock::now() < deadline) {
+    ok = co_await take_over(partition, reason, handed);
+    if (!ok) {
+      asio::steady_timer t(control_, settings_.heartbeat_interval / 2);
+      co_await t.async_wait(net::kAsTuple);
+    }
+  }
+  if (ok) {
+    set_state(State::RunningInBackupMode, reason);
+    reply_ctl(id, true, "");
+  } else {
+    set_state(State::RunningInFailedMode, Reason::UserMoveFailedDuringTakeover);
+    reply_ctl(id, false, "could not take the lease of " + partition);
+  }
+}
+
+net::Awaitable<void> Srm::release_for_peer(std::string id, std::string partition, Reason reason) {
+  auto reply = [this, id](bool ok, std::string detail) {
+    XmlElement r("ctl-reply", std::string(kSrmNs));
+    r.set_attr("id", id).set_attr("ok", ok ? "1" : "0");
+    if (ok) {
+      r.set_attr("epoch", detail);
+    } else {
+      r.set_attr("error", detail);
+    }
+    link_->send(PeerLink::Channel::Srm, r);
+  };
+  co_await give_back(partition, reason, reply);
 }
 
 void Srm::on_data_link(bool up) {
@@ -959,8 +982,9 @@ void Srm::on_data_link(bool up) {
       err.set_attr("type", "wait");
       err.add_child("recipient-unavailable", xmpp::ns::kStanzaErrors);
       err.add_child("text", xmpp::ns::kStanzaErrors)
-          .add_text("the room's node stopped answering; the message may not have been "
-                    "delivered");
+          .add_text(
+              "the room's node stopped answering; the message may not have been "
+              "delivered");
       errors.push_back({*from, to_wire(e)});
     }
     for (auto& d : errors) {
@@ -1053,33 +1077,34 @@ void Srm::shutdown(std::function<void()> then) {
     then();
     return;
   }
-  auto task = [this, then = std::move(then)]() -> net::Awaitable<void> {
-    // A clean stop hands our partition to a healthy peer at once (it reports Peer Reboot)
-    // instead of letting it wait for the heartbeat timeout.
-    if (ha_enabled_ && peer_alive() && held_.count(self_) > 0 &&
-        (peer_info_.state == State::Normal || peer_info_.state == State::RunningInBackupMode)) {
-      shutting_down_ = true;
-      send_heartbeat();
-      while (busy_) {
-        asio::steady_timer t(control_, std::chrono::milliseconds(10));
-        co_await t.async_wait(net::kAsTuple);
-      }
-      co_await fail_over(Reason::PeerReboot, false);
-    } else {
-      shutting_down_ = true;
-      for (const auto& [p, h] : held_) {
-        auto job = [f = storage::Fence{p, self_, h.epoch}](storage::Store& s) {
-          return s.release_lease(f);
-        };
-        co_await store_.async_call(std::move(job), asio::use_awaitable);
-      }
-      held_.clear();
-      send_heartbeat();
+  asio::co_spawn(control_, shutdown_task(std::move(then)), asio::detached);
+}
+
+net::Awaitable<void> Srm::shutdown_task(std::function<void()> then) {
+  // A clean stop hands our partition to a healthy peer at once (it reports Peer Reboot)
+  // instead of letting it wait for the heartbeat timeout.
+  if (ha_enabled_ && peer_alive() && held_.count(self_) > 0 &&
+      (peer_info_.state == State::Normal || peer_info_.state == State::RunningInBackupMode)) {
+    shutting_down_ = true;
+    send_heartbeat();
+    while (busy_) {
+      asio::steady_timer t(control_, std::chrono::milliseconds(10));
+      co_await t.async_wait(net::kAsTuple);
     }
-    tick_timer_->cancel();
-    then();
-  };
-  asio::co_spawn(control_, task(), asio::detached);
+    co_await fail_over(Reason::PeerReboot, false);
+  } else {
+    shutting_down_ = true;
+    for (const auto& [p, h] : held_) {
+      auto job = [f = storage::Fence{p, self_, h.epoch}](storage::Store& s) {
+        return s.release_lease(f);
+      };
+      co_await store_.async_call(std::move(job), asio::use_awaitable);
+    }
+    held_.clear();
+    send_heartbeat();
+  }
+  tick_timer_->cancel();
+  then();
 }
 
 }  // namespace tc::broker::ha

@@ -29,8 +29,8 @@ namespace tc::broker::ha {
 
 /// The critical services of a node (SPEC.md section 2).
 enum class Service { Router, TextConference, Database, Authentication };
-inline constexpr Service kServices[] = {Service::Router, Service::TextConference,
-                                        Service::Database, Service::Authentication};
+inline constexpr Service kServices[] = {Service::Router, Service::TextConference, Service::Database,
+                                        Service::Authentication};
 std::string_view to_string(Service s);
 std::optional<Service> service_from(std::string_view name);
 
@@ -102,13 +102,19 @@ class Srm final : public admin::Backend, public muc::ClusterSink {
   net::Awaitable<void> run();
   net::Awaitable<void> tick();
   net::Awaitable<void> evaluate();
-  net::Awaitable<bool> take_over(const std::string& partition, Reason reason, bool handed);
+  net::Awaitable<bool> take_over(std::string partition, Reason reason, bool handed);
   net::Awaitable<void> fail_over(Reason reason, bool admin);
   net::Awaitable<void> fall_back(Reason reason);
-  net::Awaitable<void> give_back(const std::string& partition, Reason reason,
+  net::Awaitable<void> give_back(std::string partition, Reason reason,
                                  std::function<void(bool, std::string)> reply);
+  // Coroutine entry points take everything by value (a lambda's captures would die with it).
+  net::Awaitable<void> adopt(std::string id, std::string partition, Reason reason, bool handed);
+  net::Awaitable<void> release_for_peer(std::string id, std::string partition, Reason reason);
+  net::Awaitable<void> admin_failover(admin::Respond respond);
+  net::Awaitable<void> admin_fallback(admin::Respond respond);
+  net::Awaitable<void> shutdown_task(std::function<void()> then);
   net::Awaitable<void> recover_local();
-  net::Awaitable<void> self_fence(const std::string& partition, Reason reason);
+  net::Awaitable<void> self_fence(std::string partition, Reason reason);
 
   void set_state(State s, Reason r);
   void publish();
@@ -131,8 +137,8 @@ class Srm final : public admin::Backend, public muc::ClusterSink {
   // admin
   void admin_status(admin::Respond respond);
   void admin_rooms(admin::Respond respond);
-  void admin_action(const std::string& action, const std::string& node,
-                    const std::string& service, admin::Respond respond);
+  void admin_action(const std::string& action, const std::string& node, const std::string& service,
+                    admin::Respond respond);
   std::optional<std::string> refuse_failover(const std::string& node) const;
   std::optional<std::string> refuse_fallback(const std::string& node) const;
   std::optional<std::string> refuse_recover(const std::string& group) const;
@@ -159,13 +165,14 @@ class Srm final : public admin::Backend, public muc::ClusterSink {
   std::chrono::steady_clock::time_point state_since_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   PeerInfo peer_info_;
-  std::map<std::string, Held> held_;  // partitions this node holds
-  std::map<std::string, std::string> holders_;  // partition -> holder as last published
+  std::map<std::string, Held> held_;                // partitions this node holds
+  std::map<std::string, std::string> holders_;      // partition -> holder as last published
   bool stopped_[4] = {false, false, false, false};  // stopped by the admin or by failover
   bool db_ok_ = true;
   std::optional<std::chrono::steady_clock::time_point> down_since_;
   bool busy_ = false;  // a transition is running
   bool unreachable_handled_ = false;
+  storage::UnixMillis peer_lease_seen_ = 0;  // the peer's lease expiry when we lost it
   bool shutting_down_ = false;
   bool data_up_ = false;
   std::uint64_t next_id_ = 1;

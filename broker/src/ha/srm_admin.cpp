@@ -65,8 +65,7 @@ void Srm::handle(const admin::Request& request, admin::Respond respond) {
     admin_action("fallback", body_string(request.body, "node"), "", std::move(respond));
   } else if (t == "/api/v1/ha/recover" && post) {
     if (auto refused = refuse_recover(body_string(request.body, "group"))) {
-      respond(error_response(refused->rfind("no redundancy group", 0) == 0 ? 404 : 409,
-                             *refused));
+      respond(error_response(refused->rfind("no redundancy group", 0) == 0 ? 404 : 409, *refused));
       return;
     }
     XmlElement ctl("ctl", std::string(kSrmNs));
@@ -94,8 +93,8 @@ void Srm::handle(const admin::Request& request, admin::Respond respond) {
     publish();
     respond(ok_response(cut ? "link cut" : "link restored"));
   } else if (t.rfind("/api/v1/", 0) == 0 || t == "/metrics") {
-    respond(error_response(get || post ? 404 : 405,
-                           "no such endpoint: " + request.method + " " + t));
+    respond(
+        error_response(get || post ? 404 : 405, "no such endpoint: " + request.method + " " + t));
   } else {
     respond(error_response(404, "no such endpoint: " + t));
   }
@@ -118,15 +117,16 @@ void Srm::admin_rooms(admin::Respond respond) {
 
 void Srm::admin_status(admin::Respond respond) {
   json::object out;
-  out["group"] = clustered_ ? json::object{{"name", group_.name},
-                                           {"description", group_.description},
-                                           {"ha_enabled", ha_enabled_},
-                                           {"assignment_mode",
-                                            std::string(to_string(settings_.assignment_mode))}}
-                            : json::object{{"name", ""},
-                                           {"description", ""},
-                                           {"ha_enabled", false},
-                                           {"assignment_mode", "balanced"}};
+  out["group"] =
+      clustered_
+          ? json::object{{"name", group_.name},
+                         {"description", group_.description},
+                         {"ha_enabled", ha_enabled_},
+                         {"assignment_mode", std::string(to_string(settings_.assignment_mode))}}
+          : json::object{{"name", ""},
+                         {"description", ""},
+                         {"ha_enabled", false},
+                         {"assignment_mode", "balanced"}};
   json::array nodes;
   auto services_of_self = [this] {
     json::object s;
@@ -139,18 +139,18 @@ void Srm::admin_status(admin::Respond respond) {
   for (const auto& [p, h] : held_) {
     held.emplace_back(p);
   }
-  nodes.push_back(json::object{
-      {"name", self_},
-      {"self", true},
-      {"state", std::string(to_string(state_))},
-      {"reason", std::string(to_string(reason_))},
-      {"reachable", true},
-      {"lease_epoch", held_.count(self_) ? held_.at(self_).epoch : 0},
-      {"partitions", std::move(held)},
-      {"rooms_hosted", server_.muc->live_rooms()},
-      {"users_connected", hooks_.users_connected ? hooks_.users_connected() : 0},
-      {"client_endpoint", client_endpoint_of(self_)},
-      {"services", services_of_self()}});
+  nodes.push_back(
+      json::object{{"name", self_},
+                   {"self", true},
+                   {"state", std::string(to_string(state_))},
+                   {"reason", std::string(to_string(reason_))},
+                   {"reachable", true},
+                   {"lease_epoch", held_.count(self_) ? held_.at(self_).epoch : 0},
+                   {"partitions", std::move(held)},
+                   {"rooms_hosted", server_.muc->live_rooms()},
+                   {"users_connected", hooks_.users_connected ? hooks_.users_connected() : 0},
+                   {"client_endpoint", client_endpoint_of(self_)},
+                   {"services", services_of_self()}});
   const bool alive = peer_alive();
   std::optional<State> peer_state;
   std::optional<Reason> peer_reason;
@@ -245,9 +245,8 @@ std::optional<std::string> Srm::refuse_failover(const std::string& node) const {
   const Reason r = node == self_ ? reason_ : peer_info_.reason;
   const State other = node == self_ ? peer_info_.state : state_;
   if (s != State::Normal || other != State::Normal) {
-    return "failover of " + node + " is refused: it needs both nodes Normal, but " + node +
-           " is " + describe(s, r) + " and the other node is " +
-           std::string(to_string(other));
+    return "failover of " + node + " is refused: it needs both nodes Normal, but " + node + " is " +
+           describe(s, r) + " and the other node is " + std::string(to_string(other));
   }
   return std::nullopt;
 }
@@ -269,9 +268,8 @@ std::optional<std::string> Srm::refuse_fallback(const std::string& node) const {
   if (s != State::Idle && s != State::FailedOver) {
     return "fallback of " + node + " is refused: it must be Idle or Failed Over, but it is " +
            describe(s, r) +
-           (s == State::FailedOverServicesNotRunning
-                ? "; start its stopped critical services first"
-                : "");
+           (s == State::FailedOverServicesNotRunning ? "; start its stopped critical services first"
+                                                     : "");
   }
   if (other != State::RunningInBackupMode) {
     return "fallback of " + node + " is refused: the other node is " +
@@ -317,8 +315,8 @@ void Srm::admin_action(const std::string& action, const std::string& node,
   }
   if (node != self_) {
     if (!clustered_ || node != peer_) {
-      respond(error_response(404, "no node " + node +
-                                      (clustered_ ? " in group " + group_.name : " here")));
+      respond(error_response(
+          404, "no node " + node + (clustered_ ? " in group " + group_.name : " here")));
       return;
     }
     if (action == "failover" || action == "fallback") {
@@ -335,7 +333,8 @@ void Srm::admin_action(const std::string& action, const std::string& node,
       if (ok) {
         respond(ok_response(action + " of " + node + " done"));
       } else {
-        unsigned status = static_cast<unsigned>(std::atoi(std::string(reply.attr("status")).c_str()));
+        unsigned status =
+            static_cast<unsigned>(std::atoi(std::string(reply.attr("status")).c_str()));
         respond(error_response(status >= 400 ? status : 502, error));
       }
     });
@@ -359,16 +358,7 @@ void Srm::admin_action(const std::string& action, const std::string& node,
       respond(error_response(409, *refused));
       return;
     }
-    auto task = [this, respond]() -> net::Awaitable<void> {
-      co_await fail_over(Reason::OnAdminRequest, true);
-      if (state_ == State::Idle) {
-        respond(ok_response(self_ + " failed over to " + peer_ + "; it is Idle until a fallback"));
-      } else {
-        respond(error_response(500, "failover did not complete: " + self_ + " is " +
-                                        describe(state_, reason_)));
-      }
-    };
-    asio::co_spawn(control_, task(), asio::detached);
+    asio::co_spawn(control_, admin_failover(std::move(respond)), asio::detached);
     return;
   }
   if (action == "fallback") {
@@ -376,19 +366,30 @@ void Srm::admin_action(const std::string& action, const std::string& node,
       respond(error_response(409, *refused));
       return;
     }
-    auto task = [this, respond]() -> net::Awaitable<void> {
-      co_await fall_back(Reason::OnAdminRequest);
-      if (state_ == State::Normal) {
-        respond(ok_response(self_ + " took its users and rooms back from " + peer_));
-      } else {
-        respond(error_response(500, "fallback did not complete: " + self_ + " is " +
-                                        describe(state_, reason_)));
-      }
-    };
-    asio::co_spawn(control_, task(), asio::detached);
+    asio::co_spawn(control_, admin_fallback(std::move(respond)), asio::detached);
     return;
   }
   respond(error_response(400, "unknown action " + action));
+}
+
+net::Awaitable<void> Srm::admin_failover(admin::Respond respond) {
+  co_await fail_over(Reason::OnAdminRequest, true);
+  if (state_ == State::Idle) {
+    respond(ok_response(self_ + " failed over to " + peer_ + "; it is Idle until a fallback"));
+  } else {
+    respond(error_response(
+        500, "failover did not complete: " + self_ + " is " + describe(state_, reason_)));
+  }
+}
+
+net::Awaitable<void> Srm::admin_fallback(admin::Respond respond) {
+  co_await fall_back(Reason::OnAdminRequest);
+  if (state_ == State::Normal) {
+    respond(ok_response(self_ + " took its users and rooms back from " + peer_));
+  } else {
+    respond(error_response(
+        500, "fallback did not complete: " + self_ + " is " + describe(state_, reason_)));
+  }
 }
 
 std::string Srm::metrics_text() const {

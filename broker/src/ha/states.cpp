@@ -93,8 +93,8 @@ const Row kTable[] = {
      "The database service on {1} stopped; {2} took over its users and rooms automatically.",
      "1. Restore {1}'s database connection or restart {1}. 2. When every critical service "
      "runs, run a manual fallback of {1}."},
-    {State::RunningInFailedMode, Reason::StartOfCriticalServicesFailed, std::nullopt,
-     std::nullopt, "Critical services failed to start on a node while it was taking back.",
+    {State::RunningInFailedMode, Reason::StartOfCriticalServicesFailed, std::nullopt, std::nullopt,
+     "Critical services failed to start on a node while it was taking back.",
      "1. Find the stopped critical services and click Recover (tcctl ha recover GROUP). 2. If "
      "they do not start, restart the node. 3. Then run a manual fallback."},
     {State::RunningInFailedMode, Reason::CriticalServiceDown, std::nullopt, std::nullopt,
@@ -106,25 +106,25 @@ const Row kTable[] = {
      "rooms it may no longer own.",
      "Restore the database. The node recovers by itself when it can renew its lease; if it "
      "does not, click Recover (tcctl ha recover GROUP)."},
-    {State::RunningInFailedMode, Reason::UserMoveFailedDuringTakeover, std::nullopt,
-     std::nullopt, "Moving users and rooms failed during a takeover (likely a database error).",
+    {State::RunningInFailedMode, Reason::UserMoveFailedDuringTakeover, std::nullopt, std::nullopt,
+     "Moving users and rooms failed during a takeover (likely a database error).",
      "Click Recover (tcctl ha recover GROUP); if the problem persists, restart the node."},
-    {State::RunningInFailedMode, Reason::UserMoveFailedDuringTakeback, std::nullopt,
-     std::nullopt, "Moving users and rooms failed during a fallback (likely a database error).",
+    {State::RunningInFailedMode, Reason::UserMoveFailedDuringTakeback, std::nullopt, std::nullopt,
+     "Moving users and rooms failed during a fallback (likely a database error).",
      "Click Recover (tcctl ha recover GROUP); if the problem persists, restart the node."},
     {State::RunningInFailedMode, std::nullopt, std::nullopt, std::nullopt,
      "SRM on the other node is in a failed state, or an internal error happened.",
      "Click Recover (tcctl ha recover GROUP); if the problem persists, restart the node."},
     {State::RunningInBackupMode, Reason::PeerDown, std::nullopt, std::nullopt,
-     "{2} lost the heartbeat of {1} and {1}'s lease lapsed; {2} took over automatically.",
-     "When {1} is up: 1. check the network between the nodes; 2. make sure SRM runs on {1}; "
-     "3. run a manual fallback of {1}."},
+     "{1} lost the heartbeat of {2} and {2}'s lease lapsed; {1} took over automatically.",
+     "When {2} is up: 1. check the network between the nodes; 2. make sure SRM runs on {2}; "
+     "3. run a manual fallback of {2}."},
     {State::RunningInBackupMode, Reason::PeerReboot, std::nullopt, std::nullopt,
-     "{1} stopped (shutdown, restart, power or hardware failure); {2} took over automatically.",
-     "Start {1}; when its critical services run, run a manual fallback of {1}."},
-    {State::RunningInBackupMode, Reason::PeerDownDuringInitialization, std::nullopt,
-     std::nullopt, "{2} did not hear from {1} while starting and took over its users and rooms.",
-     "When {1} is up and its critical services run, run a manual fallback of {1}."},
+     "{2} stopped (shutdown, restart, power or hardware failure); {1} took over automatically.",
+     "Start {2}; when its critical services run, run a manual fallback of {2}."},
+    {State::RunningInBackupMode, Reason::PeerDownDuringInitialization, std::nullopt, std::nullopt,
+     "{1} did not hear from {2} while starting and took over its users and rooms.",
+     "When {2} is up and its critical services run, run a manual fallback of {2}."},
     {State::Normal, std::nullopt, std::nullopt, std::nullopt,
      "The peer does not answer heartbeats, but its lease in the database is still valid: the "
      "link between the nodes is cut, or the peer is starting. No takeover happens while the "
@@ -199,8 +199,7 @@ std::optional<Reason> reason_from(std::string_view text) {
 
 bool is_transient(State state) {
   return state == State::Initializing || state == State::TakingOver ||
-         state == State::FailingOver || state == State::FallingBack ||
-         state == State::TakingBack;
+         state == State::FailingOver || state == State::FallingBack || state == State::TakingBack;
 }
 
 bool is_failed_over(State state) {

@@ -622,8 +622,8 @@ void MucService::route_clustered(XmlElement stanza, Jid from, Completion done, b
       ShardRooms& first = *shards_.front();
       if (stanza.attr("type") != "error" && stanza.attr("type") != "result" &&
           !(stanza.name() == "presence" && stanza.attr("type") == "unavailable")) {
-        first.deliver({{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")),
-                                                  "wait", "service-unavailable",
+        first.deliver({{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")), "wait",
+                                                  "service-unavailable",
                                                   "the text-conference service is stopped on "
                                                   "this node"))}});
       }

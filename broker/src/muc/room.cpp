@@ -1452,7 +1452,8 @@ void Room::on_owner_iq(const XmlElement& iq, const Jid& from, Completion done) {
 
 void Room::destroy(const XmlElement& iq, const XmlElement& destroy_element, Completion done) {
   const Jid from = *Jid::parse(iq.attr("from"));
-  auto job = [room = jid_.bare_str(), fence = host_.fence_for(jid_)](storage::Store& s) -> Result<void> {
+  auto job = [room = jid_.bare_str(),
+              fence = host_.fence_for(jid_)](storage::Store& s) -> Result<void> {
     auto deleted = s.delete_room(room, fence ? &*fence : nullptr);
     if (!deleted && deleted.error() == storage::Errc::NotFound) {
       return {};

@@ -581,8 +581,8 @@ void Session::on_bind(const XmlElement& iq) {
           }
           send(make_error_reply(iq, ErrorType::Wait, "resource-constraint",
                                 "this node does not serve you now"));
-          stream_error(endpoint.empty() ? "reset" : "see-other-host",
-                       server_.relogin_text(holder), endpoint, server_.relogin_xml());
+          stream_error(endpoint.empty() ? "reset" : "see-other-host", server_.relogin_text(holder),
+                       endpoint, server_.relogin_xml());
           return;
         }
       }
@@ -1018,7 +1018,8 @@ void Session::stream_error(std::string_view condition, std::string_view text,
         stream_id_ + "' from='" + xmpp::xml_escape(server_.config.domain) + "' version='1.0'>";
   }
   wire += "<stream:error><" + std::string(condition) + " xmlns='" + ns::kStreamErrors + "'";
-  wire += content.empty() ? "/>" : ">" + xmpp::xml_escape(content) + "</" + std::string(condition) + ">";
+  wire += content.empty() ? "/>"
+                          : ">" + xmpp::xml_escape(content) + "</" + std::string(condition) + ">";
   if (!text.empty()) {
     wire += "<text xmlns='" + std::string(ns::kStreamErrors) + "'>" + xmpp::xml_escape(text) +
             "</text>";

@@ -31,8 +31,8 @@ class RetentionTest : public ::testing::Test {
     ASSERT_TRUE(store_->save_room(r));
     std::vector<storage::NewMessage> batch;
     for (int age : {10, 5, 1}) {
-      batch.push_back({jid, jid + std::to_string(age), "n", "u@x", "groupchat", "<message/>",
-                       kNow - age * kDay});
+      batch.push_back({std::nullopt, jid, jid + std::to_string(age), "n", "u@x", "groupchat",
+                       "<message/>", kNow - age * kDay});
     }
     ASSERT_TRUE(store_->append_messages(batch));
   }
