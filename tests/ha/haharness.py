@@ -13,6 +13,7 @@ synchronisation.
 
 import asyncio
 import json
+import logging
 import os
 import random
 import re
@@ -34,6 +35,28 @@ import tcharness as th  # noqa: E402
 from tcharness import (Message, Presence, attr, body, status_codes, q)  # noqa: E402,F401
 
 POLL = 0.05
+
+
+class _QuietRedirects(logging.Filter):
+    """Drops slixmpp's noise about redirects HaClient handles itself: the bind error that comes
+    with see-other-host at login, "Exceeded maximum number of redirection attempts" (we set
+    max_redirects to -1 to follow them ourselves), and the pending filter tasks of sessions
+    dropped by a failover."""
+
+    def filter(self, record):
+        msg = record.getMessage()
+        if msg.startswith("Exceeded maximum number of redirection attempts"):
+            return False
+        if msg.startswith("Error handling {jabber:client}features stanza") and record.exc_info:
+            return "resource-constraint" not in str(record.exc_info[1])
+        if msg.startswith("Task was destroyed but it is pending") and "run_filters" in msg:
+            return False
+        return True
+
+
+for _name in ("slixmpp.basexmpp", "slixmpp.stanza.rootstanza", "slixmpp.xmlstream.stanzabase",
+              "slixmpp.xmlstream.xmlstream", "asyncio"):
+    logging.getLogger(_name).addFilter(_QuietRedirects())
 TOKEN = "ha-test-token"
 NODE_NAMES = ("node1", "node2")
 
@@ -103,19 +126,45 @@ def parse_other_host(value):
     return host, (int(port) if port.isdigit() else None)
 
 
-_DELAY_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|sec|seconds?)\b", re.I)
+_UNIT = r"(ms|milliseconds?|s|sec|seconds?)\b"
+_RANGE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:to|-|\.\.)\s*(\d+(?:\.\d+)?)\s*" + _UNIT, re.I)
+_DELAY_RE = re.compile(r"(\d+(?:\.\d+)?)\s*" + _UNIT, re.I)
+NS_RELOGIN = "urn:tcbroker:ha:1"
 
 
-def parse_relogin_delay(text, default=None, cap=10.0):
-    """The re-login delay a stream error text carries ('... in 0.13 s', 'after 130 ms'), in
-    seconds, capped; `default` when the text names none."""
-    m = _DELAY_RE.search(text or "")
-    if not m:
-        return default
-    value = float(m.group(1))
-    if m.group(2).lower().startswith("m"):
-        value /= 1000.0
+def _seconds(value, unit):
+    value = float(value)
+    return value / 1000.0 if unit.lower().startswith("m") else value
+
+
+def parse_relogin_delay(text, default=None, cap=10.0, rng=random):
+    """The re-login delay a stream error text carries, in seconds, capped: a random one in a
+    window ('log in again after a random delay of 50 to 200 ms') or a single value ('in
+    0.13 s'); `default` when the text names none."""
+    m = _RANGE_RE.search(text or "")
+    if m:
+        lo, hi = _seconds(m.group(1), m.group(3)), _seconds(m.group(2), m.group(3))
+        value = rng.uniform(min(lo, hi), max(lo, hi))
+    else:
+        m = _DELAY_RE.search(text or "")
+        if not m:
+            return default
+        value = _seconds(m.group(1), m.group(2))
     return min(max(value, 0.0), cap)
+
+
+def relogin_window(error_xml):
+    """(min, max) seconds of the <relogin xmlns='urn:tcbroker:ha:1' min-ms max-ms/> element a
+    stream error carries, or None."""
+    if error_xml is None:
+        return None
+    el = error_xml.find(f"{{{NS_RELOGIN}}}relogin")
+    if el is None:
+        return None
+    try:
+        return float(el.get("min-ms")) / 1000.0, float(el.get("max-ms")) / 1000.0
+    except (TypeError, ValueError):
+        return None
 
 
 def node_entry(status, name):
@@ -174,6 +223,7 @@ class Node:
         self.ready_path = os.path.join(self.dir, "ready.json")
         self.proc = None
         self.starts = 0
+        self.token = TOKEN
 
     def write_config(self, db_url, muc, relogin):
         text = th.config_text(db_url, muc)
@@ -181,7 +231,7 @@ class Node:
         text = text.replace("[client]\nport = 0",
                             f'[client]\naddress = "127.0.0.1"\nport = {self.client_port}', 1)
         text += (f'\n[admin]\naddress = "127.0.0.1"\nport = {self.admin_port}\n'
-                 f"token = {th._toml(TOKEN)}\n"
+                 f"token = {th._toml(self.token)}\n"
                  f'\n[ha]\naddress = "127.0.0.1"\nport = {self.srm_port}\n'
                  f"relogin_min = {relogin[0]!r}\nrelogin_max = {relogin[1]!r}\n")
         with open(self.config, "w") as f:
@@ -250,6 +300,14 @@ class Node:
             self.proc.wait(10)
             raise HaError(f"{self.name}: did not stop within {th.PROCESS_TIMEOUT} s of SIGTERM")
 
+    def close(self):
+        """Stops the node (SIGTERM, SIGKILL if it does not go); for MucTestCase's teardown."""
+        if self.running():
+            try:
+                self.terminate()
+            except HaError:
+                self.kill()
+
     def log_tail(self, lines=120):
         try:
             with open(self.log_path, errors="replace") as f:
@@ -264,7 +322,7 @@ class Node:
         data = None if payload is None else json.dumps(payload).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=data,
                                      method=method)
-        req.add_header("Authorization", f"Bearer {TOKEN}")
+        req.add_header("Authorization", f"Bearer {getattr(self, 'token', TOKEN)}")
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
@@ -445,10 +503,18 @@ class Pair:
 
 
 def _matches(have, want):
-    if have is None:
+    """`have` (state, reason) against `want` (state, reason): a reason of None matches any,
+    a tuple or set any of its members."""
+    if not have:
         return False
     state, reason = want
-    return have[0] == state and (reason is None or have[1] == reason)
+    if reason is None:
+        ok_reason = True
+    elif isinstance(reason, (tuple, set, frozenset, list)):
+        ok_reason = have[1] in reason
+    else:
+        ok_reason = have[1] == reason
+    return have[0] == state and ok_reason
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,8 +553,12 @@ class HaClient:
         self.port = None
         self.redirect = None      # (port, delay) of the last see-other-host
         self.redirects = []       # every see-other-host: (time, text, target)
+        self.relogin_windows = []  # the <relogin/> window of each, or None
         self.rooms = {}           # room -> nick
         self.logins = []          # (time, node)
+        self.needs_join = set()   # rooms that dropped us (unavailable 110, not-acceptable)
+        self.rejoins = 0
+        self.sessions = 0         # logins so far: numbers the current session
         self.lock = asyncio.Lock()
 
     @property
@@ -506,10 +576,23 @@ class HaClient:
         text_ = error["text"] or ""
         target = parse_other_host(error["see_other_host"])
         self.redirects.append((time.monotonic(), text_, target))
+        window = relogin_window(getattr(error, "xml", None))
+        delay = (random.uniform(*window) if window else parse_relogin_delay(text_))
+        self.relogin_windows.append(window)
         if target and target[1]:
-            self.redirect = (target[1], parse_relogin_delay(text_))
+            self.redirect = (target[1], delay)
 
     def _on_in(self, stanza):
+        if isinstance(stanza, (Presence, Message)):
+            frm = attr(stanza, "from") or ""
+            room, _, nick = frm.partition("/")
+            if room in self.rooms:
+                if (isinstance(stanza, Presence) and attr(stanza, "type") == "unavailable"
+                        and nick == self.rooms[room] and 110 in status_codes(stanza)):
+                    self.needs_join.add(room)
+                elif (isinstance(stanza, Message) and attr(stanza, "type") == "error"
+                      and (th.error_of(stanza) or (None, None))[1] == "not-acceptable"):
+                    self.needs_join.add(room)
         if self.on_stanza is not None:
             try:
                 self.on_stanza(self, stanza)
@@ -539,6 +622,7 @@ class HaClient:
             c.abort()
             return None, e
         self.c, self.port = c, port
+        self.sessions += 1
         self.logins.append((time.monotonic(), self.node))
         return c, None
 
@@ -592,7 +676,24 @@ class HaClient:
         self.rooms[room] = nick
         return joined
 
+    async def rejoin_dropped(self, timeout=5.0):
+        """Re-joins the rooms that dropped us while the session stayed up (a room stays in
+        needs_join until its join succeeded)."""
+        for room in list(self.needs_join):
+            if not self.connected:
+                return False
+            self.rejoins += 1
+            try:
+                await self.c.join(room, self.rooms[room], history={"maxstanzas": 0},
+                                  timeout=timeout)
+            except AssertionError as e:
+                self.trace.append(f"{self.user}: re-join {room} failed: {e}"[:500])
+                return False
+            self.needs_join.discard(room)
+        return True
+
     async def rejoin(self, deadline=None):
+        self.needs_join.clear()
         for room, nick in list(self.rooms.items()):
             left = 10.0 if deadline is None else max(1.0, deadline - time.monotonic())
             try:

@@ -593,6 +593,12 @@ net::Awaitable<void> Srm::fall_back(Reason reason) {
   }
   held_[self_] = {result->epoch, steady_clock::now()};
   holders_[self_] = self_;
+  // SPEC.md section 4: the fallback restarts the primary's critical services.
+  for (const Service sv : kServices) {
+    if (stopped_[static_cast<int>(sv)]) {
+      set_service(sv, true);
+    }
+  }
   set_service(Service::Router, true);
   set_service(Service::TextConference, true);
   publish();
@@ -1017,8 +1023,10 @@ void Srm::forward_deliveries(std::vector<muc::RoomHost::Delivery> deliveries) {
       return;  // nobody there to deliver to
     }
     for (const auto& d : deliveries) {
-      std::string frame = "<deliver xmlns='" + std::string(kDataNs) + "' to='" +
-                          xmpp::xml_escape(d.to.str()) + "'>" + *d.wire + "</deliver>";
+      // A prefixed wrapper, so that the stanza inside keeps the stream's default namespace
+      // (jabber:client) without being serialised again.
+      std::string frame = "<d:deliver xmlns:d='" + std::string(kDataNs) + "' to='" +
+                          xmpp::xml_escape(d.to.str()) + "'>" + *d.wire + "</d:deliver>";
       link_->send_raw(PeerLink::Channel::Data, std::move(frame));
     }
   });

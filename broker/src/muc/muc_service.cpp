@@ -825,12 +825,16 @@ void MucService::drop_peer_occupants() {
 }
 
 void MucService::evict_unreachable(const std::string& partition) {
+  evict_local(partition, "333");
+}
+
+void MucService::evict_local(const std::string& partition, const char* code) {
   std::vector<std::pair<std::string, XmlElement>> evicted;  // user full JID, presence
   {
     const auto view = view_->get();
     std::lock_guard lock(ha_mu_);
     for (auto it = local_joins_.begin(); it != local_joins_.end();) {
-      if (view->room_partition(it->first) != partition) {
+      if (!partition.empty() && view->room_partition(it->first) != partition) {
         ++it;
         continue;
       }
@@ -853,25 +857,40 @@ void MucService::evict_unreachable(const std::string& partition) {
     auto& x = p.add_child("x", ns::kMucUser);
     x.add_child("item", ns::kMucUser).set_attr("affiliation", "none").set_attr("role", "none");
     x.add_child("status", ns::kMucUser).set_attr("code", "110");
-    x.add_child("status", ns::kMucUser).set_attr("code", "333");
+    x.add_child("status", ns::kMucUser).set_attr("code", code);
     out.push_back({*to, to_wire(p)});
   }
   if (!out.empty()) {
-    spdlog::warn("partition {} is unreachable: told {} local occupant(s) they left its rooms",
-                 partition, out.size());
+    spdlog::warn("partition {}: told {} local occupant(s) they left its rooms (status {})",
+                 partition.empty() ? "*" : partition, out.size(), code);
     shards_.front()->deliver(std::move(out));
   }
 }
 
 void MucService::set_serving(bool serving) {
   const bool was = serving_.exchange(serving);
-  if (was && !serving) {
+  if (!was || serving) {
+    return;
+  }
+  if (view_ == nullptr) {
     for (auto& s : shards_) {
       asio::post(s->shard().executor(), [rooms = s.get()] {
         rooms->evict_all();
         rooms->release_all();
       });
     }
+    return;
+  }
+  // In a pair, the rooms move to the peer: only this node's users hear that they are out
+  // (332); the peer's users stay joined, and their joins are replayed on the new host.
+  const auto view = view_->get();
+  for (const auto& p : view->members) {
+    if (view->holder(p) == view->self) {
+      evict_local(p, "332");
+    }
+  }
+  for (auto& s : shards_) {
+    asio::post(s->shard().executor(), [rooms = s.get()] { rooms->release_all(); });
   }
 }
 

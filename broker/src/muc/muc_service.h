@@ -133,6 +133,9 @@ class MucService {
   void route_clustered(xmpp::XmlElement stanza, xmpp::Jid from, Completion done, bool replay);
   void park(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
   void expire_parked();
+  /// Tells local users in the rooms of `partition` ("" = every room) that they are out, with
+  /// XEP-0045 status `code`, and forgets their joins.
+  void evict_local(const std::string& partition, const char* code);
   void track_local_join(const xmpp::XmlElement& presence, const xmpp::Jid& from);
   bool hosted_here(const ha::ClusterSnapshot& view, const xmpp::Jid& room) const;
 

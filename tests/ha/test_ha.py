@@ -1,0 +1,468 @@
+# SPDX-License-Identifier: Apache-2.0
+"""High-availability integration tests: a pair of tcbroker nodes on one shared database, SRM
+with sub-second settings, driven through tcctl, the admin API and slixmpp clients.
+
+Each test starts its own pair (TC_MUC_BACKEND picks SQLite or PostgreSQL, as for the MUC
+suites). Every wait polls against a deadline (50 ms); a whole test is bounded by
+TEST_TIMEOUT. On failure both nodes' logs and the clients' stanza traces are printed.
+
+  TC_BROKER=... TC_CTL=... /usr/bin/python3 -B -m unittest discover -s tests/ha -v
+"""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import haharness as hh  # noqa: E402
+from haharness import th  # noqa: E402
+
+DRILL = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tools", "tc-drill")
+
+CSD = "Critical Service Down"
+FOCSNR = "Failed Over with Critical Services not Running"
+RIBM = "Running in Backup Mode"
+OAR = "On Admin Request"
+NORMAL = ("Normal", "Normal")
+
+# Accounts of every pair; tests pick the ones the assignment puts on the node they need.
+CANDIDATES = ("andy", "bob", "catherine", "deborah", "ed", "fay", "gus", "hal", "ivy", "jo")
+
+
+class HaTestCase(th.MucTestCase):
+    OWN_BROKER = False
+    TEST_TIMEOUT = 150.0
+
+    def setUp(self):
+        super().setUp()
+        self.pairs = []
+
+    def tearDown(self):
+        if self._failed():
+            for p in self.pairs:
+                print(f"\n===== {self.id()}: pair {p.dir} =====\n{p.logs()}", file=sys.stderr,
+                      flush=True)
+        super().tearDown()
+        for p in self.pairs:
+            p.close()
+
+    async def asyncTearDown(self):
+        for c in getattr(self, "ha_clients", []):
+            c.abort()
+        await super().asyncTearDown()
+
+    async def make_pair(self, start=True, **kw):
+        kw.setdefault("users", CANDIDATES)
+        pair = await asyncio.to_thread(hh.Pair, th.BACKEND, **kw)
+        self.pairs.append(pair)
+        if start:
+            await asyncio.to_thread(pair.start, True, 30.0)
+        self.pair = pair
+        return pair
+
+    async def login(self, user, port=None, resource="r"):
+        c = hh.HaClient(self.pair, user, resource, trace=self.trace)
+        if not hasattr(self, "ha_clients"):
+            self.ha_clients = []
+        self.ha_clients.append(c)
+        await c.connect(port, deadline=time.monotonic() + 30)
+        return c
+
+    async def users_on(self, want):
+        """Logs in candidates until `want` {node: count} is met; returns {node: [HaClient]}."""
+        got = {n: [] for n in want}
+        for user in CANDIDATES:
+            if all(len(got[n]) >= k for n, k in want.items()):
+                break
+            c = await self.login(user)
+            if c.node in got and len(got[c.node]) < want[c.node]:
+                got[c.node].append(c)
+            else:
+                c.abort()
+        for n, k in want.items():
+            self.assertGreaterEqual(len(got[n]), k, f"not enough candidates assigned to {n}: "
+                                                    f"{ {x: [c.user for c in v] for x, v in got.items()} }")
+        return got
+
+    async def wait_states(self, expect, timeout=15.0, seen=None):
+        return await asyncio.to_thread(self.pair.wait_states, expect, timeout, "states", seen)
+
+    def ctl(self, *args, node="node1"):
+        return self.pair.nodes[node].ctl(*args)
+
+    async def actl(self, *args, node="node1"):
+        return await asyncio.to_thread(self.ctl, *args, node=node)
+
+    async def actl_ok(self, *args, node="node1"):
+        done = await self.actl(*args, node=node)
+        self.assertEqual(done.returncode, 0, f"tcctl {' '.join(args)} failed:\n"
+                                             f"{done.stdout}{done.stderr}")
+        return done.stdout
+
+    async def actl_refused(self, *args, node="node1"):
+        done = await self.actl(*args, node=node)
+        self.assertEqual(done.returncode, 1, f"tcctl {' '.join(args)} should be refused "
+                                             f"(exit 1):\n{done.stdout}{done.stderr}")
+        self.assertTrue((done.stdout + done.stderr).strip(),
+                        f"tcctl {' '.join(args)} refused without a message")
+        return done.stdout + done.stderr
+
+    async def rooms_on(self, owner, node, count=1, tries=24):
+        """Creates rooms until `count` are hosted on `node` (joined by `owner`). A room that
+        lands on the other node is left again; only the wanted ones must answer the join."""
+        found = []
+        for _ in range(tries):
+            room = self.room()
+            owner.c.send_join(room, owner.user, history={"maxstanzas": 0})
+            hosts = await hh.poll_until(lambda room=room: self.pair.room_hosts().get(room), 10,
+                                        f"{room} listed by a node's /api/v1/rooms")
+            self.assertEqual(len(hosts), 1, f"{room} is hosted by {hosts}")
+            if hosts[0] != node:
+                owner.c.send(f"<presence to={th.q(room + '/' + owner.user)} "
+                             f"type='unavailable'/>")
+                continue
+            full = f"{room}/{owner.user}"
+            p = await owner.c.expect(lambda s: isinstance(s, th.Presence)
+                                     and th.attr(s, "from") == full
+                                     and (th.attr(s, "type") == "error"
+                                          or 110 in th.status_codes(s)),
+                                     f"self-presence from {full} (hosted on {node})")
+            self.assertNotEqual(th.attr(p, "type"), "error", f"join {room}: {p}")
+            self.assertIn(201, th.status_codes(p), f"{room} should be new")
+            owner.rooms[room] = owner.user
+            found.append(room)
+            if len(found) == count:
+                return found
+        self.fail(f"no room hosted on {node} after {tries} rooms")
+
+    async def status(self, node="node2"):
+        return await asyncio.to_thread(self.pair.nodes[node].status)
+
+    async def say(self, c, room, text_):
+        reflected = await c.c.say(room, text_)
+        self.assertEqual(th.body(reflected), text_)
+        return reflected
+
+    async def sees(self, c, room, text_):
+        return await c.c.expect(lambda s: th.is_groupchat(body_text=text_)(s)
+                                and (th.attr(s, "from") or "").startswith(room + "/"),
+                                f"{text_!r} in {room}")
+
+    async def say_or_rejoin(self, c, room, text_):
+        """Says `text_` in `room`; if the room no longer counts `c` as an occupant (dropped
+        while the link was down), joins again first. The message must be reflected."""
+        id_ = c.c.send_groupchat(room, text_)
+        reply = await c.c.expect(lambda s: isinstance(s, th.Message) and th.attr(s, "id") == id_,
+                                 f"reflection or error of {id_} in {room}")
+        if th.attr(reply, "type") == "error":
+            self.assertEqual(th.error_of(reply)[1], "not-acceptable", f"{room}: {reply}")
+            await c.join(room)
+            reply = await self.say(c, room, text_)
+        self.assertEqual(th.body(reply), text_)
+        return reply
+
+    async def history(self, c, room):
+        return [b for _aid, b, _f in await c.mam_all(room) if b is not None]
+
+    def assert_in_order(self, have, want, what):
+        pos = [have.index(w) if w in have else -1 for w in want]
+        self.assertNotIn(-1, pos, f"{what}: missing {[w for w, p in zip(want, pos) if p < 0]} "
+                                  f"in {have}")
+        self.assertEqual(pos, sorted(pos), f"{what}: out of order: {have}")
+        self.assertEqual(len(have), len(set(have)), f"{what}: duplicates in {have}")
+
+
+class WalkThrough(HaTestCase):
+    """The seed's canonical drill (SPEC.md section 5), with Andy on node1 and Bob on node2."""
+
+    async def test_service_down_failover_and_manual_fallback(self):
+        pair = await self.make_pair()
+        users = await self.users_on({"node1": 1, "node2": 1})
+        andy, bob = users["node1"][0], users["node2"][0]
+        [room] = await self.rooms_on(andy, "node1")
+        await bob.join(room)
+        said = []
+
+        async def chat(tag):
+            for c, other in ((andy, bob), (bob, andy)):
+                text_ = f"{tag} from {c.user}"
+                await self.say(c, room, text_)
+                await self.sees(other, room, text_)
+                said.append(text_)
+
+        await chat("before")
+        bob_session = bob.c
+
+        # The text-conference service on node1 fails (stopped by hand, as drills do).
+        await self.actl_ok("service", "stop", "text-conference", "--node", "node1")
+        await self.wait_states({"node1": (FOCSNR, CSD), "node2": (RIBM, CSD)}, timeout=15)
+        st = await self.status("node2")
+        # SPEC.md section 4: fallback from Idle / Failed Over, not while services are down.
+        self.assertNotIn("node1", st["allowed"]["fallback"], f"fallback allowed too early: {st}")
+        await self.actl_refused("ha", "fallback", "node1")
+
+        # Andy is told to go to node2 and logs in there after the re-login delay.
+        await andy.wait_moved(10)
+        self.assertTrue(andy.redirects, "andy was disconnected without see-other-host")
+        self.assertEqual(andy.redirects[-1][2], ("127.0.0.1", pair.n2.client_port),
+                         f"see-other-host should name node2: {andy.redirects[-1]}")
+        await andy.reconnect_if_needed(deadline=time.monotonic() + 20)
+        self.assertEqual(andy.node, "node2")
+        # Bob (node2's own user) was not disconnected and is still in the room.
+        self.assertIs(bob.c, bob_session)
+        self.assertTrue(bob.connected)
+        rooms2 = await asyncio.to_thread(pair.n2.rooms)
+        self.assertIn(room, rooms2, "node2 should host node1's room now")
+
+        await chat("during failover")
+        for c in (andy, bob):
+            self.assert_in_order(await self.history(c, room), said, f"{c.user}'s MAM")
+
+        # The service comes back: ready for a manual fallback.
+        await self.actl_ok("service", "start", "text-conference", "--node", "node1")
+        await self.wait_states({"node1": ("Failed Over", None), "node2": (RIBM, None)},
+                               timeout=15)
+        st = await self.status("node2")
+        self.assertIn("node1", st["allowed"]["fallback"], f"fallback should be allowed: {st}")
+        await self.actl_ok("ha", "fallback", "node1")
+        await self.wait_states({"node1": NORMAL, "node2": NORMAL}, timeout=20)
+
+        # Andy goes home; the room is hosted on node1 again; Bob stayed.
+        await andy.wait_moved(10)
+        self.assertEqual(andy.redirects[-1][2], ("127.0.0.1", pair.n1.client_port))
+        await andy.reconnect_if_needed(deadline=time.monotonic() + 20)
+        self.assertEqual(andy.node, "node1")
+        await hh.poll_until(lambda: room in (pair.n1.rooms() or ())
+                            and room not in (pair.n2.rooms() or ()), 10,
+                            f"{room} back on node1 only")
+        self.assertIs(bob.c, bob_session)
+        await chat("after fallback")
+        for c in (andy, bob):
+            self.assert_in_order(await self.history(c, room), said, f"{c.user}'s MAM")
+
+
+class LinkCut(HaTestCase):
+    """A cut node-to-node link: both nodes still hold their leases in the shared database, so
+    nobody takes over and no room is hosted twice (SPEC.md section 5, no split brain)."""
+
+    async def test_link_cut_no_takeover_no_split_brain(self):
+        pair = await self.make_pair()
+        users = await self.users_on({"node1": 1, "node2": 1})
+        a = users["node1"][0]
+        rooms = (await self.rooms_on(a, "node1", 2)) + (await self.rooms_on(a, "node2", 2))
+        for node in pair.nodes.values():
+            code, body_ = await asyncio.to_thread(node.api, "POST", "/api/v1/ha/link",
+                                                  {"cut": True})
+            self.assertEqual(code, 200, f"{node.name}: link cut: {body_}")
+
+        def both_unreachable():
+            for name, node in pair.nodes.items():
+                st = node.status()
+                peer = hh.node_entry(st, "node2" if name == "node1" else "node1")
+                if peer is None or peer.get("reachable") is not False:
+                    return False
+            return True
+        await hh.poll_until(both_unreachable, 10, "both nodes report the peer unreachable")
+
+        # Observe for several heartbeat timeouts: no takeover, no room on both nodes.
+        seen, overlaps, deadline = set(), set(), time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            states = await asyncio.to_thread(pair.states)
+            seen.update((n, s) for n, s in states.items())
+            hosts = await asyncio.to_thread(pair.room_hosts)
+            overlaps.update(r for r, ns in hosts.items() if len(ns) > 1)
+            await asyncio.sleep(hh.POLL)
+        takeovers = [x for x in seen if x[1][0] in hh.TAKEOVER_STATES | {"Failing Over", "Idle"}]
+        self.assertEqual(takeovers, [], f"a node took over during the cut: {seen}")
+        self.assertEqual(overlaps, set(), "rooms hosted by both nodes during the cut")
+        hosts = await asyncio.to_thread(pair.room_hosts)
+        for r in rooms:
+            # At most one host (a room whose occupants left may unload: zero is fine).
+            self.assertLessEqual(len(hosts.get(r, [])), 1, f"{r} during the cut: {hosts.get(r)}")
+
+        for node in pair.nodes.values():
+            code, body_ = await asyncio.to_thread(node.api, "POST", "/api/v1/ha/link",
+                                                  {"cut": False})
+            self.assertEqual(code, 200, f"{node.name}: link restore: {body_}")
+        await self.wait_states({"node1": NORMAL, "node2": NORMAL}, timeout=15)
+        await hh.poll_until(lambda: not both_unreachable() and all(
+            (hh.node_entry(n.status(), o) or {}).get("reachable") is True
+            for n, o in ((pair.n1, "node2"), (pair.n2, "node1"))), 10, "peers reachable again")
+        for r in rooms:
+            await self.say_or_rejoin(a, r, f"after the cut in {r}")
+
+
+class ManualOperations(HaTestCase):
+    """Manual failover, fallback and recover through tcctl, and their refusals (SPEC.md
+    section 4)."""
+
+    async def test_failover_fallback_recover(self):
+        pair = await self.make_pair()
+        await self.actl_refused("ha", "fallback", "node1")
+        await self.actl_refused("ha", "recover", pair.group)
+        st = json.loads(await self.actl_ok("ha", "status", "--json"))
+        self.assertEqual(st["allowed"]["fallback"], [], st)
+        self.assertFalse(st["allowed"]["recover"], st)
+        self.assertIn("node1", st["allowed"]["failover"], st)
+        self.assertTrue(st["group"]["ha_enabled"], st)
+
+        users = await self.users_on({"node1": 1})
+        a = users["node1"][0]
+        [room] = await self.rooms_on(a, "node1")
+        await self.say(a, room, "before manual failover")
+
+        await self.actl_ok("ha", "failover", "node1")
+        await self.wait_states({"node1": ("Idle", OAR), "node2": (RIBM, OAR)}, timeout=15)
+        await a.wait_moved(10)
+        await a.reconnect_if_needed(deadline=time.monotonic() + 20)
+        self.assertEqual(a.node, "node2")
+        await self.say(a, room, "while node1 is idle")
+        self.assert_in_order(await self.history(a, room),
+                             ["before manual failover", "while node1 is idle"], "MAM")
+        # A second failover, a recover and new accounts are refused while failed over.
+        await self.actl_refused("ha", "failover", "node1")
+        await self.actl_refused("ha", "recover", pair.group)
+        await self.actl_refused("users", "add", "newcomer", "--password", "pw", node="node2")
+        st = json.loads(await self.actl_ok("ha", "status", "--json", node="node2"))
+        self.assertIn("node1", st["allowed"]["fallback"], st)
+        self.assertEqual(st["allowed"]["failover"], [], st)
+        code, body_ = await asyncio.to_thread(pair.n2.api, "POST", "/api/v1/ha/failover",
+                                              {"node": "node1"})
+        self.assertEqual(code, 409, body_)
+        self.assertTrue(body_.get("error"), body_)
+
+        await self.actl_ok("ha", "fallback", "node1")
+        await self.wait_states({"node1": NORMAL, "node2": NORMAL}, timeout=20)
+        await a.wait_moved(10)
+        await a.reconnect_if_needed(deadline=time.monotonic() + 20)
+        self.assertEqual(a.node, "node1")
+        await self.say(a, room, "after manual fallback")
+        await self.actl_refused("ha", "fallback", "node1")
+
+
+class HaOff(HaTestCase):
+    async def test_ha_off_unknown_and_refused(self):
+        pair = await self.make_pair(ha=False, users=("andy",))
+        states = await asyncio.to_thread(pair.states)
+        self.assertEqual(states["node1"][0], "Unknown", states)
+        self.assertEqual(states["node2"][0], "Unknown", states)
+        st = json.loads(await self.actl_ok("ha", "status", "--json"))
+        self.assertFalse(st["group"]["ha_enabled"], st)
+        self.assertEqual(st["allowed"]["failover"], [], st)
+        await self.actl_refused("ha", "failover", "node1")
+        code, body_ = await asyncio.to_thread(pair.n1.api, "POST", "/api/v1/ha/failover",
+                                              {"node": "node1"})
+        self.assertEqual(code, 409, body_)
+        # Still serving: nothing failed over.
+        c = await self.login("andy")
+        self.assertIn(c.node, ("node1", "node2"))
+        states = await asyncio.to_thread(pair.states)
+        self.assertEqual(states["node1"][0], "Unknown", states)
+
+
+class AutomaticFallback(HaTestCase):
+    async def test_automatic_fallback(self):
+        pair = await self.make_pair(settings={"auto_fallback": "true",
+                                              "auto_fallback_delay": "1"})
+        await self.actl_ok("service", "stop", "text-conference", "--node", "node1")
+        await self.wait_states({"node1": (FOCSNR, CSD), "node2": (RIBM, CSD)}, timeout=15)
+        await self.actl_ok("service", "start", "text-conference", "--node", "node1")
+        seen = []
+        # Poll faster than usual: the transient Taking Back / Automatic Fallback may be short.
+        deadline = time.monotonic() + 30
+        while True:
+            states = await asyncio.to_thread(pair.states)
+            if not seen or seen[-1] != states:
+                seen.append(states)
+            if any(s[1] == "Automatic Fallback" for s in states.values()):
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            f"reason never showed Automatic Fallback: {seen}")
+            await asyncio.sleep(0.02)
+        await self.wait_states({"node1": NORMAL, "node2": NORMAL}, timeout=20, seen=seen)
+        auto = [s for s in seen if any(x[1] == "Automatic Fallback" for x in s.values())]
+        self.assertTrue(all(x[0] in ("Taking Back", "Falling Back", "Failed Over", RIBM,
+                                     "Normal") for s in auto for x in s.values()),
+                        f"unexpected states during the automatic fallback: {seen}")
+
+
+class Drills(HaTestCase):
+    """tools/tc-drill for each fault on this suite's backend (PostgreSQL adds db-stop)."""
+
+    TEST_TIMEOUT = 300.0
+
+    def drill(self, fault, backend=None, *extra):
+        backend = backend or th.BACKEND
+        if backend == "postgresql" and os.environ.get("TC_SKIP_PG") == "1":
+            self.skipTest("TC_SKIP_PG=1")
+        tcbroker, tcctl = hh.tool_paths()
+        argv = [sys.executable, "-B", DRILL, "--fault", fault, "--backend", backend,
+                "--tcbroker", tcbroker, "--tcctl", tcctl, "--deadline", "240", *extra]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=280,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            self.fail(f"tc-drill --fault {fault} did not finish (its own deadline is 240 s):"
+                      f" {e.stderr}")
+        try:
+            report = json.loads(done.stdout)
+        except ValueError:
+            self.fail(f"tc-drill printed no JSON (exit {done.returncode}):\n{done.stdout}\n"
+                      f"{done.stderr}")
+        printable = json.dumps({k: v for k, v in report.items() if k != "logs"}, indent=1)
+        print(f"\ntc-drill --fault {fault} --backend {backend}: "
+              f"{json.dumps({k: report.get(k) for k in ('ok', 'acknowledged', 'lost', 'duplicates', 'errors', 'time_to_detect_ms', 'time_to_rooms_available_ms', 'final_states')})}",
+              file=sys.stderr, flush=True)
+        self.assertNotIn("error", report, printable + "\n" + json.dumps(report.get("logs")))
+        self.assertEqual(report["lost"], 0, printable)
+        self.assertGreater(report["acknowledged"], 0, printable)
+        self.assertTrue(report["ok"], printable + "\n" + json.dumps(report.get("logs")))
+        self.assertEqual(done.returncode, 0, printable)
+        self.assertIsNotNone(report["time_to_detect_ms"], printable)
+        self.assertIsNotNone(report["time_to_rooms_available_ms"], printable)
+        start = report["time_to_detect_ms"]
+        if fault in ("db-stop", "link-cut"):
+            # db-stop: no room can answer before the database is back; link-cut: a room
+            # whose occupants are all on the other node cannot either before the link is.
+            start = max(start, report["time_fault_cleared_ms"])
+        self.assertLessEqual(report["time_to_rooms_available_ms"] - start, 2000, printable)
+        return report
+
+    def test_drill_sigkill(self):
+        r = self.drill("sigkill")
+        self.assertEqual(r["final_states"]["node2"], [RIBM, "Peer Down"])
+
+    def test_drill_sigterm(self):
+        r = self.drill("sigterm")
+        self.assertEqual(r["final_states"]["node2"], [RIBM, "Peer Reboot"])
+
+    def test_drill_service_stop(self):
+        r = self.drill("service-stop")
+        self.assertEqual(r["final_states"], {"node1": [FOCSNR, CSD], "node2": [RIBM, CSD]})
+        self.assertGreater(r["clients_moved"], 0, r)
+
+    def test_drill_link_cut(self):
+        r = self.drill("link-cut")
+        self.assertEqual(r["final_states"], {"node1": list(NORMAL), "node2": list(NORMAL)})
+        self.assertEqual(r["rooms_hosted_twice"], [])
+        self.assertGreater(r["room_samples"], 10, r)
+        self.assertEqual(r["peer_unreachable_seen"], {"node1": True, "node2": True}, r)
+
+    def test_drill_db_stop(self):
+        if th.BACKEND != "postgresql":
+            self.skipTest("db-stop runs in the postgresql suite")
+        r = self.drill("db-stop", "postgresql")
+        for node in ("node1", "node2"):
+            self.assertEqual(r["final_states"][node][0], "Normal", r["final_states"])
+            self.assertIn(r["final_states"][node][1],
+                          ("Normal", "Database Failure Auto-Recovery"), r["final_states"])
+
+
+if __name__ == "__main__":
+    unittest.main()
