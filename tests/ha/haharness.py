@@ -17,7 +17,6 @@ import logging
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -428,7 +427,17 @@ class Pair:
         if wait_normal:
             expect = ("Normal", "Normal") if self.ha else ("Unknown", None)
             self.wait_states({"node1": expect, "node2": expect}, timeout, what="startup")
+            if self.ha:
+                self.wait_for(self.peers_reachable, timeout, "both nodes reach their peer")
         return self
+
+    def peers_reachable(self):
+        """True when each node's status shows its peer reachable."""
+        for name, node in self.nodes.items():
+            peer = node_entry(node.status(), "node2" if name == "node1" else "node1")
+            if peer is None or peer.get("reachable") is not True:
+                return False
+        return True
 
     def close(self):
         for node in self.nodes.values():
@@ -558,6 +567,8 @@ class HaClient:
         self.logins = []          # (time, node)
         self.needs_join = set()   # rooms that dropped us (unavailable 110, not-acceptable)
         self.rejoins = 0
+        self.room_drops = []      # (time, session, room) of each 110 unavailable we got
+        self.joining = set()      # rooms with a join of ours under way
         self.sessions = 0         # logins so far: numbers the current session
         self.lock = asyncio.Lock()
 
@@ -589,7 +600,11 @@ class HaClient:
             if room in self.rooms:
                 if (isinstance(stanza, Presence) and attr(stanza, "type") == "unavailable"
                         and nick == self.rooms[room] and 110 in status_codes(stanza)):
-                    self.needs_join.add(room)
+                    self.room_drops.append((time.monotonic(), self.sessions, room))
+                    # While a join of ours is under way, its answer decides (a late removal
+                    # of an earlier session may come first); afterwards, we are out.
+                    if room not in self.joining:
+                        self.needs_join.add(room)
                 elif (isinstance(stanza, Message) and attr(stanza, "type") == "error"
                       and (th.error_of(stanza) or (None, None))[1] == "not-acceptable"):
                     self.needs_join.add(room)
@@ -676,30 +691,50 @@ class HaClient:
         self.rooms[room] = nick
         return joined
 
+    async def join_quick(self, room, nick, timeout=5.0):
+        """Joins (or re-joins) `room` and awaits only the self-presence (110) or an error:
+        a room that still counts us as an occupant answers a repeated join with a presence
+        and no subject (XEP-0045 7.2), so the full join sequence may never come."""
+        full = f"{room}/{nick}"
+        self.joining.add(room)
+        try:
+            self.c.send_join(room, nick, history={"maxstanzas": 0})
+            p = await self.c.expect(lambda s: isinstance(s, Presence)
+                                    and attr(s, "from") == full
+                                    and (attr(s, "type") == "error"
+                                         or (attr(s, "type") != "unavailable"
+                                             and 110 in status_codes(s))),
+                                    f"self-presence of {full}", timeout)
+        finally:
+            self.joining.discard(room)
+        if attr(p, "type") == "error":
+            raise HaError(f"{self.user}: join {full} refused: {th.error_of(p)}")
+        self.needs_join.discard(room)
+        return p
+
     async def rejoin_dropped(self, timeout=5.0):
         """Re-joins the rooms that dropped us while the session stayed up (a room stays in
-        needs_join until its join succeeded)."""
+        needs_join until its join succeeded). True when all are back."""
         for room in list(self.needs_join):
             if not self.connected:
                 return False
             self.rejoins += 1
             try:
-                await self.c.join(room, self.rooms[room], history={"maxstanzas": 0},
-                                  timeout=timeout)
+                await self.join_quick(room, self.rooms[room], timeout)
             except AssertionError as e:
                 self.trace.append(f"{self.user}: re-join {room} failed: {e}"[:500])
-                return False
-            self.needs_join.discard(room)
-        return True
+        return not self.needs_join
 
     async def rejoin(self, deadline=None):
+        """After a new login: joins every room again."""
         self.needs_join.clear()
         for room, nick in list(self.rooms.items()):
             left = 10.0 if deadline is None else max(1.0, deadline - time.monotonic())
             try:
-                await self.c.join(room, nick, history={"maxstanzas": 0}, timeout=min(10.0, left))
+                await self.join_quick(room, nick, timeout=min(10.0, left))
             except AssertionError as e:
-                self.trace.append(f"{self.user}: re-join {room} failed: {e}")
+                self.trace.append(f"{self.user}: re-join {room} failed: {e}"[:500])
+                self.needs_join.add(room)
 
     async def wait_moved(self, timeout):
         """Awaits (bounded) the disconnect of the current session."""

@@ -393,6 +393,14 @@ class AutomaticFallback(HaTestCase):
         self.assertTrue(all(x[0] in ("Taking Back", "Falling Back", "Failed Over", RIBM,
                                      "Normal") for s in auto for x in s.values()),
                         f"unexpected states during the automatic fallback: {seen}")
+        # Between two polls or not, the reason must have passed through Automatic Fallback:
+        # in a status sample or in SRM's transition log ("srm: A / R -> B / Automatic
+        # Fallback"), which logs every state change.
+        in_log = [line for n in pair.nodes.values() for line in n.log_tail(400).splitlines()
+                  if "srm:" in line and "-> " in line
+                  and line.split("-> ", 1)[1].strip().endswith("/ Automatic Fallback")]
+        self.assertTrue(auto or in_log,
+                        f"the reason never was Automatic Fallback: status samples {seen}")
 
 
 class Drills(HaTestCase):
