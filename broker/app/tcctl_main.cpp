@@ -101,26 +101,7 @@ std::string storage_message(const boost::system::error_code& ec) {
 
 /// Prints rows as left-aligned columns with two spaces between them.
 void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> widths;
-  for (const auto& r : rows) {
-    widths.resize(std::max(widths.size(), r.size()), 0);
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      widths[i] = std::max(widths[i], r[i].size());
-    }
-  }
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) {
-        line += std::string(widths[i] - r[i].size() + 2, ' ');
-      }
-    }
-    while (!line.empty() && line.back() == ' ') {
-      line.pop_back();
-    }
-    std::cout << line << "\n";
-  }
+  tc::broker::admin::write_table(std::cout, rows);
 }
 
 std::string join(const std::vector<std::string>& items, std::string_view sep) {

@@ -193,6 +193,29 @@ Result<ClientResponse> call_admin(const Endpoint& endpoint, std::string_view tok
   return out;
 }
 
+void write_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> widths;
+  for (const auto& r : rows) {
+    widths.resize(std::max(widths.size(), r.size()), 0);
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      widths[i] = std::max(widths[i], r[i].size());
+    }
+  }
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) {
+        line += std::string(widths[i] - r[i].size() + 2, ' ');
+      }
+    }
+    while (!line.empty() && line.back() == ' ') {
+      line.pop_back();
+    }
+    out << line << "\n";
+  }
+}
+
 std::string render_status(const json::value& status) {
   std::ostringstream out;
   const json::value empty;
@@ -222,25 +245,7 @@ std::string render_status(const json::value& status) {
                       services_text(field(n, "services"))});
     }
   }
-  std::vector<std::size_t> widths(rows.front().size(), 0);
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      widths[i] = std::max(widths[i], r[i].size());
-    }
-  }
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) {
-        line += std::string(widths[i] - r[i].size() + 2, ' ');
-      }
-    }
-    while (!line.empty() && line.back() == ' ') {
-      line.pop_back();
-    }
-    out << line << "\n";
-  }
+  write_table(out, rows);
   out << "(* = the node that answered)\n\n";
   out << "cause: " << text_of(field(status, "cause")) << "\n";
   out << "recommended action: " << text_of(field(status, "recommended_action")) << "\n";

@@ -3,8 +3,10 @@
 
 #include <chrono>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/json/value.hpp>
 
@@ -40,6 +42,9 @@ Result<ClientResponse> call_admin(const Endpoint& endpoint, std::string_view tok
                                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 /// The `tcctl ha status` table from a GET /api/v1/ha/status body (docs/admin-api.md).
+/// Left-aligned columns, two spaces apart, no trailing blanks (tcctl's tables).
+void write_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
+
 std::string render_status(const boost::json::value& status);
 
 }  // namespace tc::broker::admin

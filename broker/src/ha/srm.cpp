@@ -267,8 +267,7 @@ net::Awaitable<void> Srm::tick() {
 
   // 4. Heartbeat and the registry row.
   send_heartbeat();
-  static thread_local int registry_every = 0;
-  if (++registry_every % 20 == 0 || now - state_since_ < std::chrono::seconds(1)) {
+  if (++ticks_ % 20 == 0 || now - state_since_ < std::chrono::seconds(1)) {
     refresh_registry();
   }
 
@@ -425,10 +424,7 @@ net::Awaitable<void> Srm::evaluate() {
         set_state(State::RunningInFailedMode, Reason::CriticalServiceDown);
         break;
       }
-      if (settings_.auto_fallback && alive && peer_info_.state == State::FailedOver &&
-          now - peer_info_.last_heard < settings_.heartbeat_timeout) {
-        // The peer asks for its fallback itself (below); nothing to do here.
-      }
+      // An automatic fallback is asked for by the failed-over node itself (below).
       break;
     case State::FailedOverServicesNotRunning:
       if (!down) {
@@ -639,7 +635,7 @@ net::Awaitable<void> Srm::give_back(std::string partition, Reason reason,
   }
   holders_[partition] = "";  // parked until the owner says it hosts again
   hooks_.move_users(partition, client_endpoint_of(partition));
-  set_state(State::Normal, reason == Reason::AutomaticFallback ? Reason::Normal : Reason::Normal);
+  set_state(State::Normal, Reason::Normal);
   busy_ = false;
   reply(true, std::to_string(moved->epoch));
 }

@@ -170,7 +170,8 @@ class Srm final : public admin::Backend, public muc::ClusterSink {
   bool stopped_[4] = {false, false, false, false};  // stopped by the admin or by failover
   bool db_ok_ = true;
   std::optional<std::chrono::steady_clock::time_point> down_since_;
-  bool busy_ = false;  // a transition is running
+  bool busy_ = false;        // a transition is running
+  std::uint64_t ticks_ = 0;  // the registry row is refreshed every 20 ticks
   bool unreachable_handled_ = false;
   storage::UnixMillis peer_lease_seen_ = 0;  // the peer's lease expiry when we lost it
   bool shutting_down_ = false;

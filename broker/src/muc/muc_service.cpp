@@ -319,8 +319,7 @@ class MucService::ShardRooms final : public RoomHost {
         // The partition moved while the room loaded: route what waited anew.
         rooms_.erase(it);
         for (auto& p : waiting) {
-          service_.route_clustered(std::move(p.stanza), std::move(p.from), std::move(p.done),
-                                   false);
+          service_.route_clustered(std::move(p.stanza), std::move(p.from), std::move(p.done));
         }
         return;
       }
@@ -426,7 +425,7 @@ void MucService::dispatch(XmlElement stanza, Jid from, Completion done) {
       if (stanza.name() == "presence") {
         track_local_join(stanza, from);
       }
-      route_clustered(std::move(stanza), std::move(from), std::move(done), false);
+      route_clustered(std::move(stanza), std::move(from), std::move(done));
       return;
     }
   }
@@ -612,8 +611,7 @@ bool MucService::hosted_here(const ha::ClusterSnapshot& view, const Jid& room) c
   return serving_ && view.holder(view.room_partition(room.bare_str())) == view.self;
 }
 
-void MucService::route_clustered(XmlElement stanza, Jid from, Completion done, bool replay) {
-  (void)replay;
+void MucService::route_clustered(XmlElement stanza, Jid from, Completion done) {
   const auto view = view_->get();
   const Jid to = *Jid::parse(stanza.attr("to"));
   const std::string holder = view->holder(view->room_partition(to.bare_str()));
@@ -683,7 +681,7 @@ void MucService::on_view_changed() {
     parked.swap(parked_);
   }
   for (auto& p : parked) {
-    route_clustered(std::move(p.stanza), std::move(p.from), std::move(p.done), false);
+    route_clustered(std::move(p.stanza), std::move(p.from), std::move(p.done));
   }
 }
 
@@ -793,7 +791,7 @@ void MucService::replay_joins(const std::string& partition) {
     }
     x->remove_children("history", ns::kMuc);
     x->add_child("history", ns::kMuc).set_attr("maxstanzas", "0");
-    route_clustered(std::move(p), from, Completion{}, true);
+    route_clustered(std::move(p), from, Completion{});
   }
   if (!joins.empty()) {
     spdlog::info("partition {}: replayed {} room join(s) of local users", partition, joins.size());

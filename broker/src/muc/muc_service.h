@@ -130,7 +130,7 @@ class MucService {
   ShardRooms& rooms_for(const xmpp::Jid& room);
   void schedule_retention();
   void dispatch_here(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
-  void route_clustered(xmpp::XmlElement stanza, xmpp::Jid from, Completion done, bool replay);
+  void route_clustered(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
   void park(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
   void expire_parked();
   /// Tells local users in the rooms of `partition` ("" = every room) that they are out, with
