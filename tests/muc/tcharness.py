@@ -159,9 +159,12 @@ class _TcTestPg:
     """The tc-test-pg tool: prints its URL, runs until its stdin closes."""
 
     def __init__(self, binary):
+        # No PR_SET_PDEATHSIG here: it fires when the *thread* that started the child exits,
+        # and the HA tests start the server from a worker thread of one test's event loop
+        # (it died with that loop, mid-suite). tc-test-pg stops by itself when its stdin
+        # closes, which happens whenever this process goes, killed or not.
         self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=_die_with_parent)
+                                     stderr=subprocess.PIPE, text=True)
         line = _readline_bounded(self.proc, 90, "tc-test-pg")
         self.url = line.strip()
         parsed = urllib.parse.urlparse(self.url)

@@ -146,6 +146,9 @@ void Srm::start() {
   }
   link_ = std::make_unique<PeerLink>(control_, self_, secret);
   link_->listen(server_.config.srm_address, server_.config.srm_port);
+  // The peer's name comes from the group, so its connections are accepted from the first
+  // moment; where it listens is learnt from its registry row (tick).
+  link_->set_peer(peer_, "");
   link_->on_element(
       [this](PeerLink::Channel c, XmlElement e) { on_link_element(c, std::move(e)); });
   link_->on_state([this](PeerLink::Channel c, bool up) {
@@ -164,7 +167,9 @@ void Srm::start() {
   }
   view_.publish(snapshot);
   tick_timer_ = std::make_unique<asio::steady_timer>(control_);
+  heartbeat_timer_ = std::make_unique<asio::steady_timer>(control_);
   asio::co_spawn(control_, run(), asio::detached);
+  asio::co_spawn(control_, heartbeat_loop(), asio::detached);
 }
 
 // ---- the loop ----
@@ -206,73 +211,115 @@ void Srm::refresh_registry() {
 
 net::Awaitable<void> Srm::tick() {
   const auto now = steady_clock::now();
-  // 1. Health of the database (the one critical service with an outside dependency).
+  const auto ttl = ms(settings_.heartbeat_timeout);
+
+  // 1. Renew what we hold, first: a renewal that gets through is also the database's health
+  //    check. Partitions are looked up again after each wait: the heartbeat loop may have
+  //    self-fenced one meanwhile.
+  bool renewed_any = false;
+  bool db_error = false;
+  std::vector<std::string> lost;
   if (!stopped_[static_cast<int>(Service::Database)]) {
+    std::vector<std::pair<std::string, std::int64_t>> to_renew;
+    for (const auto& [partition, held] : held_) {
+      to_renew.emplace_back(partition, held.epoch);
+    }
+    for (const auto& [partition, epoch] : to_renew) {
+      const auto sent = steady_clock::now();
+      auto job = [f = storage::Fence{partition, self_, epoch}, ttl](storage::Store& s) {
+        return s.renew_lease(f, ttl);
+      };
+      auto renewed = co_await store_.async_call(std::move(job), asio::use_awaitable);
+      auto it = held_.find(partition);
+      if (renewed) {
+        renewed_any = true;
+        if (it != held_.end() && it->second.epoch == epoch) {
+          it->second.renewed = sent;
+        }
+      } else if (renewed.error() == storage::Errc::StaleEpoch) {
+        spdlog::error("srm: the lease on partition {} was taken by another node", partition);
+        if (it != held_.end() && it->second.epoch == epoch) {
+          lost.push_back(partition);
+        }
+      } else {
+        db_error = true;
+      }
+    }
+  }
+
+  // 2. Health of the database (the one critical service with an outside dependency).
+  if (stopped_[static_cast<int>(Service::Database)]) {
+    db_ok_ = false;
+  } else if (renewed_any) {
+    db_ok_ = true;
+  } else if (db_error) {
+    db_ok_ = false;
+  } else {
     auto job = [](storage::Store& s) { return s.ping(); };
     auto pinged = co_await store_.async_call(std::move(job), asio::use_awaitable);
     db_ok_ = static_cast<bool>(pinged);
-  } else {
-    db_ok_ = false;
+  }
+  for (const auto& p : lost) {
+    if (held_.count(p) > 0) {
+      co_await self_fence(p, Reason::DatabaseFailure);
+    }
   }
 
-  // 2. Where is the peer, and what do the leases say.
-  if (peer_client_endpoint_.empty() || !link_->up(PeerLink::Channel::Srm)) {
-    if (db_ok_) {
-      auto job = [](storage::Store& s) { return s.list_nodes(); };
-      auto nodes = co_await store_.async_call(std::move(job), asio::use_awaitable);
-      if (nodes) {
-        for (const auto& n : *nodes) {
-          client_endpoints_[n.node] = n.client_endpoint;
-          if (n.node == peer_ && !n.srm_endpoint.empty()) {
-            peer_client_endpoint_ = n.client_endpoint;
-            link_->set_peer(peer_, n.srm_endpoint);
-          }
+  // 3. Where is the peer.
+  if (db_ok_ && (peer_client_endpoint_.empty() || !link_->up(PeerLink::Channel::Srm))) {
+    auto job = [](storage::Store& s) { return s.list_nodes(); };
+    auto nodes = co_await store_.async_call(std::move(job), asio::use_awaitable);
+    if (nodes) {
+      for (const auto& n : *nodes) {
+        client_endpoints_[n.node] = n.client_endpoint;
+        if (n.node == peer_ && !n.srm_endpoint.empty()) {
+          peer_client_endpoint_ = n.client_endpoint;
+          link_->set_peer(peer_, n.srm_endpoint);
         }
       }
     }
   }
 
-  // 3. Renew what we hold; a lease we cannot renew in time is given up (self-fencing).
-  const auto ttl = ms(settings_.heartbeat_timeout);
-  std::vector<std::string> lost;
-  for (auto& [partition, held] : held_) {
-    if (db_ok_) {
-      const auto sent = steady_clock::now();
-      auto job = [f = storage::Fence{partition, self_, held.epoch}, ttl](storage::Store& s) {
-        return s.renew_lease(f, ttl);
-      };
-      auto renewed = co_await store_.async_call(std::move(job), asio::use_awaitable);
-      if (renewed) {
-        held.renewed = sent;
-        continue;
-      }
-      if (renewed.error() == storage::Errc::StaleEpoch) {
-        spdlog::error("srm: the lease on partition {} was taken by another node", partition);
-        lost.push_back(partition);
-        continue;
-      }
-    }
-    // Self-fence well before the database would let the peer take over.
-    if (steady_clock::now() - held.renewed > settings_.heartbeat_timeout * 3 / 4) {
-      spdlog::error(
-          "srm: cannot renew the lease on partition {} (database unreachable); "
-          "stopping to serve it",
-          partition);
-      lost.push_back(partition);
-    }
-  }
-  for (const auto& p : lost) {
-    co_await self_fence(p, Reason::DatabaseFailure);
-  }
-
-  // 4. Heartbeat and the registry row.
-  send_heartbeat();
+  // 4. The registry row.
   if (++ticks_ % 20 == 0 || now - state_since_ < std::chrono::seconds(1)) {
     refresh_registry();
   }
 
   if (!busy_) {
     co_await evaluate();
+  }
+}
+
+net::Awaitable<void> Srm::heartbeat_loop() {
+  // Its own timer, never behind a database call: a slow database must not look like a dead
+  // node to the peer (the lease, not the heartbeat, says whether the database is usable).
+  auto period = std::clamp(settings_.heartbeat_interval, std::chrono::milliseconds(10),
+                           std::chrono::milliseconds(5000));
+  for (;;) {
+    // Self-fence well before the database would let the peer take over, even while a renewal
+    // is still waiting on the database.
+    const auto now = steady_clock::now();
+    std::vector<std::string> expired;
+    for (const auto& [partition, held] : held_) {
+      if (now - held.renewed > settings_.heartbeat_timeout * 3 / 4) {
+        expired.push_back(partition);
+      }
+    }
+    for (const auto& p : expired) {
+      if (held_.count(p) > 0) {
+        spdlog::error(
+            "srm: cannot renew the lease on partition {} in time (database unreachable or "
+            "too slow); stopping to serve it",
+            p);
+        co_await self_fence(p, Reason::DatabaseFailure);
+      }
+    }
+    send_heartbeat();
+    heartbeat_timer_->expires_after(period);
+    auto waited = co_await heartbeat_timer_->async_wait(net::kAsTuple);
+    if (std::get<0>(waited)) {
+      break;  // cancelled: the node stops (it beats through a clean handover until then)
+    }
   }
 }
 
@@ -1108,6 +1155,7 @@ net::Awaitable<void> Srm::shutdown_task(std::function<void()> then) {
     send_heartbeat();
   }
   tick_timer_->cancel();
+  heartbeat_timer_->cancel();
   then();
 }
 

@@ -101,6 +101,7 @@ class Srm final : public admin::Backend, public muc::ClusterSink {
 
   net::Awaitable<void> run();
   net::Awaitable<void> tick();
+  net::Awaitable<void> heartbeat_loop();
   net::Awaitable<void> evaluate();
   net::Awaitable<bool> take_over(std::string partition, Reason reason, bool handed);
   net::Awaitable<void> fail_over(Reason reason, bool admin);
@@ -180,6 +181,7 @@ class Srm final : public admin::Backend, public muc::ClusterSink {
   std::map<std::string, CtlReply> ctl_pending_;
   std::map<std::uint64_t, std::pair<xmpp::XmlElement, muc::Completion>> in_flight_;  // data
   std::unique_ptr<boost::asio::steady_timer> tick_timer_;
+  std::unique_ptr<boost::asio::steady_timer> heartbeat_timer_;
 };
 
 }  // namespace tc::broker::ha

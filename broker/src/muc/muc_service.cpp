@@ -725,6 +725,14 @@ void MucService::dispatch_from_peer(XmlElement stanza, Jid from, Completion done
     if (type.empty() && !to->resource().empty()) {
       peer_joins_[to->bare_str()].insert(from.str());
     } else if (type == "unavailable") {
+      // A full JID lives on one node at a time: when it has joined from a session here, the
+      // peer's leave is its old session's (closed by a move) and must not remove the new one.
+      if (auto it = local_joins_.find(to->bare_str());
+          it != local_joins_.end() && it->second.count(from.str()) > 0) {
+        spdlog::debug("muc: ignoring a stale leave of {} from {} relayed by the peer", from.str(),
+                      to->bare_str());
+        return;
+      }
       if (auto it = peer_joins_.find(to->bare_str()); it != peer_joins_.end()) {
         it->second.erase(from.str());
       }
@@ -744,6 +752,9 @@ void MucService::deliver_from_peer(const Jid& to, Wire wire) {
 }
 
 void MucService::peer_occupant_gone(const std::string& room, const std::string& real) {
+  if (auto jid = Jid::parse(room); view_ != nullptr && jid && hosted_here(*view_->get(), *jid)) {
+    return;  // the room lives here now: the peer's old copy of it speaks for nobody
+  }
   std::lock_guard lock(ha_mu_);
   if (auto it = local_joins_.find(room); it != local_joins_.end()) {
     it->second.erase(real);
