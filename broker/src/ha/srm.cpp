@@ -230,6 +230,10 @@ net::Awaitable<void> Srm::tick() {
         return s.renew_lease(f, ttl);
       };
       auto renewed = co_await store_.async_call(std::move(job), asio::use_awaitable);
+      if (const auto took = steady_clock::now() - sent; took > settings_.heartbeat_timeout / 4) {
+        spdlog::warn("srm: renewing the lease on partition {} took {} ms", partition,
+                     ms(std::chrono::duration_cast<std::chrono::milliseconds>(took)));
+      }
       auto it = held_.find(partition);
       if (renewed) {
         renewed_any = true;
@@ -287,6 +291,10 @@ net::Awaitable<void> Srm::tick() {
 
   if (!busy_) {
     co_await evaluate();
+  }
+  if (const auto took = steady_clock::now() - now; took > settings_.heartbeat_timeout / 2) {
+    spdlog::warn("srm: one SRM tick took {} ms",
+                 ms(std::chrono::duration_cast<std::chrono::milliseconds>(took)));
   }
 }
 

@@ -1259,8 +1259,19 @@ class SociStore final : public Store {
 
   /// Two broker processes share one SQLite file: WAL lets readers run beside the single writer,
   /// busy_timeout makes a writer wait for the other process instead of failing at once.
-  void configure_sqlite(soci::session& sql) const {
-    sql << "PRAGMA busy_timeout = " + std::to_string(sqlite_.busy_timeout_ms);
+  void configure_sqlite(soci::session& sql) {
+    if (flavor_ == Flavor::Sqlite) {
+      // SQLite's own busy handler backs off to 100 ms sleeps, and a waiter that sleeps loses
+      // the lock to whoever asks meanwhile: under a write burst of the other node (or of this
+      // node's room store) a short transaction such as an SRM lease renewal could wait for
+      // seconds. Polling every millisecond keeps the wait close to the lock's real holding
+      // time. Same limit as busy_timeout.
+      auto* backend = static_cast<soci::sqlite3_session_backend*>(sql.get_backend());
+      busy_.timeout = std::chrono::milliseconds(sqlite_.busy_timeout_ms);
+      sqlite3_busy_handler(backend->conn_, &SociStore::on_busy, &busy_);
+    } else {
+      sql << "PRAGMA busy_timeout = " + std::to_string(sqlite_.busy_timeout_ms);
+    }
     std::string mode;
     Query wal(sql);
     wal.into(mode).start("PRAGMA journal_mode = WAL");
@@ -1360,10 +1371,28 @@ class SociStore final : public Store {
     return Errc::QueryFailed;
   }
 
+  struct BusyWait {
+    std::chrono::milliseconds timeout{0};
+    std::chrono::steady_clock::time_point since{};
+  };
+  /// sqlite3_busy_handler callback: `count` is 0 on the first retry of one lock wait.
+  static int on_busy(void* arg, int count) {
+    auto* wait = static_cast<BusyWait*>(arg);
+    const auto now = std::chrono::steady_clock::now();
+    if (count == 0) {
+      wait->since = now;
+    } else if (now - wait->since >= wait->timeout) {
+      return 0;  // SQLITE_BUSY to the caller: "database is locked"
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+    return 1;
+  }
+
   Flavor flavor_;
   std::string connect_string_;  // ODBC only
   std::string redacted_;
   SqliteOptions sqlite_;
+  BusyWait busy_;
   Dialect dialect_ = Dialect::Sqlite;
   bool dialect_known_ = true;
   std::unique_ptr<soci::session> sql_;
