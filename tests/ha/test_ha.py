@@ -443,6 +443,10 @@ class Drills(HaTestCase):
             # whose occupants are all on the other node cannot either before the link is.
             start = max(start, report["time_fault_cleared_ms"])
         self.assertLessEqual(report["time_to_rooms_available_ms"] - start, 2000, printable)
+        # Every room node1 hosted (not only the chatted-in sample) answers again.
+        self.assertGreater(report["rooms_on_failed_node"], 0, printable)
+        self.assertEqual(report["rooms_never_answered"], 0, printable)
+        self.assertLessEqual(report["time_to_all_rooms_answer_ms"] - start, 2000, printable)
         return report
 
     def test_drill_sigkill(self):

@@ -105,6 +105,26 @@ class Detection(unittest.TestCase):
             node2__state="Running in Failed Mode")))
 
 
+class Probe(unittest.TestCase):
+    def test_every_room_answered(self):
+        r = drill.probe_summary(["a", "b", "c"], {"a": 10.5, "b": 11.0, "c": 10.2}, 10.0)
+        self.assertEqual(r["rooms_on_failed_node"], 3)
+        self.assertEqual(r["time_to_all_rooms_answer_ms"], 1000.0)
+        self.assertEqual(r["rooms_answered_median_ms"], 500.0)
+        self.assertEqual(r["rooms_never_answered"], 0)
+
+    def test_a_room_that_never_answers_leaves_no_time(self):
+        r = drill.probe_summary(["a", "b"], {"a": 10.5}, 10.0)
+        self.assertIsNone(r["time_to_all_rooms_answer_ms"])
+        self.assertEqual(r["rooms_never_answered"], 1)
+        self.assertEqual(r["rooms_never_answered_samples"], ["b"])
+
+    def test_no_rooms(self):
+        r = drill.probe_summary([], {}, 10.0)
+        self.assertIsNone(r["time_to_all_rooms_answer_ms"])
+        self.assertEqual(r["rooms_never_answered"], 0)
+
+
 class States(unittest.TestCase):
     def test_expected(self):
         self.assertTrue(drill.states_ok("sigkill", {

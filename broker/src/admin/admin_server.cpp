@@ -44,13 +44,6 @@ constexpr auto kBackendTimeout = std::chrono::seconds(30);
 using HttpRequest = http::request<http::string_body>;
 using HttpResponse = http::response<http::string_body>;
 
-Response error_response(unsigned status, std::string message) {
-  Response r;
-  r.status = status;
-  r.body = boost::json::object{{"error", std::move(message)}};
-  return r;
-}
-
 bool constant_time_equal(std::string_view a, std::string_view b) {
   // Compare digests so that neither the content nor the length leaks through timing.
   unsigned char da[SHA256_DIGEST_LENGTH];
@@ -79,6 +72,19 @@ struct PendingAnswer {
 };
 
 }  // namespace
+
+Response error_response(unsigned status, std::string message) {
+  Response r;
+  r.status = status;
+  r.body = boost::json::object{{"error", std::move(message)}};
+  return r;
+}
+
+Response ok_response(std::string message) {
+  Response r;
+  r.body = boost::json::object{{"ok", true}, {"message", std::move(message)}};
+  return r;
+}
 
 struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   Impl(asio::any_io_executor ex, const Config& cfg, Backend& be)

@@ -29,6 +29,11 @@ struct Response {
   std::string content_type;
 };
 
+/// {"error": message} with an HTTP error status.
+Response error_response(unsigned status, std::string message);
+/// 200 {"ok": true, "message": message}.
+Response ok_response(std::string message);
+
 using Respond = std::function<void(Response)>;
 
 /// What the admin API serves (implemented by SRM). Called on the control executor; may

@@ -586,15 +586,8 @@ net::Awaitable<void> Srm::fail_over(Reason reason, bool admin) {
   ctl.set_attr("op", "adopt").set_attr("partition", self_);
   ctl.set_attr("reason", std::string(to_string(reason)));
   ctl.set_attr("handed", transferred ? "1" : "0");
-  auto done = std::make_shared<asio::steady_timer>(control_, steady_clock::time_point::max());
-  auto result = std::make_shared<std::pair<bool, std::string>>(false, "no answer from the peer");
-  send_ctl(ctl, [done, result](bool ok, std::string error, const XmlElement&) {
-    *result = {ok, std::move(error)};
-    done->cancel();
-  });
-  done->expires_after(settings_.heartbeat_timeout * 2 + std::chrono::seconds(5));
-  co_await done->async_wait(net::kAsTuple);
-  if (result->first) {
+  const CtlResult result = co_await await_ctl(std::move(ctl));
+  if (result.ok) {
     holders_[self_] = peer_;
   }
   publish();
@@ -608,8 +601,8 @@ net::Awaitable<void> Srm::fail_over(Reason reason, bool admin) {
   } else {
     set_state(State::FailedOverServicesNotRunning, reason);
   }
-  if (!result->first) {
-    spdlog::error("srm: the peer did not confirm the takeover: {}", result->second);
+  if (!result.ok) {
+    spdlog::error("srm: the peer did not confirm the takeover: {}", result.error);
   }
   busy_ = false;
 }
@@ -621,28 +614,14 @@ net::Awaitable<void> Srm::fall_back(Reason reason) {
   XmlElement ctl("ctl", std::string(kSrmNs));
   ctl.set_attr("op", "release").set_attr("partition", self_);
   ctl.set_attr("reason", std::string(to_string(reason)));
-  auto done = std::make_shared<asio::steady_timer>(control_, steady_clock::time_point::max());
-  struct Outcome {
-    bool ok = false;
-    std::string error = "no answer from the peer";
-    std::int64_t epoch = 0;
-  };
-  auto result = std::make_shared<Outcome>();
-  send_ctl(ctl, [done, result](bool ok, std::string error, const XmlElement& reply) {
-    result->ok = ok;
-    result->error = std::move(error);
-    result->epoch = std::atoll(std::string(reply.attr("epoch")).c_str());
-    done->cancel();
-  });
-  done->expires_after(settings_.heartbeat_timeout * 2 + std::chrono::seconds(5));
-  co_await done->async_wait(net::kAsTuple);
-  if (!result->ok) {
-    spdlog::error("srm: fallback failed: {}", result->error);
+  const CtlResult result = co_await await_ctl(std::move(ctl));
+  if (!result.ok) {
+    spdlog::error("srm: fallback failed: {}", result.error);
     set_state(State::RunningInFailedMode, Reason::UserMoveFailedDuringTakeback);
     busy_ = false;
     co_return;
   }
-  held_[self_] = {result->epoch, steady_clock::now()};
+  held_[self_] = {std::atoll(std::string(result.reply.attr("epoch")).c_str()), steady_clock::now()};
   holders_[self_] = self_;
   // SPEC.md section 4: the fallback restarts the primary's critical services.
   for (const Service sv : kServices) {
@@ -922,6 +901,31 @@ void Srm::send_ctl(XmlElement ctl, CtlReply reply) {
       r(false, "the peer did not answer in time", XmlElement());
     }
   });
+}
+
+net::Awaitable<Srm::CtlResult> Srm::await_ctl(XmlElement ctl) {
+  // send_ctl answers exactly once, at the latest when its own timeout fires; this timer only
+  // bounds the wait should that ever not happen.
+  auto done = std::make_shared<asio::steady_timer>(control_, steady_clock::time_point::max());
+  auto result = std::make_shared<CtlResult>();
+  auto answered = std::make_shared<bool>(false);
+  send_ctl(std::move(ctl),
+           [done, result, answered](bool ok, std::string error, const XmlElement& reply) {
+             result->ok = ok;
+             result->error = ok || !error.empty() ? std::move(error)
+                                                  : std::string("the peer refused (no reason)");
+             result->reply = reply;
+             *answered = true;
+             done->cancel();
+           });
+  if (!*answered) {
+    done->expires_after(settings_.heartbeat_timeout * 2 + std::chrono::seconds(5));
+    co_await done->async_wait(net::kAsTuple);
+  }
+  if (!*answered) {
+    result->error = "no answer from the peer";
+  }
+  co_return std::move(*result);
 }
 
 void Srm::reply_ctl(const std::string& id, bool ok, const std::string& error, unsigned status) {

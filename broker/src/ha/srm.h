@@ -127,6 +127,13 @@ class Srm final : public admin::Backend, public muc::ClusterSink {
   void reply_ctl(const std::string& id, bool ok, const std::string& error, unsigned status = 409);
   using CtlReply = std::function<void(bool ok, std::string error, const xmpp::XmlElement&)>;
   void send_ctl(xmpp::XmlElement ctl, CtlReply reply);
+  struct CtlResult {
+    bool ok = false;
+    std::string error;  // the peer's message, or why there was no answer
+    xmpp::XmlElement reply;
+  };
+  /// send_ctl as a coroutine: the peer's ctl-reply, or why there was none.
+  net::Awaitable<CtlResult> await_ctl(xmpp::XmlElement ctl);
   bool peer_alive() const;
   bool service_running(Service s) const;
   std::string service_status(Service s) const;

@@ -18,18 +18,8 @@ namespace {
 
 constexpr std::string_view kSrmNs = "urn:tcbroker:srm:1";
 
-admin::Response error_response(unsigned status, std::string message) {
-  admin::Response r;
-  r.status = status;
-  r.body = json::object{{"error", std::move(message)}};
-  return r;
-}
-
-admin::Response ok_response(std::string message) {
-  admin::Response r;
-  r.body = json::object{{"ok", true}, {"message", std::move(message)}};
-  return r;
-}
+using admin::error_response;
+using admin::ok_response;
 
 std::string body_string(const json::value& body, std::string_view key) {
   if (const auto* o = body.if_object()) {
@@ -335,6 +325,9 @@ void Srm::admin_action(const std::string& action, const std::string& node,
       } else {
         unsigned status =
             static_cast<unsigned>(std::atoi(std::string(reply.attr("status")).c_str()));
+        if (error.empty()) {
+          error = node + " refused " + action + " without saying why (see its log)";
+        }
         respond(error_response(status >= 400 ? status : 502, error));
       }
     });
