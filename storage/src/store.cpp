@@ -16,6 +16,31 @@ namespace tc::storage {
 boost::system::error_code Store::unsupported() {
   return make_error_code(Errc::Unsupported);
 }
+
+Result<std::vector<RoomBundle>> Store::load_rooms(std::span<const std::string> room_jids,
+                                                  std::size_t max_history) {
+  std::vector<RoomBundle> out;
+  out.reserve(room_jids.size());
+  for (const std::string& jid : room_jids) {
+    auto room = load_room(jid);
+    if (!room) {
+      if (room.error() == Errc::NotFound) {
+        continue;
+      }
+      return room.error();
+    }
+    auto affiliations = load_affiliations(jid);
+    if (!affiliations) {
+      return affiliations.error();
+    }
+    auto recent = recent_messages(jid, max_history);
+    if (!recent) {
+      return recent.error();
+    }
+    out.push_back({std::move(*room), std::move(*affiliations), std::move(*recent)});
+  }
+  return out;
+}
 namespace {
 
 bool iequals_prefix(std::string_view text, std::string_view prefix) {

@@ -548,10 +548,12 @@ net::Awaitable<bool> Srm::take_over(std::string partition, Reason reason, bool h
   publish();
   if (foreign) {
     // The peer is gone or has handed over: its users leave our rooms, ours stay in its
-    // rooms, which load here from the database on the first (replayed) join.
+    // rooms, which all load here from the database at once (joins replayed meanwhile wait
+    // for their room's batch).
     if (!handed) {
       server_.muc->drop_peer_occupants();
     }
+    server_.muc->preload_partition(partition);
     server_.muc->replay_joins(partition);
     spdlog::warn("srm: took over partition {} at epoch {} ({})", partition, acquired->epoch,
                  to_string(reason));
@@ -623,6 +625,7 @@ net::Awaitable<void> Srm::fall_back(Reason reason) {
   }
   held_[self_] = {std::atoll(std::string(result.reply.attr("epoch")).c_str()), steady_clock::now()};
   holders_[self_] = self_;
+  server_.muc->preload_partition(self_);
   // SPEC.md section 4: the fallback restarts the primary's critical services.
   for (const Service sv : kServices) {
     if (stopped_[static_cast<int>(sv)]) {

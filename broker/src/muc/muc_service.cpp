@@ -61,7 +61,7 @@ class MucService::ShardRooms final : public RoomHost {
       it = rooms_.emplace(key, Entry{}).first;
       it->second.loading = true;
       it->second.waiting.push_back({std::move(stanza), std::move(from), std::move(done)});
-      load(room_jid);
+      request_load(key);
       return;
     }
     if (it->second.loading) {
@@ -260,6 +260,20 @@ class MucService::ShardRooms final : public RoomHost {
     }
   }
 
+  /// On the shard: loads these rooms (this shard's share of a partition it now hosts);
+  /// rooms already loaded or loading are skipped.
+  void preload(std::vector<std::string> keys) {
+    std::size_t queued = 0;
+    for (auto& key : keys) {
+      if (rooms_.count(key) == 0) {
+        rooms_.emplace(key, Entry{}).first->second.loading = true;
+        request_load(key);
+        ++queued;
+      }
+    }
+    spdlog::debug("muc: {} rooms queued for loading on this shard", queued);
+  }
+
   void evict_all() {
     for (auto& [key, entry] : rooms_) {
       if (entry.room) {
@@ -281,28 +295,66 @@ class MucService::ShardRooms final : public RoomHost {
     bool loading = false;
     std::vector<Pending> waiting;
   };
+  std::deque<std::string> load_queue_;  // rooms whose entry is loading, in request order
+  bool load_in_flight_ = false;
 
-  void load(const Jid& room_jid) {
+  /// Queues a room whose entry is loading. Loads run one batch at a time per shard, so a
+  /// burst (a takeover's preload, the replayed joins of thousands of rooms) costs a few set
+  /// queries per 256 rooms instead of three round trips per room, and the shard's other
+  /// store jobs (archive appends of rooms that are up) interleave with the batches.
+  void request_load(const std::string& key) {
+    load_queue_.push_back(key);
+    if (!load_in_flight_) {
+      load_in_flight_ = true;
+      // Posted: stanzas already queued on this shard join the same batch.
+      asio::post(shard_.executor(), [this] { load_next_batch(); });
+    }
+  }
+
+  void load_next_batch() {
+    constexpr std::size_t kBatch = 256;
+    if (load_queue_.empty()) {
+      load_in_flight_ = false;
+      return;
+    }
+    std::vector<std::string> batch;
+    while (!load_queue_.empty() && batch.size() < kBatch) {
+      batch.push_back(std::move(load_queue_.front()));
+      load_queue_.pop_front();
+    }
     const std::size_t max_history = service_.config_.muc_max_history;
-    auto job = [key = room_jid.bare_str(), max_history](storage::Store& s) -> Result<Room::Loaded> {
-      auto record = s.load_room(key);
-      if (!record) {
-        return record.error();
-      }
-      auto affiliations = s.load_affiliations(key);
-      if (!affiliations) {
-        return affiliations.error();
-      }
-      auto recent = s.recent_messages(key, max_history);
-      if (!recent) {
-        return recent.error();
-      }
-      return Room::Loaded{std::move(*record), std::move(*affiliations), std::move(*recent)};
-    };
+    auto job = [batch, max_history](storage::Store& s) { return s.load_rooms(batch, max_history); };
     shard_.store().async_call(
         std::move(job),
-        asio::bind_executor(shard_.executor(), [this, room_jid](Result<Room::Loaded> loaded) {
-          on_loaded(room_jid, std::move(loaded));
+        asio::bind_executor(shard_.executor(), [this, batch = std::move(batch)](
+                                                   Result<std::vector<storage::RoomBundle>> got) {
+          std::map<std::string, Room::Loaded> found;
+          if (got) {
+            for (auto& b : *got) {
+              std::string key = b.room.jid;
+              found.emplace(
+                  std::move(key),
+                  Room::Loaded{std::move(b.room), std::move(b.affiliations), std::move(b.recent)});
+            }
+          }
+          for (const std::string& key : batch) {
+            auto jid = Jid::parse(key);
+            if (!jid) {
+              rooms_.erase(key);
+              continue;
+            }
+            if (!got) {
+              on_loaded(*jid, got.error());
+              continue;
+            }
+            auto it = found.find(key);
+            if (it == found.end()) {
+              on_loaded(*jid, make_error_code(storage::Errc::NotFound));
+            } else {
+              on_loaded(*jid, std::move(it->second));
+            }
+          }
+          load_next_batch();
         }));
   }
 
@@ -409,13 +461,17 @@ MucService::MucService(const Config& config, std::vector<Shard*> shards, Router&
 
 MucService::~MucService() = default;
 
-MucService::ShardRooms& MucService::rooms_for(const Jid& room) {
+std::size_t MucService::shard_index(const Jid& room) const {
   // A stable hash (FNV-1a), so a room's shard does not depend on the standard library.
   std::uint64_t h = 1469598103934665603ULL;
   for (const char c : room.bare_str()) {
     h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
   }
-  return *shards_[h % shards_.size()];
+  return static_cast<std::size_t>(h % shards_.size());
+}
+
+MucService::ShardRooms& MucService::rooms_for(const Jid& room) {
+  return *shards_[shard_index(room)];
 }
 
 void MucService::dispatch(XmlElement stanza, Jid from, Completion done) {
@@ -775,6 +831,47 @@ void MucService::release_partition(const std::string& partition, std::function<v
       }
     });
   }
+}
+
+void MucService::preload_partition(const std::string& partition) {
+  if (view_ == nullptr) {
+    return;
+  }
+  ShardRooms& first = *shards_.front();
+  auto job = [](storage::Store& s) { return s.list_rooms(); };
+  first.shard().store().async_call(
+      std::move(job),
+      asio::bind_executor(
+          first.shard().executor(),
+          [this, partition](Result<std::vector<storage::RoomRecord>> rooms) {
+            if (!rooms) {
+              spdlog::warn("muc: cannot list the rooms of partition {} ({}); they load on demand",
+                           partition, rooms.error().message());
+              return;
+            }
+            const auto view = view_->get();
+            std::vector<std::vector<std::string>> per_shard(shards_.size());
+            std::size_t count = 0;
+            for (auto& r : *rooms) {
+              auto jid = Jid::parse(r.jid);
+              if (!jid || view->room_partition(r.jid) != partition || !hosted_here(*view, *jid)) {
+                continue;
+              }
+              per_shard[shard_index(*jid)].push_back(std::move(r.jid));
+              ++count;
+            }
+            spdlog::info("muc: loading the {} rooms of partition {}", count, partition);
+            for (std::size_t i = 0; i < shards_.size(); ++i) {
+              if (per_shard[i].empty()) {
+                continue;
+              }
+              ShardRooms* rooms_here = shards_[i].get();
+              asio::post(rooms_here->shard().executor(),
+                         [rooms_here, keys = std::move(per_shard[i])]() mutable {
+                           rooms_here->preload(std::move(keys));
+                         });
+            }
+          }));
 }
 
 void MucService::replay_joins(const std::string& partition) {

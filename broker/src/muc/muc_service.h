@@ -100,6 +100,10 @@ class MucService {
   /// Unloads the rooms of `partition` without telling their occupants (they stay joined;
   /// their joins are replayed to the new host), then calls `then` on some shard.
   void release_partition(const std::string& partition, std::function<void()> then);
+  /// This node now hosts `partition` (takeover, fallback): loads all its rooms from the
+  /// database at once (configuration, affiliations, subject, recent history), in batches,
+  /// instead of one load per room on its first stanza.
+  void preload_partition(const std::string& partition);
   /// Replays the joins of local users in the rooms of `partition` (after it moved), so that
   /// they stay occupants on the room's new host. History is not sent again.
   void replay_joins(const std::string& partition);
@@ -127,6 +131,7 @@ class MucService {
   class ShardRooms;
   void dispatch(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
   void on_service_stanza(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
+  std::size_t shard_index(const xmpp::Jid& room) const;
   ShardRooms& rooms_for(const xmpp::Jid& room);
   void schedule_retention();
   void dispatch_here(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);

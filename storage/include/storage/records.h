@@ -86,6 +86,13 @@ struct ArchivedMessage {
   UnixMillis created_at = 0;
 };
 
+/// A room with everything a node needs to host it (Store::load_rooms).
+struct RoomBundle {
+  RoomRecord room;
+  std::vector<AffiliationRecord> affiliations;  ///< sorted by user JID
+  std::vector<ArchivedMessage> recent;          ///< the newest messages, oldest first
+};
+
 /// An archive query (XEP-0313 + XEP-0059). Paging cursors are stanza ids.
 struct ArchiveQuery {
   std::string room_jid;

@@ -50,6 +50,13 @@ class Store {
   /// Deletes the room, its affiliations and its archive. NotFound. Fenced when `fence` is set.
   virtual Result<void> delete_room(std::string_view room_jid, const Fence* fence = nullptr) = 0;
 
+  /// Many rooms at once, each with its affiliations and its newest `max_history` messages
+  /// (not joins/leaves), in the order of `room_jids`; rooms that do not exist are left out.
+  /// A takeover loads the peer's rooms with it. The default calls load_room,
+  /// load_affiliations and recent_messages per room; backends answer in a few set queries.
+  virtual Result<std::vector<RoomBundle>> load_rooms(std::span<const std::string> room_jids,
+                                                     std::size_t max_history);
+
   /// Sets one affiliation; Affiliation::None removes the row.
   virtual Result<void> set_affiliation(const AffiliationRecord& record) = 0;
   virtual Result<std::vector<AffiliationRecord>> load_affiliations(std::string_view room_jid) = 0;

@@ -2,7 +2,9 @@
 // PostgreSQL backend on libpqxx 6.4. Every pqxx exception is caught in guarded() and converted to
 // a storage::Errc; none leaves this file.
 #include <algorithm>
+#include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -90,6 +92,26 @@ RoomRecord read_room(const pqxx::row& row) {
   room.host_node = row[6].as<std::string>();
   room.created_at = row[7].as<long long>();
   return room;
+}
+
+/// A text[] literal for `= ANY($1::text[])` (libpqxx 6 has no array parameters).
+std::string text_array(std::span<const std::string> items) {
+  std::string out = "{";
+  for (const std::string& item : items) {
+    if (out.size() > 1) {
+      out += ',';
+    }
+    out += '"';
+    for (const char ch : item) {
+      if (ch == '"' || ch == '\\') {
+        out += '\\';
+      }
+      out += ch;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
 }
 
 ArchivedMessage read_message(const pqxx::row& row) {
@@ -324,6 +346,74 @@ class PgStore final : public Store {
         return make_error_code(Errc::NotFound);
       }
       return read_room(rows[0]);
+    });
+  }
+
+  Result<std::vector<RoomBundle>> load_rooms(std::span<const std::string> room_jids,
+                                             std::size_t max_history) override {
+    if (room_jids.empty()) {
+      return std::vector<RoomBundle>{};
+    }
+    return guarded("load_rooms", [&](pqxx::connection& c) -> Result<std::vector<RoomBundle>> {
+      // One snapshot, three set queries, whatever the number of rooms.
+      pqxx::read_transaction tx{c};
+      const std::string jids = text_array(room_jids);
+      const pqxx::result rooms = tx.exec_params(
+          std::string("SELECT ") + kRoomColumns + " FROM tc_rooms WHERE jid = ANY($1::text[])",
+          jids);
+      std::map<std::string, RoomBundle> by_jid;
+      for (const auto& row : rooms) {
+        RoomRecord room = read_room(row);
+        std::string key = room.jid;
+        by_jid[std::move(key)].room = std::move(room);
+      }
+      const pqxx::result affiliations = tx.exec_params(
+          "SELECT room_jid, user_jid, affiliation, reason, nick FROM tc_room_affiliations "
+          "WHERE room_jid = ANY($1::text[]) ORDER BY room_jid, user_jid",
+          jids);
+      for (const auto& row : affiliations) {
+        auto it = by_jid.find(row[0].as<std::string>());
+        if (it == by_jid.end()) {
+          continue;
+        }
+        AffiliationRecord rec;
+        rec.room_jid = it->first;
+        rec.user_jid = row[1].as<std::string>();
+        const auto aff = codec::parse_affiliation(row[2].c_str());
+        if (!aff) {
+          throw std::runtime_error("unknown affiliation " + row[2].as<std::string>());
+        }
+        rec.affiliation = *aff;
+        rec.reason = row[3].as<std::string>();
+        rec.nick = row[4].as<std::string>();
+        it->second.affiliations.push_back(std::move(rec));
+      }
+      if (max_history > 0) {
+        // Per room, the newest messages through the (room_jid, seq) index.
+        const pqxx::result recent = tx.exec_params(
+            std::string("SELECT m.* FROM unnest($1::text[]) AS r(jid) CROSS JOIN LATERAL "
+                        "(SELECT ") +
+                kArchiveColumns +
+                " FROM tc_archive WHERE room_jid = r.jid AND kind NOT IN ('join', 'leave') "
+                "ORDER BY seq DESC LIMIT $2) m ORDER BY m.room_jid, m.seq",
+            jids, static_cast<long long>(max_history));
+        for (const auto& row : recent) {
+          ArchivedMessage m = read_message(row);
+          if (auto it = by_jid.find(m.room_jid); it != by_jid.end()) {
+            it->second.recent.push_back(std::move(m));
+          }
+        }
+      }
+      tx.commit();
+      std::vector<RoomBundle> out;
+      out.reserve(by_jid.size());
+      for (const std::string& jid : room_jids) {
+        if (auto it = by_jid.find(jid); it != by_jid.end()) {
+          out.push_back(std::move(it->second));
+          by_jid.erase(it);
+        }
+      }
+      return out;
     });
   }
 

@@ -592,6 +592,55 @@ TEST_P(StoreTest, RecentMessagesAreTheNewestOldestFirst) {
   EXPECT_TRUE(store_->recent_messages(kOtherRoom, 5)->empty());
 }
 
+TEST_P(StoreTest, LoadRoomsBundlesManyRoomsInTheirOrder) {
+  migrate();
+  // A room JID with a quote and a backslash: the PostgreSQL backend passes an array literal.
+  const std::string odd = "we\"ird\\room@conference.example.com";
+  for (const std::string& jid : {std::string(kRoom), std::string(kOtherRoom), odd}) {
+    RoomRecord room;
+    room.jid = jid;
+    room.subject = "about " + jid;
+    ASSERT_TRUE(store_->save_room(room));
+  }
+  ASSERT_TRUE(store_->set_affiliation(
+      {std::nullopt, std::string(kRoom), "carol@example.com", Affiliation::Member, "", "cc"}));
+  ASSERT_TRUE(store_->set_affiliation(
+      {std::nullopt, std::string(kRoom), "alice@example.com", Affiliation::Owner, "", ""}));
+  ASSERT_TRUE(
+      store_->set_affiliation({std::nullopt, odd, "bob@example.com", Affiliation::Admin, "", ""}));
+  append(30);
+  append(3, 1, kOtherRoom);
+  const std::vector<NewMessage> presence = {message(kRoom, "j1", "odd", 2000, "join")};
+  ASSERT_TRUE(store_->append_messages(presence));
+
+  const std::vector<std::string> wanted = {odd, "missing@conference.example.com",
+                                           std::string(kRoom), std::string(kOtherRoom)};
+  auto bundles = store_->load_rooms(wanted, 5);
+  ASSERT_TRUE(bundles) << bundles.error().message();
+  ASSERT_EQ(bundles->size(), 3u);  // the missing room is left out
+  EXPECT_EQ((*bundles)[0].room.jid, odd);
+  EXPECT_EQ((*bundles)[0].room.subject, "about " + odd);
+  ASSERT_EQ((*bundles)[0].affiliations.size(), 1u);
+  EXPECT_EQ((*bundles)[0].affiliations[0].room_jid, odd);
+  EXPECT_TRUE((*bundles)[0].recent.empty());
+
+  const RoomBundle& main = (*bundles)[1];
+  EXPECT_EQ(main.room.jid, kRoom);
+  ASSERT_EQ(main.affiliations.size(), 2u);
+  EXPECT_EQ(main.affiliations[0].user_jid, "alice@example.com");
+  EXPECT_EQ(main.affiliations[1].nick, "cc");
+  EXPECT_THAT(ids(main.recent), ElementsAreArray(range(26, 30)));  // presence is not history
+
+  EXPECT_EQ((*bundles)[2].room.jid, kOtherRoom);
+  EXPECT_EQ((*bundles)[2].recent.size(), 3u);
+  EXPECT_TRUE((*bundles)[2].affiliations.empty());
+
+  auto without_history = store_->load_rooms(wanted, 0);
+  ASSERT_TRUE(without_history);
+  EXPECT_TRUE((*without_history)[1].recent.empty());
+  EXPECT_TRUE(store_->load_rooms({}, 5)->empty());
+}
+
 TEST_P(StoreTest, PurgeRemovesOlderMessages) {
   migrate();
   append(10);                 // created_at 1001..1010
