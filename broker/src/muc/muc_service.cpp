@@ -854,13 +854,16 @@ void MucService::preload_partition(const std::string& partition) {
             std::size_t count = 0;
             for (auto& r : *rooms) {
               auto jid = Jid::parse(r.jid);
-              if (!jid || view->room_partition(r.jid) != partition || !hosted_here(*view, *jid)) {
+              // Temporary rooms load on demand (a replayed join): loaded empty, nobody would
+              // ever destroy them.
+              if (!r.persistent || !jid || view->room_partition(r.jid) != partition ||
+                  !hosted_here(*view, *jid)) {
                 continue;
               }
               per_shard[shard_index(*jid)].push_back(std::move(r.jid));
               ++count;
             }
-            spdlog::info("muc: loading the {} rooms of partition {}", count, partition);
+            spdlog::info("muc: loading the {} persistent rooms of partition {}", count, partition);
             for (std::size_t i = 0; i < shards_.size(); ++i) {
               if (per_shard[i].empty()) {
                 continue;

@@ -100,7 +100,7 @@ class MucService {
   /// Unloads the rooms of `partition` without telling their occupants (they stay joined;
   /// their joins are replayed to the new host), then calls `then` on some shard.
   void release_partition(const std::string& partition, std::function<void()> then);
-  /// This node now hosts `partition` (takeover, fallback): loads all its rooms from the
+  /// This node now hosts `partition` (takeover, fallback): loads all its persistent rooms from the
   /// database at once (configuration, affiliations, subject, recent history), in batches,
   /// instead of one load per room on its first stanza.
   void preload_partition(const std::string& partition);
