@@ -447,6 +447,10 @@ class Drills(HaTestCase):
         self.assertGreater(report["rooms_on_failed_node"], 0, printable)
         self.assertEqual(report["rooms_never_answered"], 0, printable)
         self.assertLessEqual(report["time_to_all_rooms_answer_ms"] - start, 2000, printable)
+        if fault not in ("db-stop", "link-cut"):
+            # node1's rooms moved: every one of them is live on node2 (the takeover loads
+            # them all), not only those someone asked for.
+            self.assertIsNotNone(report["time_to_all_rooms_loaded_ms"], printable)
         return report
 
     def test_drill_sigkill(self):
