@@ -579,8 +579,8 @@ void Session::on_bind(const XmlElement& iq) {
           if (auto it = view->client_endpoints.find(holder); it != view->client_endpoints.end()) {
             endpoint = it->second;
           }
-          send(make_error_reply(iq, ErrorType::Wait, "resource-constraint",
-                                "this node does not serve you now"));
+          // Only the stream error: a client whose bind fails first (slixmpp raises on the
+          // IQ error) never reads the see-other-host behind it.
           stream_error(endpoint.empty() ? "reset" : "see-other-host", server_.relogin_text(holder),
                        endpoint, server_.relogin_xml());
           return;
