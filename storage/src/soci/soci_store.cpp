@@ -1264,7 +1264,7 @@ class SociStore final : public Store {
       // SQLite's own busy handler backs off to 100 ms sleeps, and a waiter that sleeps loses
       // the lock to whoever asks meanwhile: under a write burst of the other node (or of this
       // node's room store) a short transaction such as an SRM lease renewal could wait for
-      // seconds. Polling every millisecond keeps the wait close to the lock's real holding
+      // seconds. Polling every 0.5 ms keeps the wait close to the lock's real holding
       // time. Same limit as busy_timeout.
       auto* backend = static_cast<soci::sqlite3_session_backend*>(sql.get_backend());
       busy_.timeout = std::chrono::milliseconds(sqlite_.busy_timeout_ms);
