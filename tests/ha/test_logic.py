@@ -108,7 +108,7 @@ class Detection(unittest.TestCase):
 class Probe(unittest.TestCase):
     def test_every_room_answered(self):
         r = drill.probe_summary(["a", "b", "c"], {"a": 10.5, "b": 11.0, "c": 10.2}, 10.0)
-        self.assertEqual(r["rooms_on_failed_node"], 3)
+        self.assertEqual(r["rooms_probed"], 3)
         self.assertEqual(r["time_to_all_rooms_answer_ms"], 1000.0)
         self.assertEqual(r["rooms_answered_median_ms"], 500.0)
         self.assertEqual(r["rooms_never_answered"], 0)
