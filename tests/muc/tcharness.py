@@ -116,10 +116,21 @@ def _run(argv, what, timeout=PROCESS_TIMEOUT, **kwargs):
     return done.stdout
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on now, and one this process has not handed out before:
+    the kernel may return a port it just gave for a probe again, and a pair takes six at once
+    (two nodes' client, admin and SRM ports) before any of them binds."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no free loopback port that was not handed out already")
 
 
 _tmp_root = None
