@@ -114,6 +114,21 @@ std::string text_array(std::span<const std::string> items) {
   return out;
 }
 
+/// user_jid, affiliation, reason, nick from column `first` on.
+AffiliationRecord read_affiliation(const pqxx::row& row, int first, std::string room_jid) {
+  AffiliationRecord rec;
+  rec.room_jid = std::move(room_jid);
+  rec.user_jid = row[first].as<std::string>();
+  const auto aff = codec::parse_affiliation(row[first + 1].c_str());
+  if (!aff) {
+    throw std::runtime_error("unknown affiliation " + row[first + 1].as<std::string>());
+  }
+  rec.affiliation = *aff;
+  rec.reason = row[first + 2].as<std::string>();
+  rec.nick = row[first + 3].as<std::string>();
+  return rec;
+}
+
 ArchivedMessage read_message(const pqxx::row& row) {
   ArchivedMessage m;
   m.seq = row[0].as<long long>();
@@ -376,17 +391,7 @@ class PgStore final : public Store {
         if (it == by_jid.end()) {
           continue;
         }
-        AffiliationRecord rec;
-        rec.room_jid = it->first;
-        rec.user_jid = row[1].as<std::string>();
-        const auto aff = codec::parse_affiliation(row[2].c_str());
-        if (!aff) {
-          throw std::runtime_error("unknown affiliation " + row[2].as<std::string>());
-        }
-        rec.affiliation = *aff;
-        rec.reason = row[3].as<std::string>();
-        rec.nick = row[4].as<std::string>();
-        it->second.affiliations.push_back(std::move(rec));
+        it->second.affiliations.push_back(read_affiliation(row, 1, it->first));
       }
       if (max_history > 0) {
         // Per room, the newest messages through the (room_jid, seq) index.
@@ -486,17 +491,7 @@ class PgStore final : public Store {
           std::vector<AffiliationRecord> out;
           out.reserve(rows.size());
           for (const auto& row : rows) {
-            AffiliationRecord rec;
-            rec.room_jid = std::string(room_jid);
-            rec.user_jid = row[0].as<std::string>();
-            const auto aff = codec::parse_affiliation(row[1].c_str());
-            if (!aff) {
-              throw std::runtime_error("unknown affiliation " + row[1].as<std::string>());
-            }
-            rec.affiliation = *aff;
-            rec.reason = row[2].as<std::string>();
-            rec.nick = row[3].as<std::string>();
-            out.push_back(std::move(rec));
+            out.push_back(read_affiliation(row, 0, std::string(room_jid)));
           }
           std::sort(out.begin(), out.end(),
                     [](const auto& a, const auto& b) { return a.user_jid < b.user_jid; });
