@@ -20,6 +20,7 @@
 #include "ha/srm.h"
 #include "net/session.h"
 #include "net/tokens.h"
+#include "net/user_routing.h"
 #include "server_context.h"
 #include "shard/shard.h"
 
@@ -243,14 +244,15 @@ struct Server::Impl {
     }
     std::size_t moved = 0;
     for (const auto& s : context.router.all()) {
-      const auto p = view->user_partition(s->jid().local());
-      if (p && *p == partition) {
+      if (partition.empty() || s->moved_in() == partition) {
         s->close_moved(endpoint, context.relogin_text(node), context.relogin_xml());
         ++moved;
       }
     }
     if (moved > 0) {
-      spdlog::info("moved {} session(s) of partition {} to {}", moved, partition,
+      spdlog::info("moved {} session(s) {} to {}", moved,
+                   partition.empty() ? std::string("of this node")
+                                     : "that came here with partition " + partition,
                    endpoint.empty() ? "(nobody yet)" : endpoint);
     }
   }
@@ -339,11 +341,20 @@ void Server::start() {
     impl_->move_users(p, e);
   };
   hooks.users_connected = [this] { return impl_->context.router.size(); };
+  hooks.deliver_user = [this](const xmpp::XmlElement& stanza, const xmpp::Jid& to, bool bounce) {
+    route_to_user(impl_->context, stanza, to, UserHop::Peer, bounce);
+  };
+  hooks.close_replaced = [this](const xmpp::Jid& full, const std::string& node) {
+    if (auto s = impl_->context.router.find(full)) {
+      s->close_with("conflict", "replaced by a new connection on " + node);
+    }
+  };
   impl_->srm = std::make_unique<ha::Srm>(impl_->control, impl_->context, *impl_->control_store,
                                          *impl_->cluster, std::move(hooks));
   impl_->srm->configure();
   if (impl_->srm->clustered()) {
     impl_->context.muc->attach_cluster(*impl_->cluster, *impl_->srm, impl_->srm->park_timeout());
+    impl_->context.router.attach_remote(impl_->srm.get());
   }
   if (!config.admin_token.empty() || !config.admin_token_file.empty()) {
     impl_->admin =

@@ -717,9 +717,24 @@ class Client:
         return stanza
 
     def send(self, xml):
-        """Sends raw XML (one stanza)."""
+        """Sends raw XML (one stanza). Returns False, sending nothing, when the connection is
+        already gone (the server was killed): slixmpp may notice the lost transport before its
+        "disconnected" event has run, so `disconnected` is settled here too and whatever the
+        caller awaits next fails at once with "the stream closed" instead of a stray
+        NotConnectedError. Kill-under-load tests check the return value and stop sending."""
         self.trace.append(f"{self.name} >> {xml}")
-        self.xmpp.send_raw(xml)
+        try:
+            self.xmpp.send_raw(xml)
+        except slixmpp.xmlstream.xmlstream.NotConnectedError:
+            self.trace.append(f"{self.name}: not sent, the connection is gone")
+            self._on_disconnected(None)
+            return False
+        return True
+
+    @property
+    def connected(self):
+        """False once the stream closed or the transport is gone."""
+        return not self.disconnected.done() and self.xmpp.transport is not None
 
     @classmethod
     def new_id(cls, prefix="t"):

@@ -112,6 +112,9 @@ constexpr KeyInfo kKeys[] = {
      "seconds between heartbeats to the peer; less than heartbeat_timeout (default 15)"},
     {"monitor_authentication", Kind::Bool,
      "true: the authentication service is a critical service too (default false)"},
+    {"redirect_users", Kind::Bool,
+     "true: a login on a node that is not the user's assigned one is sent there with "
+     "see-other-host (the vendor's behaviour); false: any node serves any user (default false)"},
 };
 
 const KeyInfo* find_key(std::string_view key) {
@@ -131,6 +134,8 @@ void apply(ClusterSettings& s, std::string_view key, const std::string& value) {
     s.auto_fallback = value == "true";
   } else if (key == "monitor_authentication") {
     s.monitor_authentication = value == "true";
+  } else if (key == "redirect_users") {
+    s.redirect_users = value == "true";
   } else {
     const auto ms = *parse_duration(value);
     if (key == "critical_service_down_delay") {
@@ -278,6 +283,7 @@ std::vector<std::pair<std::string, std::string>> ClusterSettings::to_pairs() con
       {"heartbeat_timeout", format_duration(heartbeat_timeout)},
       {"heartbeat_interval", format_duration(heartbeat_interval)},
       {"monitor_authentication", monitor_authentication ? "true" : "false"},
+      {"redirect_users", redirect_users ? "true" : "false"},
   };
 }
 

@@ -35,6 +35,10 @@ struct ClusterSettings {
   std::chrono::milliseconds heartbeat_timeout{60'000};
   std::chrono::milliseconds heartbeat_interval{15'000};
   bool monitor_authentication = false;
+  /// Opt-in: refuse a login on a node other than the user's assigned one with see-other-host.
+  /// Off by default: standard clients do not follow redirects, so any node serves any user
+  /// and the assignment only guides DNS, failover and the re-login hint (SPEC.md section 1).
+  bool redirect_users = false;
 
   /// Reads tc_settings; a missing key keeps its default. A stored value that does not parse
   /// is an error naming the key (storage::Errc::SchemaMismatch with `bad_key` set).

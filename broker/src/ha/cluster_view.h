@@ -31,9 +31,10 @@ struct ClusterSnapshot {
   std::map<std::string, Partition, std::less<>> partitions;
   std::map<std::string, std::string, std::less<>> client_endpoints;  ///< node -> "host:port"
   AssignmentMode mode = AssignmentMode::Balanced;
-  bool clustered = false;    ///< false: one node without a group; no fences, no link
-  bool peer_linked = false;  ///< the node-to-node link is up
-  bool muc_serving = true;   ///< the text-conference service runs here
+  bool clustered = false;       ///< false: one node without a group; no fences, no link
+  bool redirect_users = false;  ///< ClusterSettings::redirect_users
+  bool peer_linked = false;     ///< the node-to-node link is up
+  bool muc_serving = true;      ///< the text-conference service runs here
   bool router_serving = true;
 
   static std::uint64_t stable_hash(std::string_view text) {

@@ -2,6 +2,7 @@
 #include "ha/srm.h"
 
 #include <algorithm>
+#include <charconv>
 #include <random>
 
 #include <boost/asio/bind_executor.hpp>
@@ -162,6 +163,7 @@ void Srm::start() {
   snapshot->members = group_.nodes;
   snapshot->clustered = true;
   snapshot->mode = settings_.assignment_mode;
+  snapshot->redirect_users = settings_.redirect_users;
   for (const auto& n : group_.nodes) {
     snapshot->partitions[n] = {"", 0};
   }
@@ -338,7 +340,7 @@ net::Awaitable<void> Srm::self_fence(std::string partition, Reason reason) {
   co_await asio::post(control_, asio::use_awaitable);
   server_.muc->release_partition(partition, nullptr);
   if (partition == self_) {
-    hooks_.move_users(partition, "");
+    hooks_.move_users("", "");
     if (state_ == State::RunningInBackupMode) {
       // Still backing up the peer? Hand its partition back too: both are failed.
       set_state(State::RunningInFailedMode, reason);
@@ -593,8 +595,8 @@ net::Awaitable<void> Srm::fail_over(Reason reason, bool admin) {
     holders_[self_] = peer_;
   }
   publish();
-  // Our users log in again on the peer.
-  hooks_.move_users(self_, peer_client_endpoint_);
+  // Every user here (ours, and others' that chose this node) logs in again on the peer.
+  hooks_.move_users("", peer_client_endpoint_);
   if (admin) {
     // SPEC.md section 4: the services stay stopped until a manual fallback.
     set_service(Service::Router, false);
@@ -1020,6 +1022,14 @@ net::Awaitable<void> Srm::release_for_peer(std::string id, std::string partition
 
 void Srm::on_data_link(bool up) {
   data_up_ = up;
+  if (up) {
+    // Each side is authoritative for its own sessions: send ours, ask for the peer's (its
+    // outbound connection may have stayed up while ours was down, so it would not resend).
+    send_sessions();
+    link_->send(PeerLink::Channel::Data, XmlElement("sessions-query", std::string(kDataNs)));
+  } else {
+    server_.router.remote_drop(peer_);
+  }
   if (!up) {
     // Stanzas in flight to the peer may or may not have been handled: tell their senders.
     auto in_flight = std::move(in_flight_);
@@ -1100,8 +1110,97 @@ void Srm::forward_gone(const Jid& room, const Jid& real) {
   });
 }
 
+// ---- users on the peer: the sessions directory and forwarded stanzas ----
+
+void Srm::announce(const Jid& full, std::int64_t bound_at, bool bound) {
+  asio::post(control_, [this, full = full.str(), bound_at, bound] {
+    if (!link_ || !link_->up(PeerLink::Channel::Data)) {
+      return;  // the resynchronisation when the link comes up covers it
+    }
+    XmlElement frame("session", std::string(kDataNs));
+    frame.set_attr("jid", full);
+    if (bound) {
+      frame.set_attr("at", std::to_string(bound_at));
+    } else {
+      frame.set_attr("gone", "1");
+    }
+    link_->send(PeerLink::Channel::Data, frame);
+  });
+}
+
+void Srm::send_sessions() {
+  link_->send(PeerLink::Channel::Data, XmlElement("sessions-reset", std::string(kDataNs)));
+  for (const auto& local : server_.router.locals()) {
+    XmlElement frame("session", std::string(kDataNs));
+    frame.set_attr("jid", local.full.str()).set_attr("at", std::to_string(local.bound_at));
+    link_->send(PeerLink::Channel::Data, frame);
+  }
+}
+
+void Srm::forward_to_user(const std::string& node, const Jid& to, const XmlElement& stanza,
+                          bool bounce) {
+  // Serialised here, on the caller's thread; the frame keeps the stanza in the stream's
+  // default namespace (jabber:client), as deliver frames do.
+  std::string frame = "<d:user xmlns:d='" + std::string(kDataNs) + "' to='" +
+                      xmpp::xml_escape(to.str()) + "'" + (bounce ? " bounce='1'" : "") + ">" +
+                      *to_wire(stanza) + "</d:user>";
+  asio::post(control_, [this, node, to, stanza = bounce ? stanza : XmlElement("x"),
+                        frame = std::move(frame), bounce]() mutable {
+    if (node == peer_ && link_ && link_->send_raw(PeerLink::Channel::Data, std::move(frame))) {
+      return;
+    }
+    // The node went away since the lookup: its sessions are gone with it.
+    if (bounce) {
+      hooks_.deliver_user(stanza, to, true);
+    }
+  });
+}
+
+void Srm::on_session_frame(const XmlElement& element) {
+  const std::string& name = element.name();
+  if (name == "sessions-reset") {
+    server_.router.remote_drop(peer_);
+    return;
+  }
+  if (name == "sessions-query") {
+    send_sessions();
+    return;
+  }
+  auto full = Jid::parse(element.attr("jid"));
+  if (!full || full->is_bare()) {
+    return;
+  }
+  if (element.attr("gone") == "1") {
+    server_.router.remote_unbound(peer_, *full);
+    return;
+  }
+  std::int64_t at = 0;
+  const std::string at_text(element.attr("at"));
+  const char* end = at_text.data() + at_text.size();
+  if (std::from_chars(at_text.data(), end, at).ptr != end) {
+    spdlog::warn("srm: ignoring a session announcement with a bad time from {}", peer_);
+    return;
+  }
+  if (server_.router.remote_bound(self_, peer_, *full, at)) {
+    // RFC 6120 §7.7.2.2 across nodes: the newer session of a full JID wins.
+    hooks_.close_replaced(*full, peer_);
+  }
+}
+
 void Srm::on_data(XmlElement element) {
   const std::string& name = element.name();
+  if (name == "session" || name == "sessions-reset" || name == "sessions-query") {
+    on_session_frame(element);
+    return;
+  }
+  if (name == "user") {
+    auto to = Jid::parse(element.attr("to"));
+    const XmlElement* stanza = element.first_element();
+    if (to && stanza != nullptr) {
+      hooks_.deliver_user(*stanza, *to, element.attr("bounce") == "1");
+    }
+    return;
+  }
   if (name == "room") {
     const std::string id(element.attr("id"));
     auto from = Jid::parse(element.attr("from"));

@@ -19,6 +19,7 @@
 #include "ha/states.h"
 #include "muc/muc_service.h"
 #include "net/tokens.h"
+#include "routing/router.h"
 
 namespace tc::broker {
 struct ServerContext;
@@ -37,16 +38,24 @@ std::optional<Service> service_from(std::string_view name);
 /// The Server Recovery Manager: heartbeats with the peer, the lease on each partition, the
 /// state machine of SPEC.md section 3, takeover and takeback, and the admin API's backend.
 /// Runs on the control thread; every member is touched only there.
-class Srm final : public admin::Backend, public muc::ClusterSink {
+class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteRoutes {
  public:
   /// What SRM asks of the node (implemented by Server).
   struct Hooks {
     /// Opens (true) or closes (false) the client listener; closing ends every client stream.
     std::function<void(bool)> set_router;
-    /// Disconnects the users of `partition` with see-other-host naming `endpoint`.
+    /// Disconnects, with see-other-host naming `endpoint`, every session of this node when
+    /// `partition` is "" (this node stops serving), else the sessions that came here because
+    /// `partition` was failed over to this node (it is handed back).
     std::function<void(const std::string& partition, const std::string& endpoint)> move_users;
     /// Client sessions open on this node.
     std::function<std::size_t()> users_connected;
+    /// A stanza another node forwarded for this node's sessions of `to`; `bounce`: answer
+    /// its sender with an error when there is none.
+    std::function<void(const xmpp::XmlElement& stanza, const xmpp::Jid& to, bool bounce)>
+        deliver_user;
+    /// Closes this node's session of `full` with <conflict/>: a newer one is bound on `node`.
+    std::function<void(const xmpp::Jid& full, const std::string& node)> close_replaced;
   };
 
   Srm(boost::asio::io_context& control, ServerContext& server, StoreWorker& store,
@@ -78,6 +87,12 @@ class Srm final : public admin::Backend, public muc::ClusterSink {
   void forward_to_room(xmpp::XmlElement stanza, xmpp::Jid from, muc::Completion done) override;
   void forward_deliveries(std::vector<muc::RoomHost::Delivery> deliveries) override;
   void forward_gone(const xmpp::Jid& room, const xmpp::Jid& real) override;
+
+  // RemoteRoutes (called on any shard): the sessions directory and stanzas for users whose
+  // sessions are on the peer.
+  void announce(const xmpp::Jid& full, std::int64_t bound_at, bool bound) override;
+  void forward_to_user(const std::string& node, const xmpp::Jid& to, const xmpp::XmlElement& stanza,
+                       bool bounce) override;
 
   /// Whether the authentication critical service is running (sessions refuse SASL if not).
   bool auth_serving() const { return !stopped_[static_cast<int>(Service::Authentication)]; }
@@ -124,6 +139,9 @@ class Srm final : public admin::Backend, public muc::ClusterSink {
   void on_control(const xmpp::XmlElement& ctl);
   void on_data(xmpp::XmlElement element);
   void on_data_link(bool up);
+  /// Tells the peer every session of this node (after a reset), so its directory is exact.
+  void send_sessions();
+  void on_session_frame(const xmpp::XmlElement& element);
   void reply_ctl(const std::string& id, bool ok, const std::string& error, unsigned status = 409);
   using CtlReply = std::function<void(bool ok, std::string error, const xmpp::XmlElement&)>;
   void send_ctl(xmpp::XmlElement ctl, CtlReply reply);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "net/session.h"
 
+#include <chrono>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -11,6 +13,7 @@
 #include "xmpp/namespaces.h"
 
 #include "accounts.h"
+#include "net/user_routing.h"
 #include "server_context.h"
 #include "shard/shard.h"
 
@@ -572,24 +575,38 @@ void Session::on_bind(const XmlElement& iq) {
   if (server_.cluster != nullptr) {
     const auto view = server_.cluster->get();
     if (view->clustered) {
-      if (const auto partition = view->user_partition(username_)) {
-        const std::string holder = view->holder(*partition);
-        if (holder != view->self) {
-          std::string endpoint;
-          if (auto it = view->client_endpoints.find(holder); it != view->client_endpoints.end()) {
-            endpoint = it->second;
-          }
-          // Only the stream error: a client whose bind fails first (slixmpp raises on the
-          // IQ error) never reads the see-other-host behind it.
-          stream_error(endpoint.empty() ? "reset" : "see-other-host", server_.relogin_text(holder),
-                       endpoint, server_.relogin_xml());
-          return;
+      // Any node serves any user (SPEC.md section 1), as long as the node itself serves: a
+      // node whose own partition is held elsewhere (failed over, starting) sends the client
+      // to whoever holds it. With redirect_users on, a user is also sent to the node that
+      // holds its assigned partition (the vendor's behaviour).
+      std::string holder = view->holder(view->self);
+      const auto partition = view->user_partition(username_);
+      if (holder == view->self && view->redirect_users && partition) {
+        holder = view->holder(*partition);
+      }
+      if (holder != view->self) {
+        std::string endpoint;
+        if (auto it = view->client_endpoints.find(holder); it != view->client_endpoints.end()) {
+          endpoint = it->second;
         }
+        // Only the stream error: a client whose bind fails first (slixmpp raises on the
+        // IQ error) never reads the see-other-host behind it.
+        stream_error(endpoint.empty() ? "reset" : "see-other-host", server_.relogin_text(holder),
+                     endpoint, server_.relogin_xml());
+        return;
+      }
+      // A user whose assigned node is failed over and who logs in here (its backup) is moved
+      // back to it on fallback.
+      if (partition && *partition != view->self && view->holder(*partition) == view->self) {
+        moved_in_ = *partition;
       }
     }
   }
   jid_ = *full;
-  if (auto old = server_.router.bind(jid_, shared_from_this())) {
+  const auto bound_at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  if (auto old = server_.router.bind(jid_, shared_from_this(), bound_at)) {
     // RFC 6120 §7.7.2.2: the newer session wins; the older one is told why.
     old->close_with("conflict", "replaced by a new connection");
   }
@@ -837,44 +854,7 @@ net::Awaitable<void> Session::on_password_change(const XmlElement& iq) {
 }
 
 void Session::route_to_user(XmlElement& stanza, const xmpp::Jid& to) {
-  const std::string_view type = stanza.attr("type");
-  const bool is_message = stanza.name() == "message";
-  const bool bounceable = type != "error" && type != "result" && type != "headline";
-
-  if (!to.is_bare()) {
-    if (auto target = server_.router.find(to)) {
-      target->deliver(to_wire(stanza));
-      return;
-    }
-    // RFC 6121 §8.5.3.2: chat/normal messages to an unavailable resource go to the bare JID.
-    if (!is_message || type == "groupchat" || type == "error" || type == "headline") {
-      if (bounceable) {
-        send(make_error_reply(stanza, ErrorType::Cancel, "service-unavailable"));
-      }
-      return;
-    }
-  }
-  if (!is_message) {
-    // An iq to another user's bare JID is answered by the server on their behalf, which
-    // offers nothing (RFC 6121 §8.5.2.1.3 allows service-unavailable).
-    if (bounceable) {
-      send(make_error_reply(stanza, ErrorType::Cancel, "service-unavailable"));
-    }
-    return;
-  }
-  auto sessions = server_.router.sessions_of(to.bare());
-  if (sessions.empty() || type == "groupchat") {
-    // No offline storage: the sender learns at once (RFC 6121 §8.5.2.2.1).
-    if (bounceable) {
-      send(make_error_reply(stanza, ErrorType::Cancel, "service-unavailable",
-                            "the recipient is not online"));
-    }
-    return;
-  }
-  const auto wire = to_wire(stanza);
-  for (const auto& s : sessions) {
-    s->deliver(wire);
-  }
+  broker::route_to_user(server_, stanza, to, UserHop::Origin);
 }
 
 void Session::on_presence(XmlElement& presence, const std::optional<xmpp::Jid>& to) {
@@ -892,14 +872,7 @@ void Session::on_presence(XmlElement& presence, const std::optional<xmpp::Jid>& 
     return;  // subscription management without a roster has nothing to do
   }
   track_directed_presence(presence, *to);
-  const auto wire = to_wire(presence);
-  if (to->is_bare()) {
-    for (const auto& s : server_.router.sessions_of(*to)) {
-      s->deliver(wire);
-    }
-  } else if (auto s = server_.router.find(*to)) {
-    s->deliver(wire);
-  }
+  broker::route_to_user(server_, presence, *to, UserHop::Origin);
 }
 
 void Session::end_directed_presence(const XmlElement& unavailable) {
@@ -912,8 +885,8 @@ void Session::end_directed_presence(const XmlElement& unavailable) {
     copy.set_attr("to", target);
     if (jid->domain() == server_.muc->domain()) {
       server_.muc->async_dispatch(std::move(copy), jid_, asio::detached);  // leaves the room
-    } else if (auto s = server_.router.find(*jid)) {
-      s->deliver(to_wire(copy));
+    } else if (jid->domain() == server_.config.domain && !jid->local().empty()) {
+      broker::route_to_user(server_, copy, *jid, UserHop::Origin);
     }
   }
   directed_presence_.clear();
@@ -935,6 +908,14 @@ void Session::broadcast_own_presence(const XmlElement& presence) {
     XmlElement copy = presence;
     copy.set_attr("to", s->jid().str());
     s->deliver(to_wire(copy));
+  }
+  // ... and so do its resources on other nodes of the cluster.
+  if (auto* remote = server_.router.remote_routes()) {
+    for (const auto& [node, full] : server_.router.remote_sessions_of(jid_.bare())) {
+      XmlElement copy = presence;
+      copy.set_attr("to", full.str());
+      remote->forward_to_user(node, full, copy, false);
+    }
   }
 }
 

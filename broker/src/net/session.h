@@ -52,6 +52,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   /// The bound full JID; empty before resource binding. Set once, on the shard.
   const xmpp::Jid& jid() const { return jid_; }
+  /// HA: the partition whose failover brought this user here (its assigned node was failed
+  /// over when it bound); "" otherwise. Such sessions go back on fallback. Set once, at bind.
+  const std::string& moved_in() const { return moved_in_; }
 
  private:
   enum class Phase { Header, Tls, Auth, Bind, Bound, Closed };
@@ -109,6 +112,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool authenticated_ = false;
   std::string username_;
   xmpp::Jid jid_;
+  std::string moved_in_;
   bool registered_in_router_ = false;
 
   // SASL exchange in progress.

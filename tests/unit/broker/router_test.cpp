@@ -58,5 +58,60 @@ TEST_F(RouterTest, ConflictReturnsTheOldSessionAndStaleUnbindIsIgnored) {
   EXPECT_EQ(router_.size(), 1u);
 }
 
+// Records what the router announces to the other nodes.
+class RecordingRoutes : public RemoteRoutes {
+ public:
+  void announce(const xmpp::Jid& full, std::int64_t bound_at, bool bound) override {
+    events.push_back((bound ? "+" : "-") + full.str() + "@" + std::to_string(bound_at));
+  }
+  void forward_to_user(const std::string&, const xmpp::Jid&, const xmpp::XmlElement&,
+                       bool) override {}
+  std::vector<std::string> events;
+};
+
+TEST_F(RouterTest, BindAndUnbindAreAnnouncedToTheOtherNodes) {
+  RecordingRoutes routes;
+  router_.attach_remote(&routes);
+  auto a = make_session();
+  router_.bind(jid("alice@x/phone"), a, 42);
+  router_.unbind(jid("alice@x/phone"), a.get());
+  router_.unbind(jid("alice@x/phone"), a.get());  // gone already: nothing to announce
+  EXPECT_EQ(routes.events, (std::vector<std::string>{"+alice@x/phone@42", "-alice@x/phone@0"}));
+}
+
+TEST_F(RouterTest, RemoteDirectoryTracksEachNodesSessions) {
+  router_.remote_bound("n1", "n2", jid("alice@x/phone"), 10);
+  router_.remote_bound("n1", "n3", jid("alice@x/desk"), 11);
+  router_.remote_bound("n1", "n2", jid("bob@x/r"), 12);
+  EXPECT_EQ(router_.remote_size(), 3u);
+  EXPECT_EQ(router_.remote_node_of(jid("alice@x/phone")), "n2");
+  EXPECT_EQ(router_.remote_node_of(jid("alice@x/tablet")), std::nullopt);
+  EXPECT_EQ(router_.remote_sessions_of(jid("alice@x")).size(), 2u);
+  // An end announced by a node that no longer serves the JID changes nothing.
+  router_.remote_unbound("n3", jid("alice@x/phone"));
+  EXPECT_EQ(router_.remote_node_of(jid("alice@x/phone")), "n2");
+  router_.remote_unbound("n2", jid("alice@x/phone"));
+  EXPECT_EQ(router_.remote_node_of(jid("alice@x/phone")), std::nullopt);
+  // A node whose link went down takes all its sessions with it.
+  router_.remote_drop("n2");
+  EXPECT_EQ(router_.remote_size(), 1u);
+  EXPECT_EQ(router_.remote_node_of(jid("alice@x/desk")), "n3");
+  EXPECT_TRUE(router_.remote_sessions_of(jid("bob@x")).empty());
+}
+
+TEST_F(RouterTest, TheNewerSessionOfAFullJidWinsAcrossNodes) {
+  auto a = make_session();
+  router_.bind(jid("alice@x/phone"), a, 100);
+  EXPECT_FALSE(router_.remote_bound("n1", "n2", jid("alice@x/phone"), 99));  // older: ours stays
+  EXPECT_TRUE(router_.remote_bound("n1", "n2", jid("alice@x/phone"), 101));  // newer: ours goes
+  // The same millisecond: the greater node name wins, the same answer on both nodes.
+  EXPECT_TRUE(router_.remote_bound("n1", "n2", jid("alice@x/phone"), 100));
+  EXPECT_FALSE(router_.remote_bound("n3", "n2", jid("alice@x/phone"), 100));
+  const auto locals = router_.locals();
+  ASSERT_EQ(locals.size(), 1u);
+  EXPECT_EQ(locals[0].full.str(), "alice@x/phone");
+  EXPECT_EQ(locals[0].bound_at, 100);
+}
+
 }  // namespace
 }  // namespace tc::broker

@@ -1,0 +1,189 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Any node serves any user (the default, redirect_users = false): a login on either node of
+the pair is served there, and one-to-one messages, presence, iqs and room traffic are routed
+between the nodes through the sessions directory each node keeps of the other's sessions.
+
+  TC_BROKER=... TC_CTL=... /usr/bin/python3 -B -m unittest discover -s tests/ha \\
+      -p test_anynode.py -v
+"""
+
+import asyncio
+import os
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import haharness as hh  # noqa: E402
+from haharness import th  # noqa: E402
+from test_ha import HaTestCase, NORMAL, RIBM  # noqa: E402
+
+DEFAULT = {"redirect_users": "false"}
+
+
+class AnyNode(HaTestCase):
+
+    def port(self, node):
+        return self.pair.nodes[node].client_port
+
+    async def on(self, user, node, resource=None):
+        """`user` logged in on `node`; it must be served there, not redirected."""
+        c = await self.login(user, self.port(node), resource or node)
+        self.assertEqual(c.node, node, f"{user} asked for {node}, served by {c.node}")
+        self.assertEqual(c.redirects, [], f"{user} was redirected: {c.redirects}")
+        return c
+
+    async def chat(self, sender, to, text_, type_="chat"):
+        id_ = th.Client.new_id("c")
+        sender.c.send(f"<message to={th.q(to)} type={th.q(type_)} id={th.q(id_)}>"
+                      f"<body>{th.text(text_)}</body></message>")
+        return id_
+
+    async def receives(self, c, text_, frm=None, timeout=10.0):
+        m = await c.c.expect(lambda s: isinstance(s, th.Message) and th.body(s) == text_,
+                             f"{text_!r}", timeout)
+        if frm is not None:
+            self.assertEqual(th.attr(m, "from"), frm, str(m))
+        return m
+
+    async def test_every_user_on_every_node_chats_in_rooms_of_both_nodes(self):
+        """The README's client line for everybody: alice and bob, each on node1 and on node2
+        at once (4 sessions), all in a room hosted on node1 and one hosted on node2."""
+        await self.make_pair(settings=DEFAULT)
+        sessions = [await self.on(u, n) for u in ("andy", "bob") for n in ("node1", "node2")]
+        owner = sessions[0]
+        rooms = (await self.rooms_on(owner, "node1")) + (await self.rooms_on(owner, "node2"))
+        for c in sessions[1:]:
+            for r in rooms:
+                await c.join_quick(r, f"{c.user}-{c.node}")
+                c.rooms[r] = f"{c.user}-{c.node}"
+        for r in rooms:
+            for c in sessions:
+                text_ = f"{c.user} on {c.node} in {r}"
+                await self.say(c, r, text_)
+                for other in sessions:
+                    if other is not c:
+                        await self.sees(other, r, text_)
+        for c in sessions:
+            for r in rooms:
+                self.assertIn(f"{c.user} on {c.node} in {r}", await self.history(c, r))
+
+    async def reachable(self, sender, full, timeout=10.0):
+        """Pings `full` until its client answers: the sender's node has learnt where it is
+        (the peer announces a session asynchronously, right after its bind)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = await sender.c.iq("get", full, "<ping xmlns='urn:xmpp:ping'/>")
+            if th.attr(reply, "type") == "result":
+                self.assertEqual(th.attr(reply, "from"), full, str(reply))
+                return
+            self.assertEqual(th.error_of(reply)[1], "service-unavailable", str(reply))
+            if time.monotonic() > deadline:
+                self.fail(f"{full} never became reachable from {sender.node}")
+            await asyncio.sleep(hh.POLL)
+
+    async def test_one_to_one_presence_and_iq_across_nodes(self):
+        await self.make_pair(settings=DEFAULT)
+        andy = await self.on("andy", "node1")
+        bob = await self.on("bob", "node2")
+        a_full, b_full = f"andy@{th.DOMAIN}/node1", f"bob@{th.DOMAIN}/node2"
+        # A ping to a full JID on the other node reaches the client, which answers.
+        await self.reachable(andy, b_full)
+        await self.reachable(bob, a_full)
+        # Full JIDs, both directions.
+        await self.chat(andy, b_full, "hello full")
+        await self.receives(bob, "hello full", a_full)
+        await self.chat(bob, a_full, "hello back")
+        await self.receives(andy, "hello back", b_full)
+        # Bare JID: every session of the user, on every node.
+        bob2 = await self.on("bob", "node1", "second")
+        await self.reachable(andy, f"bob@{th.DOMAIN}/second")
+        await self.chat(andy, f"bob@{th.DOMAIN}", "to all of bob")
+        await self.receives(bob, "to all of bob", a_full)
+        await self.receives(bob2, "to all of bob", a_full)
+        # An unknown resource falls back to the bare JID (RFC 6121 8.5.3.2.1), across nodes.
+        await self.chat(bob, f"andy@{th.DOMAIN}/nowhere", "to a gone resource")
+        await self.receives(andy, "to a gone resource")
+        # An iq to a resource nobody has: service-unavailable from the server.
+        reply = await andy.c.iq("get", f"bob@{th.DOMAIN}/nobody", "<ping xmlns='urn:xmpp:ping'/>")
+        self.assertEqual(th.error_of(reply)[1], "service-unavailable", str(reply))
+        # Directed presence across nodes, and own presence to the user's other resources.
+        andy.c.send(f"<presence to={th.q(b_full)}><status>directed</status></presence>")
+        await bob.c.expect(lambda s: isinstance(s, th.Presence) and th.attr(s, "from") == a_full,
+                           "andy's directed presence on node2")
+        bob2.c.send("<presence><status>second is here</status></presence>")
+        await bob.c.expect(lambda s: isinstance(s, th.Presence)
+                           and th.attr(s, "from") == f"bob@{th.DOMAIN}/second",
+                           "bob's own presence from his resource on node1")
+        # Nobody online: the sender hears so at once.
+        id_ = await self.chat(andy, f"catherine@{th.DOMAIN}", "to nobody")
+        err = await andy.c.expect(lambda s: th.attr(s, "id") == id_, "error for an offline user")
+        self.assertEqual(th.error_of(err)[1], "service-unavailable", str(err))
+        # bob's node-2 session ends: a chat message to it reaches his node-1 session, whether
+        # node1 already heard of the end (bare JID here) or not (node2 falls back to node1).
+        await bob.close()
+        await self.chat(andy, b_full, "after close")
+        await self.receives(bob2, "after close", a_full)
+
+    async def test_the_newer_session_of_a_full_jid_wins_across_nodes(self):
+        await self.make_pair(settings=DEFAULT)
+        old = await self.on("andy", "node1", "same")
+        new = await self.on("andy", "node2", "same")
+        await old.wait_moved(10)
+        self.assertTrue(any("conflict" in line for line in old.trace)
+                        or not old.connected, "the old session was not replaced")
+        bob = await self.on("bob", "node1")
+        await self.reachable(bob, f"andy@{th.DOMAIN}/same")
+        await self.chat(bob, f"andy@{th.DOMAIN}/same", "to the newest")
+        await self.receives(new, "to the newest")
+        self.assertTrue(new.connected, "the newer session must stay")
+
+    async def test_kill_9_users_of_the_dead_node_are_served_on_the_survivor(self):
+        pair = await self.make_pair(settings=DEFAULT)
+        andy = await self.on("andy", "node1")
+        bob = await self.on("bob", "node1")
+        cat = await self.on("catherine", "node2")
+        rooms = (await self.rooms_on(cat, "node1")) + (await self.rooms_on(cat, "node2"))
+        for c in (andy, bob):
+            for r in rooms:
+                await c.join(r)
+        said = []
+        for r in rooms:
+            for c in (andy, bob, cat):
+                text_ = f"before from {c.user} in {r}"
+                await self.say(c, r, text_)
+                said.append((r, text_))
+        await asyncio.to_thread(pair.n1.kill)
+        await self.wait_states({"node2": (RIBM, "Peer Down")}, timeout=15)
+        for c in (andy, bob):
+            await c.reconnect_if_needed(deadline=time.monotonic() + 20)
+            self.assertEqual(c.node, "node2")
+        for r in rooms:
+            for c in (andy, bob, cat):
+                text_ = f"after from {c.user} in {r}"
+                await self.say_or_rejoin(c, r, text_)
+                said.append((r, text_))
+        await self.reachable(cat, f"andy@{th.DOMAIN}/node1")
+        await self.chat(cat, f"andy@{th.DOMAIN}", "one to one after the kill")
+        await self.receives(andy, "one to one after the kill")
+        for r in rooms:
+            self.assert_in_order(await self.history(cat, r), [t for rr, t in said if rr == r],
+                                 f"MAM of {r}")
+
+    async def test_a_failed_over_node_sends_its_logins_to_its_backup(self):
+        await self.make_pair(settings=DEFAULT)
+        await self.actl_ok("service", "stop", "text-conference", "--node", "node1")
+        await self.wait_states({"node2": (RIBM, "Critical Service Down")}, timeout=15)
+        c = await self.login("andy", self.port("node1"))
+        self.assertEqual(c.node, "node2", "a login on the failed-over node must be sent on")
+        self.assertTrue(c.redirects, "no see-other-host from the failed-over node")
+        await self.actl_ok("service", "start", "text-conference", "--node", "node1")
+        await self.wait_states({"node1": ("Failed Over", None)}, timeout=15)
+        await self.actl_ok("ha", "fallback", "node1")
+        await self.wait_states({"node1": NORMAL, "node2": NORMAL}, timeout=15)
+
+
+if __name__ == "__main__":
+    unittest.main()
