@@ -12,11 +12,13 @@ synchronisation.
 """
 
 import asyncio
+import atexit
 import json
 import logging
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,6 +188,53 @@ def self_entry(status):
 
 # ---------------------------------------------------------------------------------------------
 # A PostgreSQL server the drill may stop and start again (db-stop)
+
+class NetCut:
+    """A real network cut between the nodes of a pair: an nftables table of our own drops every
+    TCP packet to or from the nodes' SRM service ports, in both directions and on established
+    connections too, as a pulled cable would (nothing is closed politely: the nodes only see
+    silence). Needs root and nft (Debian package nftables). heal() removes the table; it is
+    also removed at exit."""
+
+    _live = set()
+
+    def __init__(self, ports):
+        self.ports = sorted(int(p) for p in ports)
+        self.table = f"tc_cut_{os.getpid()}_{random.randrange(1 << 30):x}"
+        self.active = False
+
+    @staticmethod
+    def available():
+        return os.geteuid() == 0 and shutil.which("nft") is not None
+
+    def cut(self):
+        ports = ", ".join(str(p) for p in self.ports)
+        script = (f"table inet {self.table} {{\n"
+                  f"  chain input {{ type filter hook input priority -10; policy accept;\n"
+                  f"    tcp dport {{ {ports} }} drop\n"
+                  f"    tcp sport {{ {ports} }} drop\n"
+                  f"  }}\n}}\n")
+        done = subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True,
+                              timeout=10)
+        if done.returncode != 0:
+            raise HaError(f"nft could not cut the link: {done.stderr}")
+        self.active = True
+        NetCut._live.add(self.table)
+
+    def heal(self):
+        if not self.active:
+            return
+        subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True,
+                       timeout=10)
+        self.active = False
+        NetCut._live.discard(self.table)
+
+
+@atexit.register
+def _heal_all_cuts():
+    for table in list(NetCut._live):
+        subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True, timeout=10)
+
 
 class StoppablePg(th._PythonPg):
     """tcharness's Python PostgreSQL, plus halt() (pg_ctl stop -m immediate) and resume()."""

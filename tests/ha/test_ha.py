@@ -298,6 +298,76 @@ class LinkCut(HaTestCase):
             await self.say_or_rejoin(a, r, f"after the cut in {r}")
 
 
+@unittest.skipUnless(hh.NetCut.available(), "needs root and nft (Debian package nftables)")
+class NetworkCut(HaTestCase):
+    """A real cut of the network between the nodes (nftables drops the SRM ports' packets, both
+    directions; no socket is closed): no takeover, no split brain, a session with a stanza in
+    flight to the far node is answered instead of freezing, and the link is back within about
+    a second of the network."""
+
+    async def test_real_cut_never_freezes_a_session_and_the_link_returns_fast(self):
+        pair = await self.make_pair()
+        users = await self.users_on({"node1": 1})
+        a = users["node1"][0]
+        [own] = await self.rooms_on(a, "node1")
+        [far] = await self.rooms_on(a, "node2")
+        await self.say(a, own, "before, own")
+        await self.say(a, far, "before, far")
+        cut = hh.NetCut([pair.n1.srm_port, pair.n2.srm_port])
+        self.addCleanup(cut.heal)
+        cut.cut()
+        timeout = float(hh.FAST_SETTINGS["heartbeat_timeout"])
+
+        # A stanza for the far room goes into the silent link: its sender must hear back within
+        # the heartbeat timeout (plus one heartbeat period and scheduling on 2 busy cores: 2 s),
+        # not when the cut ends.
+        t0 = time.monotonic()
+        id_ = a.c.send_groupchat(far, "during the cut, far")
+        reply = await a.c.expect(lambda s: th.attr(s, "id") == id_, "an answer for the far room",
+                                 timeout=timeout + 2.0)
+        waited = time.monotonic() - t0
+        self.assertEqual(th.attr(reply, "type"), "error", f"far room during the cut: {reply}")
+        self.assertEqual(th.error_of(reply)[1], "recipient-unavailable", str(reply))
+        # Meanwhile and afterwards the own room keeps going: every message reflected, none
+        # waiting behind the far one.
+        slowest = 0.0
+        for i in range(20):
+            t1 = time.monotonic()
+            await a.c.say(own, f"during the cut, own {i}", timeout=timeout + 2.0)
+            slowest = max(slowest, time.monotonic() - t1)
+        self.assertLess(slowest, 1.0, "an own-room message waited behind the cut link")
+
+        def both_see_the_peer_normal_but_unreachable():
+            for name, node in pair.nodes.items():
+                peer = hh.node_entry(node.status(), "node2" if name == "node1" else "node1")
+                if (peer is None or peer.get("reachable") is not False
+                        or peer.get("state") != "Normal"):
+                    return False
+            return True
+        await hh.poll_until(both_see_the_peer_normal_but_unreachable, 10,
+                            "both nodes show their peer Normal and unreachable (last known)")
+        states = await asyncio.to_thread(pair.states)
+        self.assertEqual(states, {"node1": NORMAL, "node2": NORMAL}, "a takeover during the cut")
+        hosts = await asyncio.to_thread(pair.room_hosts)
+        self.assertLessEqual(len(hosts.get(far, [])), 1, f"{far} hosted twice: {hosts}")
+
+        cut.heal()
+        t_heal = time.monotonic()
+        await hh.poll_until(pair.peers_reachable, 10, "peers reachable again")
+        relinked = time.monotonic() - t_heal
+        await self.say_or_rejoin(a, far, "after the cut, far")
+        answered = time.monotonic() - t_heal
+        # The link is dialled afresh every connect timeout (min(heartbeat timeout, 1 s)), so it
+        # returns within about that once packets flow; 2.5 s leaves room for 2 busy cores.
+        self.assertLess(relinked, 2.5, f"the peers found each other {relinked:.2f} s after")
+        self.assertLess(answered, 3.5, f"the far room answered {answered:.2f} s after the cut")
+        self.assert_in_order(await self.history(a, far), ["before, far", "after the cut, far"],
+                             "far room history")
+        print(f"\nnetwork cut: far-room answer after {waited:.2f} s, slowest own-room "
+              f"reflection {slowest * 1000:.0f} ms, link back {relinked:.2f} s and far room "
+              f"answering {answered:.2f} s after the heal", file=sys.stderr)
+
+
 class ManualOperations(HaTestCase):
     """Manual failover, fallback and recover through tcctl, and their refusals (SPEC.md
     section 4)."""

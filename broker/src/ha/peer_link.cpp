@@ -266,47 +266,58 @@ void PeerLink::dial(Channel channel) {
     return;
   }
   auto socket = std::make_shared<tcp::socket>(control_);
-  socket->async_connect(tcp::endpoint(ip, static_cast<std::uint16_t>(port)),
-                        [this, socket, channel, generation, retry](boost::system::error_code e) {
-                          if (generation != generation_ || stopped_) {
-                            return;
-                          }
-                          if (e || cut_) {
-                            retry();
-                            return;
-                          }
-                          boost::system::error_code ignored;
-                          socket->set_option(tcp::no_delay(true), ignored);
-                          auto c = std::make_shared<Connection>(*this, std::move(*socket));
-                          c->channel = channel;
-                          const auto i = static_cast<std::size_t>(channel);
-                          out_[i] = c;
-                          c->on_close = [this, channel, generation, retry] {
-                            if (generation != generation_) {
-                              return;
-                            }
-                            out_[static_cast<std::size_t>(channel)].reset();
-                            if (on_state_) {
-                              on_state_(channel, false);
-                            }
-                            retry();
-                          };
-                          XmlElement hello("hello", std::string(kNs));
-                          hello.set_attr("node", self_).set_attr("channel", channel_name(channel));
-                          hello.set_attr("secret", secret_);
-                          c->send(
-                              "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-                              "xmlns:stream='http://etherx.jabber.org/streams'>" +
-                              hello.to_string());
-                          // Reading only notices the peer closing (it never writes on this
-                          // connection).
-                          c->start_reading();
-                          spdlog::info("peer link: {} channel to {} at {} is up",
-                                       channel_name(channel), peer_name_, peer_endpoint_);
-                          if (on_state_) {
-                            on_state_(channel, true);
-                          }
-                        });
+  // A dial across a cut network waits for SYN retransmissions (1 s, 3 s, 7 s, ...): abandon it
+  // after connect_timeout_ and dial afresh, so the link returns soon after the network does.
+  auto deadline = std::make_shared<asio::steady_timer>(control_, connect_timeout_);
+  deadline->async_wait([socket](boost::system::error_code waited) {
+    if (!waited) {
+      boost::system::error_code ignored;
+      socket->cancel(ignored);
+    }
+  });
+  socket->async_connect(
+      tcp::endpoint(ip, static_cast<std::uint16_t>(port)),
+      [this, socket, channel, generation, retry, deadline](boost::system::error_code e) {
+        deadline->cancel();
+        if (generation != generation_ || stopped_) {
+          return;
+        }
+        if (e || cut_) {
+          retry();
+          return;
+        }
+        boost::system::error_code ignored;
+        socket->set_option(tcp::no_delay(true), ignored);
+        auto c = std::make_shared<Connection>(*this, std::move(*socket));
+        c->channel = channel;
+        const auto i = static_cast<std::size_t>(channel);
+        out_[i] = c;
+        c->on_close = [this, channel, generation, retry] {
+          if (generation != generation_) {
+            return;
+          }
+          out_[static_cast<std::size_t>(channel)].reset();
+          if (on_state_) {
+            on_state_(channel, false);
+          }
+          retry();
+        };
+        XmlElement hello("hello", std::string(kNs));
+        hello.set_attr("node", self_).set_attr("channel", channel_name(channel));
+        hello.set_attr("secret", secret_);
+        c->send(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+            "xmlns:stream='http://etherx.jabber.org/streams'>" +
+            hello.to_string());
+        // Reading only notices the peer closing (it never writes on this
+        // connection).
+        c->start_reading();
+        spdlog::info("peer link: {} channel to {} at {} is up", channel_name(channel), peer_name_,
+                     peer_endpoint_);
+        if (on_state_) {
+          on_state_(channel, true);
+        }
+      });
 }
 
 bool PeerLink::send(Channel channel, const XmlElement& element) {
@@ -333,6 +344,20 @@ void PeerLink::set_cut(bool cut) {
   for (auto& c : out_) {
     if (c) {
       c->close();  // on_close resets it and retries (dial waits while cut)
+    }
+  }
+  for (auto& w : inbound_) {
+    if (auto c = w.lock()) {
+      c->close();
+    }
+  }
+  inbound_.clear();
+}
+
+void PeerLink::reset() {
+  for (auto& c : out_) {
+    if (c) {
+      c->close();  // on_close resets it, reports the channel down and dials again
     }
   }
   for (auto& w : inbound_) {

@@ -51,6 +51,15 @@ class PeerLink {
   /// Test hook and drill fault: while cut, nothing is sent or accepted (both directions are
   /// closed), as if the network between the nodes were down.
   void set_cut(bool cut);
+  /// Drops every connection (both directions) and dials again at once: SRM calls it when the
+  /// peer has been silent for the heartbeat timeout, because a connection across a cut
+  /// network neither errors nor delivers (TCP retransmits for minutes), and forwarded stanzas
+  /// must be answered instead of waiting behind it.
+  void reset();
+  /// How long one dial may wait for the peer to answer; then it is abandoned and retried, so
+  /// the link comes back within about this long once the network does (not at the pace of
+  /// TCP's SYN retransmissions).
+  void set_connect_timeout(std::chrono::milliseconds timeout) { connect_timeout_ = timeout; }
   bool cut() const { return cut_; }
 
   void stop();
@@ -71,6 +80,7 @@ class PeerLink {
   std::uint64_t generation_ = 0;
   bool cut_ = false;
   bool stopped_ = false;
+  std::chrono::milliseconds connect_timeout_{1000};
   Handler on_element_;
   StateHandler on_state_;
 };

@@ -147,6 +147,8 @@ void Srm::start() {
   }
   link_ = std::make_unique<PeerLink>(control_, self_, secret);
   link_->listen(server_.config.srm_address, server_.config.srm_port);
+  link_->set_connect_timeout(std::clamp(settings_.heartbeat_timeout, std::chrono::milliseconds(100),
+                                        std::chrono::milliseconds(1000)));
   // The peer's name comes from the group, so its connections are accepted from the first
   // moment; where it listens is learnt from its registry row (tick).
   link_->set_peer(peer_, "");
@@ -324,6 +326,7 @@ net::Awaitable<void> Srm::heartbeat_loop() {
         co_await self_fence(p, Reason::DatabaseFailure);
       }
     }
+    check_link_liveness();
     send_heartbeat();
     heartbeat_timer_->expires_after(period);
     auto waited = co_await heartbeat_timer_->async_wait(net::kAsTuple);
@@ -1029,43 +1032,82 @@ void Srm::on_data_link(bool up) {
     link_->send(PeerLink::Channel::Data, XmlElement("sessions-query", std::string(kDataNs)));
   } else {
     server_.router.remote_drop(peer_);
-  }
-  if (!up) {
     // Stanzas in flight to the peer may or may not have been handled: tell their senders.
-    auto in_flight = std::move(in_flight_);
+    std::vector<InFlight> lost;
+    for (auto& [id, pending] : in_flight_) {
+      lost.push_back(std::move(pending));
+    }
     in_flight_.clear();
-    std::vector<muc::RoomHost::Delivery> errors;
-    for (auto& [id, pending] : in_flight) {
-      const XmlElement& st = pending.first;
-      const std::string_view type = st.attr("type");
-      if (type == "error" || type == "result" ||
-          (st.name() == "presence" && type == "unavailable")) {
-        continue;
-      }
-      auto from = Jid::parse(st.attr("from"));
-      if (!from) {
-        continue;
-      }
-      XmlElement e(st.name(), xmpp::ns::kClient);
-      if (st.has_attr("id")) {
-        e.set_attr("id", std::string(st.attr("id")));
-      }
-      e.set_attr("from", std::string(st.attr("to"))).set_attr("to", from->str());
-      e.set_attr("type", "error");
-      auto& err = e.add_child("error", xmpp::ns::kClient);
-      err.set_attr("type", "wait");
-      err.add_child("recipient-unavailable", xmpp::ns::kStanzaErrors);
-      err.add_child("text", xmpp::ns::kStanzaErrors)
-          .add_text(
-              "the room's node stopped answering; the message may not have been "
-              "delivered");
-      errors.push_back({*from, to_wire(e)});
-    }
-    for (auto& d : errors) {
-      server_.muc->deliver_from_peer(d.to, d.wire);
-    }
+    fail_in_flight(std::move(lost),
+                   "the room's node stopped answering; the message may not have been delivered");
   }
   publish();
+}
+
+void Srm::fail_in_flight(std::vector<InFlight> stanzas, std::string_view why) {
+  std::vector<muc::RoomHost::Delivery> errors;
+  for (auto& pending : stanzas) {
+    const XmlElement& st = pending.stanza;
+    const std::string_view type = st.attr("type");
+    if (type == "error" || type == "result" || (st.name() == "presence" && type == "unavailable")) {
+      continue;
+    }
+    auto from = Jid::parse(st.attr("from"));
+    if (!from) {
+      continue;
+    }
+    XmlElement e(st.name(), xmpp::ns::kClient);
+    if (st.has_attr("id")) {
+      e.set_attr("id", std::string(st.attr("id")));
+    }
+    e.set_attr("from", std::string(st.attr("to"))).set_attr("to", from->str());
+    e.set_attr("type", "error");
+    auto& err = e.add_child("error", xmpp::ns::kClient);
+    err.set_attr("type", "wait");
+    err.add_child("recipient-unavailable", xmpp::ns::kStanzaErrors);
+    err.add_child("text", xmpp::ns::kStanzaErrors).add_text(std::string(why));
+    errors.push_back({*from, to_wire(e)});
+  }
+  for (auto& d : errors) {
+    server_.muc->deliver_from_peer(d.to, d.wire);
+  }
+  // `stanzas` goes out of scope here: each Completion fires after its sender's error was
+  // queued, so the session reads on.
+}
+
+void Srm::check_link_liveness() {
+  if (!link_) {
+    return;
+  }
+  const auto now = steady_clock::now();
+  const auto timeout = state_ == State::Initializing ? settings_.init_heartbeat_timeout
+                                                     : settings_.heartbeat_timeout;
+  if (peer_info_.heard && now - peer_info_.last_heard >= timeout &&
+      now - link_reset_at_ >= timeout && (link_->up(PeerLink::Channel::Srm) || data_up_)) {
+    spdlog::warn(
+        "peer link: nothing heard from {} for {} ms; dropping the connections and "
+        "dialling again",
+        peer_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - peer_info_.last_heard).count());
+    link_reset_at_ = now;
+    link_->reset();
+  }
+  std::vector<InFlight> late;
+  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+    if (now - it->second.sent >= settings_.heartbeat_timeout) {
+      late.push_back(std::move(it->second));
+      it = in_flight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!late.empty()) {
+    spdlog::warn("srm: {} stanza(s) forwarded to {} got no answer within the heartbeat timeout",
+                 late.size(), peer_);
+    fail_in_flight(std::move(late),
+                   "the room's node did not answer in time; the message may not have been "
+                   "delivered");
+  }
 }
 
 void Srm::forward_to_room(XmlElement stanza, Jid from, muc::Completion done) {
@@ -1081,7 +1123,7 @@ void Srm::forward_to_room(XmlElement stanza, Jid from, muc::Completion done) {
       server_.muc->async_dispatch(std::move(stanza), std::move(from), asio::detached);
       return;
     }
-    in_flight_.emplace(id, std::make_pair(std::move(stanza), std::move(done)));
+    in_flight_.emplace(id, InFlight{std::move(stanza), std::move(done), steady_clock::now()});
   });
 }
 

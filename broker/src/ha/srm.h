@@ -109,6 +109,12 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
     std::int64_t epoch = 0;
     bool rebooting = false;  // it said it is shutting down cleanly
   };
+  /// A local user's stanza forwarded to a room on the peer, until the peer's `done`.
+  struct InFlight {
+    xmpp::XmlElement stanza;
+    muc::Completion done;  // fires when destroyed: the session reads its next stanza
+    std::chrono::steady_clock::time_point sent;
+  };
   struct Held {
     std::int64_t epoch = 0;
     std::chrono::steady_clock::time_point renewed{};  // when the last successful renew was sent
@@ -139,6 +145,12 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
   void on_control(const xmpp::XmlElement& ctl);
   void on_data(xmpp::XmlElement element);
   void on_data_link(bool up);
+  /// Answers the senders of forwarded stanzas whose fate is unknown (recipient-unavailable)
+  /// and releases their sessions.
+  void fail_in_flight(std::vector<InFlight> stanzas, std::string_view why);
+  /// Heartbeat timer: resets a link the peer has been silent on for the heartbeat timeout and
+  /// gives up on forwarded stanzas older than it, so that a cut network never holds a session.
+  void check_link_liveness();
   /// Tells the peer every session of this node (after a reset), so its directory is exact.
   void send_sessions();
   void on_session_frame(const xmpp::XmlElement& element);
@@ -204,7 +216,8 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
   bool data_up_ = false;
   std::uint64_t next_id_ = 1;
   std::map<std::string, CtlReply> ctl_pending_;
-  std::map<std::uint64_t, std::pair<xmpp::XmlElement, muc::Completion>> in_flight_;  // data
+  std::map<std::uint64_t, InFlight> in_flight_;
+  std::chrono::steady_clock::time_point link_reset_at_{};  // the last reset of a silent link
   std::unique_ptr<boost::asio::steady_timer> tick_timer_;
   std::unique_ptr<boost::asio::steady_timer> heartbeat_timer_;
 };

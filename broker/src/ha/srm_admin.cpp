@@ -159,18 +159,31 @@ void Srm::admin_status(admin::Respond respond) {
       peer_state = peer_info_.state;
       peer_reason = peer_info_.reason;
     }
-    nodes.push_back(json::object{
+    // Unreachable but still holding its own lease (we have not taken its partition): the link
+    // is cut, not the node. Show what it last said, marked unreachable ("Normal (peer
+    // unreachable)" in the operator guide); a node that is gone shows Unknown.
+    const auto own = holders_.find(peer_);
+    const bool still_holds = own != holders_.end() && own->second == peer_;
+    const bool last_known = alive || (peer_info_.heard && still_holds);
+    json::object peer_entry{
         {"name", peer_},
         {"self", false},
-        {"state", alive ? std::string(to_string(peer_info_.state)) : std::string("Unknown")},
-        {"reason", alive ? std::string(to_string(peer_info_.reason)) : std::string("Unknown")},
+        {"state", last_known ? std::string(to_string(peer_info_.state)) : std::string("Unknown")},
+        {"reason", last_known ? std::string(to_string(peer_info_.reason)) : std::string("Unknown")},
         {"reachable", alive},
         {"lease_epoch", peer_info_.epoch},
         {"partitions", std::move(peer_held)},
         {"rooms_hosted", peer_info_.rooms},
         {"users_connected", peer_info_.users},
         {"client_endpoint", client_endpoint_of(peer_)},
-        {"services", std::move(s)}});
+        {"services", std::move(s)}};
+    if (!alive && peer_info_.heard) {
+      peer_entry["last_heard_ms_ago"] =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                peer_info_.last_heard)
+              .count();
+    }
+    nodes.push_back(std::move(peer_entry));
   }
   out["nodes"] = std::move(nodes);
   const Advice advice = advise(state_, reason_, peer_state, peer_reason, self_,
