@@ -346,6 +346,21 @@ class NetworkCut(HaTestCase):
             return True
         await hh.poll_until(both_see_the_peer_normal_but_unreachable, 10,
                             "both nodes show their peer Normal and unreachable (last known)")
+        # Once node1 knows node2 is alive behind the cut (it renews its lease), it tells its
+        # users they are out of node2's rooms (333) and answers stanzas for them at once.
+        await a.c.expect(lambda s: isinstance(s, th.Presence)
+                         and (th.attr(s, "from") or "").startswith(far + "/")
+                         and th.attr(s, "type") == "unavailable" and 333 in th.status_codes(s),
+                         "status 333 from the far room", timeout=10)
+        t2 = time.monotonic()
+        id_ = a.c.send_groupchat(far, "during the cut, far, again")
+        reply = await a.c.expect(lambda s: th.attr(s, "id") == id_, "an answer for the far room",
+                                 timeout=5)
+        immediate = time.monotonic() - t2
+        self.assertEqual(th.error_of(reply)[1], "recipient-unavailable", str(reply))
+        # Not parked (that would hold the session for twice the timeout plus 1 s): 0.5 s is
+        # only scheduling on 2 busy cores.
+        self.assertLess(immediate, 0.5, f"the far room's error took {immediate:.2f} s")
         states = await asyncio.to_thread(pair.states)
         self.assertEqual(states, {"node1": NORMAL, "node2": NORMAL}, "a takeover during the cut")
         hosts = await asyncio.to_thread(pair.room_hosts)
@@ -363,7 +378,8 @@ class NetworkCut(HaTestCase):
         self.assertLess(answered, 3.5, f"the far room answered {answered:.2f} s after the cut")
         self.assert_in_order(await self.history(a, far), ["before, far", "after the cut, far"],
                              "far room history")
-        print(f"\nnetwork cut: far-room answer after {waited:.2f} s, slowest own-room "
+        print(f"\nnetwork cut: far-room answer after {waited:.2f} s (then {immediate:.3f} s), "
+              f"slowest own-room "
               f"reflection {slowest * 1000:.0f} ms, link back {relinked:.2f} s and far room "
               f"answering {answered:.2f} s after the heal", file=sys.stderr)
 

@@ -23,6 +23,9 @@ struct ClusterSnapshot {
   struct Partition {
     std::string holder;      ///< node serving it ("" = nobody right now: parked)
     std::int64_t epoch = 0;  ///< the lease epoch this node holds it at (when holder == self)
+    /// The holder is cut off from this node but alive (it renews its lease): its rooms stay
+    /// there, so stanzas for them are answered at once instead of waiting (parked).
+    bool unreachable = false;
   };
 
   std::string self;
@@ -61,6 +64,12 @@ struct ClusterSnapshot {
         break;
     }
     return members[stable_hash(username) % members.size()];
+  }
+
+  /// True when `partition`'s holder is alive but cut off from this node.
+  bool unreachable(std::string_view partition) const {
+    auto it = partitions.find(partition);
+    return it != partitions.end() && it->second.unreachable;
   }
 
   /// Who serves `partition` ("" = nobody now).

@@ -469,6 +469,7 @@ net::Awaitable<void> Srm::evaluate() {
           spdlog::warn("srm: peer {} is unreachable but holds its lease: no takeover", peer_);
           server_.muc->evict_unreachable(peer_);
           server_.muc->drop_peer_occupants();
+          publish();  // its rooms now answer at once instead of parking stanzas
         }
       } else if (!alive && !peer_info_.heard &&
                  now - started_ >= settings_.init_heartbeat_timeout) {
@@ -731,6 +732,8 @@ void Srm::publish() {
     } else {
       auto h = holders_.find(n);
       p = {h == holders_.end() ? "" : h->second, 0};
+      // Held by a peer we are cut off from that still renews its lease: nothing will move.
+      p.unreachable = p.holder == peer_ && unreachable_handled_ && !peer_alive();
     }
   }
   snapshot->client_endpoints = {client_endpoints_.begin(), client_endpoints_.end()};

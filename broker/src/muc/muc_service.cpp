@@ -690,6 +690,20 @@ void MucService::route_clustered(XmlElement stanza, Jid from, Completion done) {
     sink_->forward_to_room(std::move(stanza), std::move(from), std::move(done));
     return;
   }
+  const std::string partition = view->room_partition(to.bare_str());
+  if (!holder.empty() && view->unreachable(partition)) {
+    // A network cut, not a move: waiting would hold the sender's session for nothing.
+    const std::string_view type = stanza.attr("type");
+    if (type != "error" && type != "result" &&
+        !(stanza.name() == "presence" && type == "unavailable")) {
+      shards_.front()->deliver(
+          {{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")), "wait",
+                                      "recipient-unavailable",
+                                      "the room's node is unreachable from this node (network "
+                                      "cut); try again later"))}});
+    }
+    return;
+  }
   park(std::move(stanza), std::move(from), std::move(done));
 }
 
