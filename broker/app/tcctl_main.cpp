@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <iostream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -233,6 +234,43 @@ int call_api(const AdminTarget& target, std::string_view method, std::string_vie
   return 0;
 }
 
+/// `tcctl rooms`: the node's live rooms with their partition, lease epoch and occupants.
+std::string render_rooms(const boost::json::value& v) {
+  std::vector<std::vector<std::string>> rows{{"ROOM", "NODE", "PARTITION", "EPOCH", "OCCUPANTS"}};
+  std::string node;
+  std::size_t occupants = 0;
+  const auto* o = v.if_object();
+  if (o != nullptr) {
+    if (const auto* n = o->if_contains("node"); n != nullptr && n->is_string()) {
+      node = std::string(n->as_string());
+    }
+    if (const auto* d = o->if_contains("details"); d != nullptr && d->is_array()) {
+      for (const auto& room : d->as_array()) {
+        const auto* r = room.if_object();
+        if (r == nullptr) {
+          continue;
+        }
+        auto text = [r](const char* key) -> std::string {
+          const auto* f = r->if_contains(key);
+          if (f == nullptr) {
+            return "";
+          }
+          return f->is_string() ? std::string(f->as_string()) : boost::json::serialize(*f);
+        };
+        if (const auto* c = r->if_contains("occupants"); c != nullptr && c->is_number()) {
+          occupants += c->to_number<std::size_t>();
+        }
+        rows.push_back({text("jid"), node, text("partition"), text("epoch"), text("occupants")});
+      }
+    }
+  }
+  std::ostringstream out;
+  tc::broker::admin::write_table(out, rows);
+  out << rows.size() - 1 << " room(s) live on " << (node.empty() ? "the node" : node) << ", "
+      << occupants << " occupant(s)\n";
+  return out.str();
+}
+
 std::string render_ok(const boost::json::value& v) {
   if (const auto* o = v.if_object()) {
     if (const auto* m = o->if_contains("message"); m != nullptr && m->is_string()) {
@@ -346,11 +384,14 @@ int main(int argc, char** argv) {
       ->check(service_names);
   service_start->add_option("--node", node, "node name")->required();
 
+  auto* rooms = app.add_subcommand(
+      "rooms", "the rooms live on a node: partition, lease epoch, occupants (admin API)");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
     Config config;
-    const bool api_command = ha->parsed() || service->parsed();
+    const bool api_command = ha->parsed() || service->parsed() || rooms->parsed();
     // API commands need no config file when --admin is given (or the defaults fit).
     if (!api_command || config_opt->count() > 0 || std::filesystem::exists(config_path)) {
       try {
@@ -365,6 +406,9 @@ int main(int argc, char** argv) {
       if (ha_status->parsed()) {
         return call_api(target, "GET", "/api/v1/ha/status", none, json,
                         tc::broker::admin::render_status);
+      }
+      if (rooms->parsed()) {
+        return call_api(target, "GET", "/api/v1/rooms", none, json, render_rooms);
       }
       if (ha_failover->parsed() || ha_fallback->parsed()) {
         const std::string path = ha_failover->parsed() ? "failover" : "fallback";

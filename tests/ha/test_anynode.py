@@ -8,6 +8,7 @@ between the nodes through the sessions directory each node keeps of the other's 
 """
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -69,6 +70,18 @@ class AnyNode(HaTestCase):
         for c in sessions:
             for r in rooms:
                 self.assertIn(f"{c.user} on {c.node} in {r}", await self.history(c, r))
+        # tcctl rooms: each node lists the room it hosts, with its four occupants.
+        for node, here, there in (("node1", rooms[0], rooms[1]), ("node2", rooms[1], rooms[0])):
+            done = await asyncio.to_thread(self.pair.nodes[node].ctl, "rooms", "--json")
+            self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+            listed = {d["jid"]: d for d in json.loads(done.stdout)["details"]}
+            self.assertEqual(listed[here]["occupants"], 4, listed)
+            self.assertEqual(listed[here]["partition"], node, listed)
+            self.assertGreater(listed[here]["epoch"], 0, listed)
+            self.assertNotIn(there, listed)
+            table = await asyncio.to_thread(self.pair.nodes[node].ctl, "rooms")
+            self.assertIn(here, table.stdout)
+            self.assertIn("OCCUPANTS", table.stdout)
 
     async def reachable(self, sender, full, timeout=10.0):
         """Pings `full` until its client answers: the sender's node has learnt where it is

@@ -558,6 +558,15 @@ class Drills(HaTestCase):
         self.assertEqual(r["rooms_hosted_twice"], [])
         self.assertGreater(r["room_samples"], 10, r)
         self.assertEqual(r["peer_unreachable_seen"], {"node1": True, "node2": True}, r)
+        if hh.NetCut.available():
+            # A real cut (nftables), and the liveness the issue asks for: every room keeps
+            # acknowledging its own node's senders (no gap over 2 s), and the peers are back
+            # within 1.5 s of the network.
+            self.assertEqual(r["cut"], "net", r)
+            self.assertIsNotNone(r["longest_own_node_silence_ms"], r)
+            self.assertLessEqual(r["longest_own_node_silence_ms"], 2000, r)
+            self.assertIsNotNone(r["time_to_peers_reachable_ms"], r)
+            self.assertLessEqual(r["time_to_peers_reachable_ms"], 1500, r)
 
     def test_drill_db_stop(self):
         if th.BACKEND != "postgresql":

@@ -235,5 +235,33 @@ class Config(unittest.TestCase):
         self.assertTrue(cfg["muc"]["default_persistent"])
 
 
+
+class LongestSilence(unittest.TestCase):
+    """tc-drill's liveness figure for a cut link: own-node senders only, gaps from the fault
+    to the end of the cut."""
+
+    def sent(self, room, node, t_sent, t_ack):
+        s = drill.Sent("id", "body", room, "u", 1, t_sent, node)
+        s.t_ack = t_ack
+        return s
+
+    def test_counts_only_the_rooms_own_node_and_the_window(self):
+        hosts = {"a": ["node1"], "b": ["node2"]}
+        sent = [self.sent("a", "node1", 10.1, 10.2), self.sent("a", "node1", 10.5, 11.4),
+                self.sent("a", "node2", 10.6, None),   # far sender: not counted
+                self.sent("b", "node2", 10.0, 10.1), self.sent("b", "node2", 10.8, 10.9),
+                self.sent("b", "node2", 11.5, 11.6),
+                self.sent("a", "node1", 9.0, 9.1)]     # before the fault
+        # a: acks at 10.2 and 11.4 (1.2 s between them); b: at most 0.8 s.
+        self.assertEqual(drill.longest_silence(sent, hosts, 10.0, 12.0), (1200.0, "a"))
+        sent.append(self.sent("b", "node2", 11.95, None))  # unanswered till the end
+        self.assertEqual(drill.longest_silence(sent, hosts, 10.0, 12.0), (1200.0, "a"))
+
+    def test_a_room_whose_own_senders_never_heard_back_is_silent_throughout(self):
+        hosts = {"a": ["node1"]}
+        sent = [self.sent("a", "node1", 10.5, None)]
+        self.assertEqual(drill.longest_silence(sent, hosts, 10.0, 13.0), (3000.0, "a"))
+        self.assertEqual(drill.longest_silence([], hosts, 10.0, 13.0), (None, None))
+
 if __name__ == "__main__":
     unittest.main()

@@ -48,9 +48,41 @@ struct ClusterSnapshot {
     return h;
   }
 
-  /// The partition a room belongs to: a stable hash of its bare JID over the members.
+  /// SplitMix64's finaliser: every output bit depends on every input bit. FNV-1a alone will
+  /// not do for placement: its low bit is the XOR of the low bits of every byte, so `% 2` put
+  /// similar names (r00-r09 and r10-r19) on opposite nodes in fixed patterns.
+  static std::uint64_t mix(std::uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+  }
+
+  /// Rendezvous (highest random weight) hashing: `key` belongs to the member with the highest
+  /// mix(hash(key) ^ mix(hash(member))). Balanced, the same on every node that knows the same
+  /// members, and adding a member (a third group) moves only the keys it wins.
+  static const std::string& owner_of(const std::vector<std::string>& members,
+                                     std::string_view key) {
+    const std::uint64_t k = stable_hash(key);
+    const std::string* best = &members.front();
+    std::uint64_t best_score = 0;
+    bool first = true;
+    for (const auto& m : members) {
+      const std::uint64_t score = mix(k ^ mix(stable_hash(m)));
+      if (first || score > best_score || (score == best_score && m < *best)) {
+        best = &m;
+        best_score = score;
+        first = false;
+      }
+    }
+    return *best;
+  }
+
+  /// The partition a room belongs to: rendezvous hashing of its bare JID over the members.
   const std::string& room_partition(std::string_view room_bare) const {
-    return members[stable_hash(room_bare) % members.size()];
+    return owner_of(members, room_bare);
   }
 
   /// The partition a user belongs to by the assignment mode; nullopt for "none".
@@ -63,7 +95,7 @@ struct ClusterSnapshot {
       case AssignmentMode::Balanced:
         break;
     }
-    return members[stable_hash(username) % members.size()];
+    return owner_of(members, username);
   }
 
   /// True when `partition`'s holder is alive but cut off from this node.

@@ -91,18 +91,30 @@ void Srm::handle(const admin::Request& request, admin::Respond respond) {
 }
 
 void Srm::admin_rooms(admin::Respond respond) {
-  server_.muc->list_live([this, respond = std::move(respond)](std::vector<std::string> rooms) {
-    asio::post(control_, [this, respond, rooms = std::move(rooms)]() mutable {
-      std::sort(rooms.begin(), rooms.end());
-      json::array list;
-      for (auto& r : rooms) {
-        list.emplace_back(std::move(r));
-      }
-      admin::Response r;
-      r.body = json::object{{"node", self_}, {"rooms", std::move(list)}};
-      respond(std::move(r));
-    });
-  });
+  server_.muc->list_live(
+      [this, respond = std::move(respond)](std::vector<muc::MucService::LiveRoom> rooms) {
+        asio::post(control_, [this, respond, rooms = std::move(rooms)]() mutable {
+          std::sort(rooms.begin(), rooms.end(),
+                    [](const auto& a, const auto& b) { return a.jid < b.jid; });
+          const auto view = view_.get();
+          json::array list;
+          json::array details;
+          for (auto& r : rooms) {
+            const std::string& partition = view->room_partition(r.jid);
+            const auto it = view->partitions.find(partition);
+            const std::int64_t epoch = it == view->partitions.end() ? 0 : it->second.epoch;
+            details.emplace_back(json::object{{"jid", r.jid},
+                                              {"occupants", r.occupants},
+                                              {"partition", partition},
+                                              {"epoch", epoch}});
+            list.emplace_back(std::move(r.jid));
+          }
+          admin::Response r;
+          r.body = json::object{
+              {"node", self_}, {"rooms", std::move(list)}, {"details", std::move(details)}};
+          respond(std::move(r));
+        });
+      });
 }
 
 void Srm::admin_status(admin::Respond respond) {

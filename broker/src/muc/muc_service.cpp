@@ -196,11 +196,11 @@ class MucService::ShardRooms final : public RoomHost {
     }
   }
 
-  std::vector<std::string> live_keys() const {
-    std::vector<std::string> out;
+  std::vector<LiveRoom> live_rooms() const {
+    std::vector<LiveRoom> out;
     for (const auto& [key, entry] : rooms_) {
       if (!entry.loading && entry.room) {
-        out.push_back(key);
+        out.push_back({key, entry.room->occupant_count()});
       }
     }
     return out;
@@ -1017,19 +1017,19 @@ void MucService::set_serving(bool serving) {
   }
 }
 
-void MucService::list_live(std::function<void(std::vector<std::string>)> done) {
+void MucService::list_live(std::function<void(std::vector<LiveRoom>)> done) {
   struct Gather {
     std::mutex mu;
-    std::vector<std::string> rooms;
+    std::vector<LiveRoom> rooms;
     std::size_t remaining;
-    std::function<void(std::vector<std::string>)> done;
+    std::function<void(std::vector<LiveRoom>)> done;
   };
   auto g = std::make_shared<Gather>();
   g->remaining = shards_.size();
   g->done = std::move(done);
   for (auto& s : shards_) {
     asio::post(s->shard().executor(), [rooms = s.get(), g] {
-      auto mine = rooms->live_keys();
+      auto mine = rooms->live_rooms();
       bool last = false;
       {
         std::lock_guard lock(g->mu);

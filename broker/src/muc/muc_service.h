@@ -116,8 +116,12 @@ class MucService {
   /// stanzas for rooms until start.
   void set_serving(bool serving);
   bool serving() const { return serving_.load(); }
-  /// The bare JIDs of the rooms live on this node; `done` runs on some shard.
-  void list_live(std::function<void(std::vector<std::string>)> done);
+  struct LiveRoom {
+    std::string jid;  ///< bare room JID
+    std::size_t occupants = 0;
+  };
+  /// The rooms live on this node; `done` runs on some shard.
+  void list_live(std::function<void(std::vector<LiveRoom>)> done);
   /// Occupants (joins) of local users, over all rooms (for status).
   std::size_t local_joins() const;
 
