@@ -198,8 +198,11 @@ class NetCut:
 
     _live = set()
 
-    def __init__(self, ports):
+    def __init__(self, ports, one_way=False):
+        """`one_way`: drop only packets *to* `ports` (connections dialled to those nodes die,
+        those they dial out keep working): an asymmetric cut."""
         self.ports = sorted(int(p) for p in ports)
+        self.one_way = one_way
         self.table = f"tc_cut_{os.getpid()}_{random.randrange(1 << 30):x}"
         self.active = False
 
@@ -212,7 +215,7 @@ class NetCut:
         script = (f"table inet {self.table} {{\n"
                   f"  chain input {{ type filter hook input priority -10; policy accept;\n"
                   f"    tcp dport {{ {ports} }} drop\n"
-                  f"    tcp sport {{ {ports} }} drop\n"
+                  + ("" if self.one_way else f"    tcp sport {{ {ports} }} drop\n") +
                   f"  }}\n}}\n")
         done = subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True,
                               timeout=10)

@@ -157,6 +157,8 @@ void Srm::start() {
   link_->on_state([this](PeerLink::Channel c, bool up) {
     if (c == PeerLink::Channel::Data) {
       on_data_link(up);
+    } else if (up) {
+      srm_up_since_ = steady_clock::now();
     }
   });
   // Until the leases say otherwise, nobody serves anything: stanzas wait (parked).
@@ -733,7 +735,7 @@ void Srm::publish() {
       auto h = holders_.find(n);
       p = {h == holders_.end() ? "" : h->second, 0};
       // Held by a peer we are cut off from that still renews its lease: nothing will move.
-      p.unreachable = p.holder == peer_ && unreachable_handled_ && !peer_alive();
+      p.unreachable = p.holder == peer_ && ((unreachable_handled_ && !peer_alive()) || one_way_);
     }
   }
   snapshot->client_endpoints = {client_endpoints_.begin(), client_endpoints_.end()};
@@ -767,6 +769,8 @@ void Srm::send_heartbeat() {
   if (shutting_down_) {
     hb.set_attr("rebooting", "1");
   }
+  // Whether we hear the peer: lets it notice a one-way cut (its heartbeats arrive, ours not).
+  hb.set_attr("hears", peer_alive() ? "1" : "0");
   link_->send(PeerLink::Channel::Srm, hb);
 }
 
@@ -847,6 +851,16 @@ void Srm::on_link_element(PeerLink::Channel channel, XmlElement element) {
     peer_info_.rooms = std::strtoull(std::string(element.attr("rooms")).c_str(), nullptr, 10);
     peer_info_.users = std::strtoull(std::string(element.attr("users")).c_str(), nullptr, 10);
     peer_info_.rebooting = element.attr("rebooting") == "1";
+    const bool hears_us = element.attr("hears") != "0";  // absent: an older peer, assume so
+    if (!hears_us && peer_info_.hears_us) {
+      peer_info_.deaf_since = steady_clock::now();
+    }
+    peer_info_.hears_us = hears_us;
+    if (hears_us && one_way_) {
+      one_way_ = false;
+      spdlog::info("peer link: {} hears this node again", peer_);
+      publish();
+    }
     for (const Service s : kServices) {
       peer_info_.services[std::string(to_string(s))] = std::string(element.attr(to_string(s)));
     }
@@ -1094,6 +1108,26 @@ void Srm::check_link_liveness() {
         std::chrono::duration_cast<std::chrono::milliseconds>(now - peer_info_.last_heard).count());
     link_reset_at_ = now;
     link_->reset();
+  }
+  // One-way cut: the peer's heartbeats arrive, ours do not (it says so). What we send it is
+  // lost, so drop our connections (their redials fail while the cut lasts: the data link is
+  // then down), tell our users they are out of its rooms and answer stanzas for them at once.
+  // Deaf for the whole timeout since our current connection came up: a "not heard" that
+  // predates it (sent before a cut healed) proves nothing about the new connection.
+  if (!one_way_ && peer_alive() && !peer_info_.hears_us &&
+      now - std::max(peer_info_.deaf_since, srm_up_since_) >= settings_.heartbeat_timeout &&
+      now - link_reset_at_ >= settings_.heartbeat_timeout) {
+    spdlog::warn(
+        "peer link: {} has not heard this node for {} ms while this node hears it "
+        "(one-way cut); dropping the connections and dialling again",
+        peer_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - peer_info_.deaf_since).count());
+    one_way_ = true;
+    link_reset_at_ = now;
+    link_->reset();
+    server_.muc->evict_unreachable(peer_);
+    server_.muc->drop_peer_occupants();
+    publish();
   }
   std::vector<InFlight> late;
   for (auto it = in_flight_.begin(); it != in_flight_.end();) {

@@ -107,7 +107,9 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
     std::size_t rooms = 0;
     std::size_t users = 0;
     std::int64_t epoch = 0;
-    bool rebooting = false;  // it said it is shutting down cleanly
+    bool rebooting = false;                              // it said it is shutting down cleanly
+    bool hears_us = true;                                // its last heartbeat said it hears ours
+    std::chrono::steady_clock::time_point deaf_since{};  // since when it does not
   };
   /// A local user's stanza forwarded to a room on the peer, until the peer's `done`.
   struct InFlight {
@@ -218,6 +220,10 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
   std::map<std::string, CtlReply> ctl_pending_;
   std::map<std::uint64_t, InFlight> in_flight_;
   std::chrono::steady_clock::time_point link_reset_at_{};  // the last reset of a silent link
+  /// A one-way cut: we hear the peer, it has not heard us for the heartbeat timeout (what we
+  /// send is lost). Its rooms then answer at once, as in a full cut.
+  bool one_way_ = false;
+  std::chrono::steady_clock::time_point srm_up_since_{};  // our srm connection's last dial
   std::unique_ptr<boost::asio::steady_timer> tick_timer_;
   std::unique_ptr<boost::asio::steady_timer> heartbeat_timer_;
 };
