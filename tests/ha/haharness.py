@@ -69,9 +69,9 @@ FAST_SETTINGS = {
     "critical_service_down_delay": "0.5",
     "auto_fallback": "false",
     "auto_fallback_delay": "1",
-    # The suites and drills built on users_on() place users on a node by following the
-    # vendor's redirect to the assigned node; tests of the default (any node serves any user)
-    # pass {"redirect_users": "false"}.
+    # The suites built on users_on() place users on a node by following the vendor's redirect
+    # to the assigned node; tests of the default (any node serves any user) and tc-drill pass
+    # {"redirect_users": "false"}.
     "redirect_users": "true",
 }
 RELOGIN = (0.05, 0.2)
