@@ -405,6 +405,27 @@ class NetworkCut(HaTestCase):
               f"answering {answered:.2f} s after the heal", file=sys.stderr)
 
 
+class StartupErrors(HaTestCase):
+    """A port already taken stops start-up with an error naming it, and the node exits cleanly
+    (its admin server was already listening: once, its accept loop ran after it was freed)."""
+
+    async def test_srm_port_taken(self):
+        import socket
+        pair = await self.make_pair(start=False)
+        node = pair.n1
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", node.srm_port))
+            squatter.listen()
+            node.spawn()
+            code = await asyncio.to_thread(node.proc.wait, th.PROCESS_TIMEOUT)
+        log = node.log_tail()
+        self.assertNotEqual(code, 0, log)
+        self.assertIn(f"cannot listen on the SRM service port 127.0.0.1:{node.srm_port}", log)
+        self.assertNotIn("AddressSanitizer", log)
+        self.assertNotIn("runtime error", log)
+
+
 class ManualOperations(HaTestCase):
     """Manual failover, fallback and recover through tcctl, and their refusals (SPEC.md
     section 4)."""

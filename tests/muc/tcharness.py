@@ -29,6 +29,7 @@ import itertools
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -119,13 +120,30 @@ def _run(argv, what, timeout=PROCESS_TIMEOUT, **kwargs):
 _ports_given = set()
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A loopback port nobody listens on now, and one this process has not handed out before:
-    the kernel may return a port it just gave for a probe again, and a pair takes six at once
-    (two nodes' client, admin and SRM ports) before any of them binds."""
-    for _ in range(100):
+    """A loopback port nobody listens on now, one this process has not handed out before (a
+    pair takes six at once, two nodes' client, admin and SRM ports, before any of them binds),
+    and one below the kernel's ephemeral range: a port the kernel handed out for a probe is an
+    ephemeral one, which any outgoing connection (to PostgreSQL, between the nodes, a redial
+    every few hundred ms during a cut) may take before the node binds it; a node then failed to
+    start now and then. Ports in 10000..(ephemeral low - 1) are only ever taken on purpose."""
+    low, high = 10000, _ephemeral_low() - 1
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randint(low, high) if high > low else 0
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
             port = s.getsockname()[1]
         if port not in _ports_given:
             _ports_given.add(port)

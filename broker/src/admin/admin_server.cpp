@@ -136,8 +136,10 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     return file_token;
   }
 
-  Awaitable<void> accept_loop() {
-    auto self = shared_from_this();
+  // Coroutine entry points hold their owner from the moment they are created (a parameter):
+  // a shared_from_this() inside would run only when the coroutine first resumes, and a server
+  // destroyed before that (a start-up that failed later on) would be used after its free.
+  Awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
     while (!stopped) {
       auto [ec, socket] = co_await acceptor.async_accept(kAsTuple);
       if (stopped) {
@@ -154,7 +156,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         socket.close(ignored);  // a flood must not starve the control thread
         continue;
       }
-      asio::co_spawn(executor, session(std::move(socket)), asio::detached);
+      asio::co_spawn(executor, session(self, std::move(socket)), asio::detached);
     }
   }
 
@@ -275,8 +277,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     }
   }
 
-  Awaitable<void> session(Tcp::socket socket) {
-    auto self = shared_from_this();
+  Awaitable<void> session([[maybe_unused]] std::shared_ptr<Impl> self, Tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     connections.insert(&stream);
     beast::flat_buffer buffer;
@@ -373,7 +374,7 @@ void AdminServer::start() {
   }
   impl_->bound_port = acceptor.local_endpoint().port();
   impl_->stopped = false;
-  asio::co_spawn(impl_->executor, impl_->accept_loop(), asio::detached);
+  asio::co_spawn(impl_->executor, impl_->accept_loop(impl_), asio::detached);
 }
 
 void AdminServer::stop() {
