@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: Apache-2.0
+// Srm's data channel: room stanzas forwarded to the peer and their answers, deliveries, the
+// sessions directory, stanzas for users on the peer, and the link's liveness (split from
+// srm.cpp by feature).
+#include <charconv>
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "xmpp/namespaces.h"
+
+#include "ha/srm.h"
+#include "routing/stanzas.h"
+#include "server_context.h"
+
+namespace tc::broker::ha {
+
+namespace asio = boost::asio;
+using std::chrono::steady_clock;
+using xmpp::Jid;
+using xmpp::XmlElement;
+
+namespace {
+constexpr std::string_view kDataNs = "urn:tcbroker:data:1";
+}  // namespace
+
+void Srm::on_data_link(bool up) {
+  data_up_ = up;
+  if (up) {
+    // Each side is authoritative for its own sessions: send ours, ask for the peer's (its
+    // outbound connection may have stayed up while ours was down, so it would not resend).
+    send_sessions();
+    link_->send(PeerLink::Channel::Data, XmlElement("sessions-query", std::string(kDataNs)));
+  } else {
+    server_.router.remote_drop(peer_);
+    // Stanzas in flight to the peer may or may not have been handled: tell their senders.
+    std::vector<InFlight> lost;
+    for (auto& [id, pending] : in_flight_) {
+      lost.push_back(std::move(pending));
+    }
+    in_flight_.clear();
+    fail_in_flight(std::move(lost),
+                   "the room's node stopped answering; the message may not have been delivered");
+  }
+  publish();
+}
+
+void Srm::fail_in_flight(std::vector<InFlight> stanzas, std::string_view why) {
+  std::vector<muc::RoomHost::Delivery> errors;
+  for (auto& pending : stanzas) {
+    const XmlElement& st = pending.stanza;
+    const std::string_view type = st.attr("type");
+    if (type == "error" || type == "result" || (st.name() == "presence" && type == "unavailable")) {
+      continue;
+    }
+    auto from = Jid::parse(st.attr("from"));
+    if (!from) {
+      continue;
+    }
+    XmlElement e(st.name(), xmpp::ns::kClient);
+    if (st.has_attr("id")) {
+      e.set_attr("id", std::string(st.attr("id")));
+    }
+    e.set_attr("from", std::string(st.attr("to"))).set_attr("to", from->str());
+    e.set_attr("type", "error");
+    auto& err = e.add_child("error", xmpp::ns::kClient);
+    err.set_attr("type", "wait");
+    err.add_child("recipient-unavailable", xmpp::ns::kStanzaErrors);
+    err.add_child("text", xmpp::ns::kStanzaErrors).add_text(std::string(why));
+    errors.push_back({*from, to_wire(e)});
+  }
+  for (auto& d : errors) {
+    server_.muc->deliver_from_peer(d.to, d.wire);
+  }
+  // `stanzas` goes out of scope here: each Completion fires after its sender's error was
+  // queued, so the session reads on.
+}
+
+void Srm::check_link_liveness() {
+  if (!link_) {
+    return;
+  }
+  const auto now = steady_clock::now();
+  const auto timeout = state_ == State::Initializing ? settings_.init_heartbeat_timeout
+                                                     : settings_.heartbeat_timeout;
+  if (peer_info_.heard && now - peer_info_.last_heard >= timeout &&
+      now - link_reset_at_ >= timeout && (link_->up(PeerLink::Channel::Srm) || data_up_)) {
+    spdlog::warn(
+        "peer link: nothing heard from {} for {} ms; dropping the connections and "
+        "dialling again",
+        peer_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - peer_info_.last_heard).count());
+    link_reset_at_ = now;
+    link_->reset();
+  }
+  // One-way cut: the peer's heartbeats arrive, ours do not (it says so). What we send it is
+  // lost, so drop our connections (their redials fail while the cut lasts: the data link is
+  // then down), tell our users they are out of its rooms and answer stanzas for them at once.
+  // Deaf for the whole timeout since our current connection came up: a "not heard" that
+  // predates it (sent before a cut healed) proves nothing about the new connection.
+  if (!one_way_ && peer_alive() && !peer_info_.hears_us &&
+      now - std::max(peer_info_.deaf_since, srm_up_since_) >= settings_.heartbeat_timeout &&
+      now - link_reset_at_ >= settings_.heartbeat_timeout) {
+    spdlog::warn(
+        "peer link: {} has not heard this node for {} ms while this node hears it "
+        "(one-way cut); dropping the connections and dialling again",
+        peer_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - peer_info_.deaf_since).count());
+    one_way_ = true;
+    link_reset_at_ = now;
+    link_->reset();
+    server_.muc->evict_unreachable(peer_);
+    server_.muc->drop_peer_occupants();
+    publish();
+  }
+  std::vector<InFlight> late;
+  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+    if (now - it->second.sent >= settings_.heartbeat_timeout) {
+      late.push_back(std::move(it->second));
+      it = in_flight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!late.empty()) {
+    spdlog::warn("srm: {} stanza(s) forwarded to {} got no answer within the heartbeat timeout",
+                 late.size(), peer_);
+    fail_in_flight(std::move(late),
+                   "the room's node did not answer in time; the message may not have been "
+                   "delivered");
+  }
+}
+
+void Srm::forward_to_room(XmlElement stanza, Jid from, muc::Completion done) {
+  asio::post(control_, [this, stanza = std::move(stanza), from = std::move(from),
+                        done = std::move(done)]() mutable {
+    const auto id = next_id_++;
+    XmlElement room("room", std::string(kDataNs));
+    room.set_attr("id", std::to_string(id)).set_attr("from", from.str());
+    stanza.set_attr("from", from.str());
+    room.add_child(stanza);
+    if (!link_ || !link_->send(PeerLink::Channel::Data, room)) {
+      // The link went down between routing and now: route again (it parks).
+      server_.muc->async_dispatch(std::move(stanza), std::move(from), asio::detached);
+      return;
+    }
+    in_flight_.emplace(id, InFlight{std::move(stanza), std::move(done), steady_clock::now()});
+  });
+}
+
+void Srm::forward_deliveries(std::vector<muc::RoomHost::Delivery> deliveries) {
+  asio::post(control_, [this, deliveries = std::move(deliveries)] {
+    if (!link_ || !link_->up(PeerLink::Channel::Data)) {
+      return;  // nobody there to deliver to
+    }
+    for (const auto& d : deliveries) {
+      // A prefixed wrapper, so that the stanza inside keeps the stream's default namespace
+      // (jabber:client) without being serialised again.
+      std::string frame = "<d:deliver xmlns:d='" + std::string(kDataNs) + "' to='" +
+                          xmpp::xml_escape(d.to.str()) + "'>" + *d.wire + "</d:deliver>";
+      link_->send_raw(PeerLink::Channel::Data, std::move(frame));
+    }
+  });
+}
+
+void Srm::forward_gone(const Jid& room, const Jid& real) {
+  asio::post(control_, [this, room = room.bare_str(), real = real.str()] {
+    XmlElement gone("gone", std::string(kDataNs));
+    gone.set_attr("room", room).set_attr("jid", real);
+    if (link_) {
+      link_->send(PeerLink::Channel::Data, gone);
+    }
+  });
+}
+
+// ---- users on the peer: the sessions directory and forwarded stanzas ----
+
+void Srm::announce(const Jid& full, std::int64_t bound_at, bool bound) {
+  asio::post(control_, [this, full = full.str(), bound_at, bound] {
+    if (!link_ || !link_->up(PeerLink::Channel::Data)) {
+      return;  // the resynchronisation when the link comes up covers it
+    }
+    XmlElement frame("session", std::string(kDataNs));
+    frame.set_attr("jid", full);
+    if (bound) {
+      frame.set_attr("at", std::to_string(bound_at));
+    } else {
+      frame.set_attr("gone", "1");
+    }
+    link_->send(PeerLink::Channel::Data, frame);
+  });
+}
+
+void Srm::send_sessions() {
+  link_->send(PeerLink::Channel::Data, XmlElement("sessions-reset", std::string(kDataNs)));
+  for (const auto& local : server_.router.locals()) {
+    XmlElement frame("session", std::string(kDataNs));
+    frame.set_attr("jid", local.full.str()).set_attr("at", std::to_string(local.bound_at));
+    link_->send(PeerLink::Channel::Data, frame);
+  }
+}
+
+void Srm::forward_to_user(const std::string& node, const Jid& to, const XmlElement& stanza,
+                          bool bounce) {
+  // Serialised here, on the caller's thread; the frame keeps the stanza in the stream's
+  // default namespace (jabber:client), as deliver frames do.
+  std::string frame = "<d:user xmlns:d='" + std::string(kDataNs) + "' to='" +
+                      xmpp::xml_escape(to.str()) + "'" + (bounce ? " bounce='1'" : "") + ">" +
+                      *to_wire(stanza) + "</d:user>";
+  asio::post(control_, [this, node, to, stanza = bounce ? stanza : XmlElement("x"),
+                        frame = std::move(frame), bounce]() mutable {
+    if (node == peer_ && link_ && link_->send_raw(PeerLink::Channel::Data, std::move(frame))) {
+      return;
+    }
+    // The node went away since the lookup: its sessions are gone with it.
+    if (bounce) {
+      hooks_.deliver_user(stanza, to, true);
+    }
+  });
+}
+
+void Srm::on_session_frame(const XmlElement& element) {
+  const std::string& name = element.name();
+  if (name == "sessions-reset") {
+    server_.router.remote_drop(peer_);
+    return;
+  }
+  if (name == "sessions-query") {
+    send_sessions();
+    return;
+  }
+  auto full = Jid::parse(element.attr("jid"));
+  if (!full || full->is_bare()) {
+    return;
+  }
+  if (element.attr("gone") == "1") {
+    server_.router.remote_unbound(peer_, *full);
+    return;
+  }
+  std::int64_t at = 0;
+  const std::string at_text(element.attr("at"));
+  const char* end = at_text.data() + at_text.size();
+  if (std::from_chars(at_text.data(), end, at).ptr != end) {
+    spdlog::warn("srm: ignoring a session announcement with a bad time from {}", peer_);
+    return;
+  }
+  if (server_.router.remote_bound(self_, peer_, *full, at)) {
+    // RFC 6120 §7.7.2.2 across nodes: the newer session of a full JID wins.
+    hooks_.close_replaced(*full, peer_);
+  }
+}
+
+void Srm::on_data(XmlElement element) {
+  const std::string& name = element.name();
+  if (name == "session" || name == "sessions-reset" || name == "sessions-query") {
+    on_session_frame(element);
+    return;
+  }
+  if (name == "user") {
+    auto to = Jid::parse(element.attr("to"));
+    const XmlElement* stanza = element.first_element();
+    if (to && stanza != nullptr) {
+      hooks_.deliver_user(*stanza, *to, element.attr("bounce") == "1");
+    }
+    return;
+  }
+  if (name == "room") {
+    const std::string id(element.attr("id"));
+    auto from = Jid::parse(element.attr("from"));
+    const XmlElement* inner = element.first_element();
+    if (!from || inner == nullptr || !Jid::parse(inner->attr("to"))) {
+      return;
+    }
+    XmlElement st = *inner;
+    st.set_attr("from", from->str());
+    muc::Completion done([this, id] {
+      asio::post(control_, [this, id] {
+        XmlElement d("done", std::string(kDataNs));
+        d.set_attr("id", id);
+        if (link_) {
+          link_->send(PeerLink::Channel::Data, d);
+        }
+      });
+    });
+    server_.muc->dispatch_from_peer(std::move(st), *from, std::move(done));
+  } else if (name == "done") {
+    const auto id = std::strtoull(std::string(element.attr("id")).c_str(), nullptr, 10);
+    in_flight_.erase(id);  // its Completion fires: the session's stanza is handled
+  } else if (name == "deliver") {
+    auto to = Jid::parse(element.attr("to"));
+    const XmlElement* stanza = element.first_element();
+    if (to && stanza != nullptr) {
+      server_.muc->deliver_from_peer(*to, to_wire(*stanza));
+    }
+  } else if (name == "gone") {
+    server_.muc->peer_occupant_gone(std::string(element.attr("room")),
+                                    std::string(element.attr("jid")));
+  }
+}
+
+}  // namespace tc::broker::ha
