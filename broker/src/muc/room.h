@@ -4,7 +4,9 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "storage/records.h"
@@ -20,6 +22,10 @@ namespace tc::broker::muc {
 /// Live state of one XEP-0045 room. Shard-affine: every method runs on the shard that owns
 /// the room, so the room needs no locks. Writes go to the shard's store worker and the room
 /// applies them, and tells anyone, only once they are committed (the durability rule).
+///
+/// One file per feature, as Prosody's MUC modules: room.cpp (state, output, iq dispatch),
+/// room_join.cpp, room_message.cpp, room_admin.cpp, room_owner.cpp, room_mam.cpp and
+/// room_disco.cpp.
 class Room : public std::enable_shared_from_this<Room> {
  public:
   /// What the store holds for a room.
@@ -66,7 +72,7 @@ class Room : public std::enable_shared_from_this<Room> {
     storage::UnixMillis at = 0;
   };
 
-  // presence
+  // presence (room_join.cpp)
   void join(const xmpp::XmlElement& presence, const xmpp::Jid& from, const std::string& nick);
   void change_nick(Occupant& occupant, const xmpp::Jid& from, const std::string& new_nick,
                    const xmpp::XmlElement& presence);
@@ -74,7 +80,7 @@ class Room : public std::enable_shared_from_this<Room> {
   void send_history(const xmpp::Jid& to, const xmpp::XmlElement* history_request);
   void send_subject(const xmpp::Jid& to);
 
-  // messages
+  // messages (room_message.cpp)
   void on_groupchat(const xmpp::XmlElement& message, Occupant& sender, const xmpp::Jid& from,
                     Completion done);
   void on_subject_change(const xmpp::XmlElement& message, Occupant& sender, const xmpp::Jid& from,
@@ -85,14 +91,48 @@ class Room : public std::enable_shared_from_this<Room> {
   void on_decline(const xmpp::XmlElement& message, const xmpp::XmlElement& decline,
                   const xmpp::Jid& from);
 
-  // iq
+  // muc#admin (room_admin.cpp)
+  struct RoleChange {
+    std::string nick;
+    Role role = Role::None;
+    std::string reason;
+  };
+  struct AffiliationChange {
+    xmpp::Jid bare;
+    Affiliation affiliation = Affiliation::None;
+    std::string reason;
+    std::string nick;
+  };
+  /// The items of one muc#admin set, all validated.
+  struct AdminChanges {
+    std::vector<RoleChange> roles;
+    std::vector<AffiliationChange> affiliations;
+  };
   void on_admin_iq(const xmpp::XmlElement& iq, const xmpp::Jid& from, Completion done);
+  void list_affiliation(const xmpp::XmlElement& iq, const xmpp::Jid& from, std::string_view name);
+  void list_role(const xmpp::XmlElement& iq, const xmpp::Jid& from, std::string_view name);
+  /// Validates every item of a set; on the first refusal, answers `iq` with the error and
+  /// returns nullopt.
+  std::optional<AdminChanges> admin_changes(const xmpp::XmlElement& iq, const xmpp::Jid& from,
+                                            const std::vector<const xmpp::XmlElement*>& items);
+  bool check_role_item(const xmpp::XmlElement& iq, const xmpp::Jid& from,
+                       const xmpp::XmlElement& item, AdminChanges& changes);
+  /// `owners` counts the owners left after the items before this one.
+  bool check_affiliation_item(const xmpp::XmlElement& iq, const xmpp::Jid& from,
+                              const xmpp::XmlElement& item, std::size_t& owners,
+                              AdminChanges& changes);
+  void apply_role_changes(const std::vector<RoleChange>& changes, const std::string& actor_nick);
+  /// Affiliations are persisted: stored first, then applied (with the roles of the same set).
+  void commit_affiliations(const xmpp::XmlElement& iq, const xmpp::Jid& from, AdminChanges changes,
+                           const std::string& actor_nick, Completion done);
+
+  // muc#owner (room_owner.cpp), archive queries (room_mam.cpp), disco (room_disco.cpp)
   void on_owner_iq(const xmpp::XmlElement& iq, const xmpp::Jid& from, Completion done);
+  void destroy(const xmpp::XmlElement& iq, const xmpp::XmlElement& destroy_element,
+               Completion done);
   void on_mam_iq(const xmpp::XmlElement& iq, const xmpp::Jid& from, Completion done);
   void on_disco_info(const xmpp::XmlElement& iq);
   void on_disco_items(const xmpp::XmlElement& iq);
-  void destroy(const xmpp::XmlElement& iq, const xmpp::XmlElement& destroy_element,
-               Completion done);
 
   // state helpers
   Affiliation affiliation_of(const xmpp::Jid& bare) const;
@@ -113,7 +153,9 @@ class Room : public std::enable_shared_from_this<Room> {
   void set_role(Occupant& occupant, Role role, const std::string& reason,
                 const std::string& actor_nick);
 
-  // output
+  // output (room.cpp)
+  /// <x xmlns='muc#user'/> with these status codes.
+  static xmpp::XmlElement status_x(const std::vector<int>& codes);
   xmpp::XmlElement presence_of(const Occupant& occupant, bool unavailable) const;
   /// Broadcasts `occupant`'s presence: each recipient sees the real JID only if allowed; the
   /// occupant's own sessions get status 110 and `self_codes` as well.
