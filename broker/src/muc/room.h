@@ -169,6 +169,14 @@ class Room : public std::enable_shared_from_this<Room> {
   void send_error(const xmpp::XmlElement& stanza, const xmpp::Jid& to, const std::string& type,
                   const std::string& condition, const std::string& text = {});
   void archive_presence(const Occupant& occupant, bool joined);
+
+  /// The durability rule in one place: `write` runs on the shard's store worker (a job
+  /// `Result<T>(storage::Store&)`, or a storage::NewMessage to append with group commit),
+  /// then `apply(Result<T>)` runs back on the room's shard, unless the room was destroyed in
+  /// the meantime: then `apply` is dropped uncalled (a Completion it holds fires on its own).
+  /// `apply` may capture `this`: the room lives until it has run. Defined in room_commit.h.
+  template <class Write, class Apply>
+  void commit_then_apply(Write write, Apply apply);
   void maybe_empty();
 
   RoomHost& host_;

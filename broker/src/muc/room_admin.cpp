@@ -1,12 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Moderation and affiliations: the muc#admin queries (XEP-0045 §8, §9, §10.3-10.5).
-#include <boost/asio/bind_executor.hpp>
-
 #include "storage/errc.h"
 #include "xmpp/namespaces.h"
 
 #include "muc/room.h"
-#include "shard/store_worker.h"
+#include "muc/room_commit.h"
 
 namespace tc::broker::muc {
 
@@ -272,35 +270,28 @@ void Room::commit_affiliations(const XmlElement& iq, const Jid& from, AdminChang
     }
     return {};
   };
-  host_.store().async_call(
-      std::move(job),
-      asio::bind_executor(host_.executor(), [self = shared_from_this(), iq, from, records,
-                                             changes = std::move(changes), actor_nick,
-                                             done = std::move(done)](Result<void> r) mutable {
-        if (self->destroyed_) {
-          return;
-        }
-        if (!r) {
-          self->send_error(iq, from, "wait", "internal-server-error",
-                           "the change could not be stored");
-          return;
-        }
-        for (const auto& rec : records) {
-          if (rec.affiliation == Affiliation::None) {
-            self->affiliations_.erase(rec.user_jid);
-          } else {
-            self->affiliations_[rec.user_jid] = rec;
-          }
-        }
-        for (const auto& c : changes.affiliations) {
-          self->apply_affiliation(c.bare, c.affiliation, c.reason, actor_nick);
-        }
-        self->apply_role_changes(changes.roles, actor_nick);
-        XmlElement result = make_iq_result(iq);
-        result.set_attr("from", self->jid_.bare_str());
-        self->send(from, result);
-        done();
-      }));
+  commit_then_apply(std::move(job), [this, iq, from, records, changes = std::move(changes),
+                                     actor_nick, done = std::move(done)](Result<void> r) mutable {
+    if (!r) {
+      send_error(iq, from, "wait", "internal-server-error", "the change could not be stored");
+      return;
+    }
+    for (const auto& rec : records) {
+      if (rec.affiliation == Affiliation::None) {
+        affiliations_.erase(rec.user_jid);
+      } else {
+        affiliations_[rec.user_jid] = rec;
+      }
+    }
+    for (const auto& c : changes.affiliations) {
+      apply_affiliation(c.bare, c.affiliation, c.reason, actor_nick);
+    }
+    apply_role_changes(changes.roles, actor_nick);
+    XmlElement result = make_iq_result(iq);
+    result.set_attr("from", jid_.bare_str());
+    send(from, result);
+    done();
+  });
 }
 
 }  // namespace tc::broker::muc

@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // Messages: groupchat (archived, then reflected), subject changes (XEP-0045 §8.1), private
 // messages (§7.5), mediated invitations and declines (§7.8.2).
-#include <boost/asio/bind_executor.hpp>
-
 #include "xmpp/namespaces.h"
 #include "xmpp/sasl.h"
 
 #include "muc/room.h"
-#include "shard/store_worker.h"
+#include "muc/room_commit.h"
 
 namespace tc::broker::muc {
 
@@ -108,34 +106,29 @@ void Room::on_groupchat(const XmlElement& message, Occupant& sender, const Jid& 
   HistoryEntry entry{stanza_id, sender.nick, record.stanza_xml, record.created_at};
   // The durability rule: nobody, the sender included, sees the message before it is
   // committed; the session's XEP-0198 count waits on `done` too.
-  host_.store().async_append(
-      std::move(record),
-      asio::bind_executor(host_.executor(),
-                          [self = shared_from_this(), entry = std::move(entry), message, from,
-                           done = std::move(done)](Result<std::int64_t> committed) mutable {
-                            if (self->destroyed_) {
-                              return;
-                            }
-                            if (!committed) {
-                              self->send_error(message, from, "wait", "resource-constraint",
-                                               "the message could not be stored; send it again");
-                              return;
-                            }
-                            const std::string wire = entry.xml;
-                            self->history_.push_back(std::move(entry));
-                            while (self->history_.size() > self->host_.config().muc_max_history) {
-                              self->history_.pop_front();
-                            }
-                            std::vector<RoomHost::Delivery> deliveries;
-                            deliveries.reserve(self->occupants_.size());
-                            for (const auto& [nick, o] : self->occupants_) {
-                              for (const auto& s : o.sessions) {
-                                deliveries.push_back({s, to_wire(address_to(wire, s.str()))});
-                              }
-                            }
-                            self->host_.deliver(std::move(deliveries));
-                            done();
-                          }));
+  commit_then_apply(std::move(record),
+                    [this, entry = std::move(entry), message, from,
+                     done = std::move(done)](Result<std::int64_t> committed) mutable {
+                      if (!committed) {
+                        send_error(message, from, "wait", "resource-constraint",
+                                   "the message could not be stored; send it again");
+                        return;
+                      }
+                      const std::string wire = entry.xml;
+                      history_.push_back(std::move(entry));
+                      while (history_.size() > host_.config().muc_max_history) {
+                        history_.pop_front();
+                      }
+                      std::vector<RoomHost::Delivery> deliveries;
+                      deliveries.reserve(occupants_.size());
+                      for (const auto& [nick, o] : occupants_) {
+                        for (const auto& s : o.sessions) {
+                          deliveries.push_back({s, to_wire(address_to(wire, s.str()))});
+                        }
+                      }
+                      host_.deliver(std::move(deliveries));
+                      done();
+                    });
 }
 
 void Room::on_subject_change(const XmlElement& message, Occupant& sender, const Jid& from,
@@ -151,30 +144,24 @@ void Room::on_subject_change(const XmlElement& message, Occupant& sender, const 
   next.subject_nick = sender.nick;
   next.subject_at = now_millis();
   auto job = [next](storage::Store& s) { return s.save_room(next); };
-  host_.store().async_call(
-      std::move(job),
-      asio::bind_executor(host_.executor(), [self = shared_from_this(), next, message, from,
-                                             done = std::move(done)](Result<void> r) mutable {
-        if (self->destroyed_) {
-          return;
-        }
-        if (!r) {
-          self->send_error(message, from, "wait", "resource-constraint",
-                           "the subject could not be stored");
-          return;
-        }
-        self->record_.subject = next.subject;
-        self->record_.subject_nick = next.subject_nick;
-        self->record_.subject_at = next.subject_at;
-        XmlElement out("message", ns::kClient);
-        out.set_attr("from", self->jid_.bare_str() + "/" + next.subject_nick);
-        out.set_attr("type", "groupchat");
-        out.set_attr("id", message.has_attr("id") ? std::string(message.attr("id"))
-                                                  : xmpp::random_token(12));
-        out.add_child("subject", ns::kClient).add_text(next.subject);
-        self->broadcast(out);
-        done();
-      }));
+  commit_then_apply(std::move(job), [this, next, message, from,
+                                     done = std::move(done)](Result<void> r) mutable {
+    if (!r) {
+      send_error(message, from, "wait", "resource-constraint", "the subject could not be stored");
+      return;
+    }
+    record_.subject = next.subject;
+    record_.subject_nick = next.subject_nick;
+    record_.subject_at = next.subject_at;
+    XmlElement out("message", ns::kClient);
+    out.set_attr("from", jid_.bare_str() + "/" + next.subject_nick);
+    out.set_attr("type", "groupchat");
+    out.set_attr("id",
+                 message.has_attr("id") ? std::string(message.attr("id")) : xmpp::random_token(12));
+    out.add_child("subject", ns::kClient).add_text(next.subject);
+    broadcast(out);
+    done();
+  });
 }
 
 void Room::on_private_message(const XmlElement& message, const Jid& from,

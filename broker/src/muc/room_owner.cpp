@@ -1,12 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Room owners: configuration (XEP-0045 §10.1, §10.2) and destruction (§10.9).
-#include <boost/asio/bind_executor.hpp>
-
 #include "storage/errc.h"
 #include "xmpp/namespaces.h"
 
 #include "muc/room.h"
-#include "shard/store_worker.h"
+#include "muc/room_commit.h"
 
 namespace tc::broker::muc {
 
@@ -69,62 +67,57 @@ void Room::on_owner_iq(const XmlElement& iq, const Jid& from, Completion done) {
   rec.config_json = next.to_json();
   rec.persistent = next.persistent;
   auto job = [rec](storage::Store& s) { return s.save_room(rec); };
-  host_.store().async_call(
-      std::move(job),
-      asio::bind_executor(host_.executor(), [self = shared_from_this(), iq, from, next,
-                                             done = std::move(done)](Result<void> r) mutable {
-        if (self->destroyed_) {
-          return;
-        }
-        if (!r) {
-          if (next.persistent && !self->config_.persistent) {
-            self->host_.release_persistent_room();
-          }
-          self->send_error(iq, from, "wait", "internal-server-error",
-                           "the configuration could not be stored");
-          return;
-        }
-        const RoomConfig before = self->config_;
-        if (before.persistent && !next.persistent) {
-          self->host_.release_persistent_room();
-        }
-        self->config_ = next;
-        self->record_.persistent = next.persistent;
-        const bool first_configuration = self->awaiting_config_;
-        self->awaiting_config_ = false;
-        self->locked_ = false;
-        XmlElement result = make_iq_result(iq);
-        result.set_attr("from", self->jid_.bare_str());
-        self->send(from, result);
-        // XEP-0045 §10.2.1: tell occupants what changed.
-        std::vector<int> codes{104};
-        if (before.non_anonymous() != next.non_anonymous()) {
-          codes.push_back(next.non_anonymous() ? 172 : 173);
-        }
-        if (!first_configuration || self->occupants_.size() > 1) {
-          self->broadcast_status(codes);
-        }
-        if (next.members_only && !before.members_only) {
-          std::vector<std::string> outsiders;
-          for (const auto& [nick, o] : self->occupants_) {
-            if (self->affiliation_of(o.bare) == Affiliation::None) {
-              outsiders.push_back(nick);
-            }
-          }
-          for (const auto& nick : outsiders) {
-            self->remove_occupant(nick, {322}, "the room is now members-only", {});
-          }
-        }
-        if (next.moderated != before.moderated) {
-          for (auto& [nick, o] : self->occupants_) {
-            const Role role = self->default_role(o.affiliation);
-            if (o.role != Role::Moderator && role != o.role) {
-              self->set_role(o, role, {}, {});
-            }
-          }
-        }
-        done();
-      }));
+  commit_then_apply(std::move(job),
+                    [this, iq, from, next, done = std::move(done)](Result<void> r) mutable {
+                      if (!r) {
+                        if (next.persistent && !config_.persistent) {
+                          host_.release_persistent_room();
+                        }
+                        send_error(iq, from, "wait", "internal-server-error",
+                                   "the configuration could not be stored");
+                        return;
+                      }
+                      const RoomConfig before = config_;
+                      if (before.persistent && !next.persistent) {
+                        host_.release_persistent_room();
+                      }
+                      config_ = next;
+                      record_.persistent = next.persistent;
+                      const bool first_configuration = awaiting_config_;
+                      awaiting_config_ = false;
+                      locked_ = false;
+                      XmlElement result = make_iq_result(iq);
+                      result.set_attr("from", jid_.bare_str());
+                      send(from, result);
+                      // XEP-0045 §10.2.1: tell occupants what changed.
+                      std::vector<int> codes{104};
+                      if (before.non_anonymous() != next.non_anonymous()) {
+                        codes.push_back(next.non_anonymous() ? 172 : 173);
+                      }
+                      if (!first_configuration || occupants_.size() > 1) {
+                        broadcast_status(codes);
+                      }
+                      if (next.members_only && !before.members_only) {
+                        std::vector<std::string> outsiders;
+                        for (const auto& [nick, o] : occupants_) {
+                          if (affiliation_of(o.bare) == Affiliation::None) {
+                            outsiders.push_back(nick);
+                          }
+                        }
+                        for (const auto& nick : outsiders) {
+                          remove_occupant(nick, {322}, "the room is now members-only", {});
+                        }
+                      }
+                      if (next.moderated != before.moderated) {
+                        for (auto& [nick, o] : occupants_) {
+                          const Role role = default_role(o.affiliation);
+                          if (o.role != Role::Moderator && role != o.role) {
+                            set_role(o, role, {}, {});
+                          }
+                        }
+                      }
+                      done();
+                    });
 }
 
 void Room::destroy(const XmlElement& iq, const XmlElement& destroy_element, Completion done) {
@@ -137,49 +130,41 @@ void Room::destroy(const XmlElement& iq, const XmlElement& destroy_element, Comp
     }
     return deleted;
   };
-  host_.store().async_call(
-      std::move(job),
-      asio::bind_executor(host_.executor(), [self = shared_from_this(), iq, from, destroy_element,
-                                             done = std::move(done)](Result<void> r) mutable {
-        if (self->destroyed_) {
-          return;
-        }
-        if (!r) {
-          self->send_error(iq, from, "wait", "internal-server-error",
-                           "the room could not be removed");
-          return;
-        }
-        self->destroyed_ = true;
-        if (self->config_.persistent) {
-          self->host_.release_persistent_room();
-        }
-        // XEP-0045 §10.9: every occupant is told, with the alternate venue and reason.
-        for (const auto& [nick, o] : self->occupants_) {
-          XmlElement p = self->presence_of(o, true);
-          auto& x = p.add_child("x", ns::kMucUser);
-          x.add_child("item", ns::kMucUser)
-              .set_attr("affiliation", "none")
-              .set_attr("role", "none");
-          auto& d = x.add_child("destroy", ns::kMucUser);
-          if (destroy_element.has_attr("jid")) {
-            d.set_attr("jid", std::string(destroy_element.attr("jid")));
-          }
-          const std::string reason = destroy_element.child_text("reason", ns::kMucOwner);
-          if (!reason.empty()) {
-            d.add_child("reason", ns::kMucUser).add_text(reason);
-          }
-          for (const auto& s : o.sessions) {
-            self->send(s, p);
-          }
-        }
-        self->occupants_.clear();
-        self->nick_of_session_.clear();
-        XmlElement result = make_iq_result(iq);
-        result.set_attr("from", self->jid_.bare_str());
-        self->send(from, result);
-        self->host_.on_room_destroyed(self->jid_);
-        done();
-      }));
+  commit_then_apply(std::move(job), [this, iq, from, destroy_element,
+                                     done = std::move(done)](Result<void> r) mutable {
+    if (!r) {
+      send_error(iq, from, "wait", "internal-server-error", "the room could not be removed");
+      return;
+    }
+    destroyed_ = true;
+    if (config_.persistent) {
+      host_.release_persistent_room();
+    }
+    // XEP-0045 §10.9: every occupant is told, with the alternate venue and reason.
+    for (const auto& [nick, o] : occupants_) {
+      XmlElement p = presence_of(o, true);
+      auto& x = p.add_child("x", ns::kMucUser);
+      x.add_child("item", ns::kMucUser).set_attr("affiliation", "none").set_attr("role", "none");
+      auto& d = x.add_child("destroy", ns::kMucUser);
+      if (destroy_element.has_attr("jid")) {
+        d.set_attr("jid", std::string(destroy_element.attr("jid")));
+      }
+      const std::string reason = destroy_element.child_text("reason", ns::kMucOwner);
+      if (!reason.empty()) {
+        d.add_child("reason", ns::kMucUser).add_text(reason);
+      }
+      for (const auto& s : o.sessions) {
+        send(s, p);
+      }
+    }
+    occupants_.clear();
+    nick_of_session_.clear();
+    XmlElement result = make_iq_result(iq);
+    result.set_attr("from", jid_.bare_str());
+    send(from, result);
+    host_.on_room_destroyed(jid_);
+    done();
+  });
 }
 
 }  // namespace tc::broker::muc
