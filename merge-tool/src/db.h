@@ -21,6 +21,8 @@
 #include <variant>
 #include <vector>
 
+#include "storage/columns.h"
+
 namespace tc::merge {
 
 /// The SQL a connection speaks. ODBC learns it from the driver (SQL_DBMS_NAME).
@@ -54,10 +56,8 @@ class DbError : public std::runtime_error {
 };
 
 /// A column of a bulk load. Integer columns are bound as numbers where the driver cares (ODBC).
-struct Column {
-  std::string_view name;
-  bool integer = false;
-};
+/// The tc_ tables' columns are storage's (storage/columns.h).
+using Column = storage::columns::Column;
 
 /// Called for each row of a query; return false to stop early.
 using RowSink = std::function<bool(const Row&)>;

@@ -12,9 +12,12 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <span>
 #include <thread>
 
 #include <boost/json.hpp>
+
+#include "storage/columns.h"
 
 #include "credentials.h"
 #include "digest.h"
@@ -27,50 +30,18 @@ namespace {
 
 constexpr long long kBeforeFirst = std::numeric_limits<long long>::min();
 
-/// A target table the merge loads, and how.
+/// A target table the merge loads (rows in the order of its storage::columns list), and how.
 struct TableSpec {
-  const char* table;
-  std::vector<Column> columns;  ///< for the archive, the first is the source key (staging only)
-  const char* conflict;
-  bool ordered = false;  ///< archive: insert in source order so seq follows it
+  storage::columns::Table table;
+  /// Archive: the first column (seq) carries the source key into the staging table only, and
+  /// rows are inserted in source order so the target's seq follows it.
+  bool ordered = false;
 };
 
-const TableSpec kAccounts{"tc_accounts",
-                          {{"username"},
-                           {"scram_sha1_salt"},
-                           {"scram_sha1_iterations", true},
-                           {"scram_sha1_stored_key"},
-                           {"scram_sha1_server_key"},
-                           {"scram_sha256_salt"},
-                           {"scram_sha256_iterations", true},
-                           {"scram_sha256_stored_key"},
-                           {"scram_sha256_server_key"},
-                           {"created_at", true}},
-                          "username"};
-const TableSpec kRooms{"tc_rooms",
-                       {{"jid"},
-                        {"config_json"},
-                        {"persistent", true},
-                        {"subject"},
-                        {"subject_nick"},
-                        {"subject_at", true},
-                        {"host_node"},
-                        {"created_at", true}},
-                       "jid"};
-const TableSpec kAffiliations{"tc_room_affiliations",
-                              {{"room_jid"}, {"user_jid"}, {"affiliation"}, {"reason"}, {"nick"}},
-                              "room_jid, user_jid"};
-const TableSpec kArchive{"tc_archive",
-                         {{"seq", true},
-                          {"room_jid"},
-                          {"stanza_id"},
-                          {"sender_nick"},
-                          {"sender_jid"},
-                          {"kind"},
-                          {"stanza_xml"},
-                          {"created_at", true}},
-                         "room_jid, stanza_id",
-                         true};
+const TableSpec kAccounts{storage::columns::kAccounts};
+const TableSpec kRooms{storage::columns::kRooms};
+const TableSpec kAffiliations{storage::columns::kAffiliations};
+const TableSpec kArchive{storage::columns::kArchive, true};
 
 /// Loads batches of rows into the target's tables inside the caller's transaction.
 /// PostgreSQL: COPY into a temporary staging table, then one INSERT ... SELECT ... ON CONFLICT
@@ -85,8 +56,8 @@ class TargetWriter {
       return;
     }
     for (const TableSpec* t : {&kAccounts, &kRooms, &kAffiliations, &kArchive}) {
-      db_.exec(std::string("CREATE TEMP TABLE IF NOT EXISTS ") + stage(*t) + " (LIKE " + t->table +
-               ") ON COMMIT DELETE ROWS");
+      db_.exec("CREATE TEMP TABLE IF NOT EXISTS " + stage(*t) + " (LIKE " +
+               std::string(t->table.name) + ") ON COMMIT DELETE ROWS");
     }
   }
 
@@ -94,38 +65,38 @@ class TargetWriter {
     if (rows.empty()) {
       return;
     }
-    std::string names;
-    for (std::size_t i = t.ordered ? 1 : 0; i < t.columns.size(); ++i) {
-      names += (names.empty() ? "" : ", ") + std::string(t.columns[i].name);
-    }
+    const std::span<const Column> columns = t.table.columns;
+    const std::size_t first = t.ordered ? 1 : 0;
+    const std::string names = storage::columns::list(columns.subspan(first));
+    const std::string table(t.table.name);
+    const std::string conflict = " ON CONFLICT (" + std::string(t.table.key) + ") DO NOTHING";
     if (copy_) {
       std::size_t i = 0;
-      db_.bulk_insert(stage(t), t.columns, [&](Row& row) {
+      db_.bulk_insert(stage(t), columns, [&](Row& row) {
         if (i == rows.size()) {
           return false;
         }
         row = std::move(rows[i++]);
         return true;
       });
-      db_.exec(std::string("INSERT INTO ") + t.table + " (" + names + ") SELECT " + names +
-               " FROM " + stage(t) + (t.ordered ? " ORDER BY seq" : "") + " ON CONFLICT (" +
-               t.conflict + ") DO NOTHING");
+      db_.exec("INSERT INTO " + table + " (" + names + ") SELECT " + names + " FROM " + stage(t) +
+               (t.ordered ? " ORDER BY seq" : "") + conflict);
       db_.exec("TRUNCATE " + stage(t));
     } else {
       std::string marks;
-      for (std::size_t i = t.ordered ? 1 : 0; i < t.columns.size(); ++i) {
+      for (std::size_t i = first; i < columns.size(); ++i) {
         marks += marks.empty() ? "?" : ", ?";
       }
-      const std::string sql = std::string("INSERT INTO ") + t.table + " (" + names + ") VALUES (" +
-                              marks + ") ON CONFLICT (" + t.conflict + ") DO NOTHING";
+      const std::string sql =
+          "INSERT INTO " + table + " (" + names + ") VALUES (" + marks + ")" + conflict;
       std::vector<Param> params;
       for (Row& row : rows) {
         params.clear();
-        for (std::size_t i = t.ordered ? 1 : 0; i < t.columns.size(); ++i) {
+        for (std::size_t i = first; i < columns.size(); ++i) {
           Value& v = row[i];
           if (!v) {
             params.emplace_back();
-          } else if (t.columns[i].integer) {
+          } else if (columns[i].integer) {
             params.emplace_back(to_int(v));
           } else {
             params.emplace_back(std::move(*v));
@@ -139,7 +110,7 @@ class TargetWriter {
 
  private:
   static std::string stage(const TableSpec& t) {
-    return std::string("tc_merge_stage_") + (t.table + 3);
+    return "tc_merge_stage_" + std::string(t.table.name.substr(3));
   }
 
   Db& db_;

@@ -7,6 +7,8 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "storage/columns.h"
+
 #include "credentials.h"
 #include "engine.h"
 
@@ -172,7 +174,7 @@ void check_nodes(Db& db, const std::string& where, std::chrono::seconds stale_af
   const long long fresh_after = now - std::chrono::milliseconds(stale_after).count();
   int running = 0;
   db.query(
-      "SELECT node, text_conference_running, heartbeat_at, admin_url FROM tc_nodes", {},
+      "SELECT " + storage::columns::list(storage::columns::kNodeColumnsV2) + " FROM tc_nodes", {},
       [&](const Row& row) {
         const bool on = row[1] && to_int(row[1]) != 0;
         const long long heartbeat = row[2] ? to_int(row[2]) : 0;

@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "storage/columns.h"
+
 namespace tc::merge {
 namespace {
 
@@ -127,16 +129,18 @@ std::optional<std::vector<NodeState>> Source::nodes() {
     return std::nullopt;
   }
   std::vector<NodeState> out;
-  db_->query("SELECT node, text_conference_running, heartbeat_at, admin_url FROM tc_nodes", {},
-             [&](const Row& row) {
-               NodeState n;
-               n.node = text(row[0]);
-               n.running = row[1] && to_int(row[1]) != 0;
-               n.heartbeat_at = row[2] ? to_int(row[2]) : 0;
-               n.admin_url = text(row[3]);
-               out.push_back(std::move(n));
-               return true;
-             });
+  // Schema version 2's columns: a source may be that old.
+  db_->query(
+      "SELECT " + storage::columns::list(storage::columns::kNodeColumnsV2) + " FROM tc_nodes", {},
+      [&](const Row& row) {
+        NodeState n;
+        n.node = text(row[0]);
+        n.running = row[1] && to_int(row[1]) != 0;
+        n.heartbeat_at = row[2] ? to_int(row[2]) : 0;
+        n.admin_url = text(row[3]);
+        out.push_back(std::move(n));
+        return true;
+      });
   return out;
 }
 
@@ -150,17 +154,18 @@ void Source::each_account(const std::function<void(Row&)>& fn) {
   if (kind_ != SourceKind::Tc) {
     return;  // the vendor's accounts live in the IM product's directory, not in these tables
   }
-  scan(kAccountColumns, "tc_accounts", "", {}, {{"username", 0, false}}, [&](const Row& row) {
-    Row copy = row;
-    fn(copy);
-    return true;
-  });
+  scan(storage::columns::list(storage::columns::kAccountColumns), "tc_accounts", "", {},
+       {{"username", 0, false}}, [&](const Row& row) {
+         Row copy = row;
+         fn(copy);
+         return true;
+       });
 }
 
 void Source::each_room(const std::function<void(SourceRoom&)>& fn) {
   if (kind_ == SourceKind::Tc) {
-    scan("jid, config_json, persistent, subject, subject_nick, subject_at, host_node, created_at",
-         "tc_rooms", "", {}, {{"jid", 0, false}}, [&](const Row& row) {
+    scan(storage::columns::list(storage::columns::kRoomColumns), "tc_rooms", "", {},
+         {{"jid", 0, false}}, [&](const Row& row) {
            SourceRoom r;
            r.source_jid = text(row[0]);
            r.jid = r.source_jid;
@@ -200,8 +205,8 @@ void Source::each_room(const std::function<void(SourceRoom&)>& fn) {
 void Source::each_affiliation(const std::function<void(SourceAffiliation&)>& fn) {
   if (kind_ == SourceKind::Tc) {
     scan(
-        "room_jid, user_jid, affiliation, reason, nick", "tc_room_affiliations", "", {},
-        {{"room_jid", 0, false}, {"user_jid", 1, false}}, [&](const Row& row) {
+        storage::columns::list(storage::columns::kAffiliationColumns), "tc_room_affiliations", "",
+        {}, {{"room_jid", 0, false}, {"user_jid", 1, false}}, [&](const Row& row) {
           SourceAffiliation a{text(row[0]), text(row[1]), text(row[2]), text(row[3]), text(row[4])};
           fn(a);
           return true;

@@ -100,7 +100,7 @@ class Source {
   /// tc_nodes rows; nullopt when the table does not exist.
   std::optional<std::vector<NodeState>> nodes();
 
-  /// Accounts as the 10 tc_accounts columns (kAccountColumns order). Vendor: none.
+  /// Accounts as the tc_accounts columns (storage::columns::kAccountColumns order). Vendor: none.
   void each_account(const std::function<void(Row&)>& fn);
   void each_room(const std::function<void(SourceRoom&)>& fn);
   /// Ordered by room; the vendor's duplicate rows for one user are reduced to the highest
@@ -125,10 +125,5 @@ class Source {
   std::size_t page_rows_;
   JidRewriter rewriter_;
 };
-
-inline constexpr const char* kAccountColumns =
-    "username, scram_sha1_salt, scram_sha1_iterations, scram_sha1_stored_key, "
-    "scram_sha1_server_key, scram_sha256_salt, scram_sha256_iterations, scram_sha256_stored_key, "
-    "scram_sha256_server_key, created_at";
 
 }  // namespace tc::merge

@@ -8,9 +8,11 @@
 #include <array>
 #include <cmath>
 #include <random>
+#include <span>
 
 #include <boost/json.hpp>
 
+#include "storage/columns.h"
 #include "storage/store.h"
 
 #include "db.h"
@@ -183,6 +185,11 @@ std::string vendor_config(const Room& r, const std::string& jid) {
   return x;
 }
 
+/// A tc_ table's columns (storage/columns.h), for a Loader whose rows follow that order.
+std::vector<Column> tc_columns(std::span<const Column> columns) {
+  return {columns.begin(), columns.end()};
+}
+
 /// Inserts `rows` in batches; keeps memory flat for millions of rows.
 class Loader {
  public:
@@ -232,17 +239,7 @@ void fill_tc(Db& db, char label, const TestdataOptions& o) {
   const long long base = 1672531200000LL + (label == 'b' ? 3600000 : 0);  // 2023-01-01
   Transaction tx(db);
   {
-    Loader accounts(db, "tc_accounts",
-                    {{"username"},
-                     {"scram_sha1_salt"},
-                     {"scram_sha1_iterations", true},
-                     {"scram_sha1_stored_key"},
-                     {"scram_sha1_server_key"},
-                     {"scram_sha256_salt"},
-                     {"scram_sha256_iterations", true},
-                     {"scram_sha256_stored_key"},
-                     {"scram_sha256_server_key"},
-                     {"created_at", true}});
+    Loader accounts(db, "tc_accounts", tc_columns(storage::columns::kAccountColumns));
     for (int i = 0; i < o.accounts; ++i) {
       // A third of the users exist on both nodes (same credentials): ids overlap by design.
       const int id = label == 'a' ? i : (i < o.accounts / 3 ? i : o.accounts + i);
@@ -258,17 +255,8 @@ void fill_tc(Db& db, char label, const TestdataOptions& o) {
   }
   const std::vector<Room> rooms = room_names(label, o);
   {
-    Loader loader(db, "tc_rooms",
-                  {{"jid"},
-                   {"config_json"},
-                   {"persistent", true},
-                   {"subject"},
-                   {"subject_nick"},
-                   {"subject_at", true},
-                   {"host_node"},
-                   {"created_at", true}});
-    Loader affs(db, "tc_room_affiliations",
-                {{"room_jid"}, {"user_jid"}, {"affiliation"}, {"reason"}, {"nick"}});
+    Loader loader(db, "tc_rooms", tc_columns(storage::columns::kRoomColumns));
+    Loader affs(db, "tc_room_affiliations", tc_columns(storage::columns::kAffiliationColumns));
     for (const Room& r : rooms) {
       const std::string jid = r.local + "@" + o.domain;
       loader.add(
@@ -308,14 +296,7 @@ void fill_tc(Db& db, char label, const TestdataOptions& o) {
     loader.flush();
     affs.flush();
   }
-  Loader archive(db, "tc_archive",
-                 {{"room_jid"},
-                  {"stanza_id"},
-                  {"sender_nick"},
-                  {"sender_jid"},
-                  {"kind"},
-                  {"stanza_xml"},
-                  {"created_at", true}});
+  Loader archive(db, "tc_archive", tc_columns(storage::columns::kArchiveInsertColumns));
   for (long long n = 0; n < o.messages; ++n) {
     const Room& r = rooms[pick_room(rng, rooms.size(), n)];
     const std::string jid = r.local + "@" + o.domain;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // PostgreSQL backend: accounts (tc_accounts). SCRAM values are stored as base64 text.
 #include <algorithm>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -11,11 +12,6 @@
 
 namespace tc::storage::pg {
 namespace {
-
-constexpr const char* kAccountColumns =
-    "username, scram_sha1_salt, scram_sha1_iterations, scram_sha1_stored_key, "
-    "scram_sha1_server_key, scram_sha256_salt, scram_sha256_iterations, scram_sha256_stored_key, "
-    "scram_sha256_server_key, created_at";
 
 std::string decode_or_throw(const pqxx::field& field) {
   auto bytes = codec::base64_decode(field.c_str());
@@ -34,6 +30,7 @@ ScramSecret read_secret(const pqxx::row& row, int first) {
   return secret;
 }
 
+/// A tc_accounts row in columns::kAccountColumns order.
 AccountRecord read_account(const pqxx::row& row) {
   AccountRecord account;
   account.username = row[0].as<std::string>();
@@ -49,10 +46,8 @@ Result<void> PgStore::create_account(const AccountRecord& a) {
   return guarded("create_account", [&a](pqxx::connection& c) -> Result<void> {
     pqxx::work tx{c};
     tx.exec_params(
-        std::string("INSERT INTO tc_accounts (") + kAccountColumns +
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        a.username, codec::base64_encode(a.scram_sha1.salt),
-        static_cast<long long>(a.scram_sha1.iterations),
+        sql::insert("tc_accounts", columns::kAccountColumns, kPlaceholders), a.username,
+        codec::base64_encode(a.scram_sha1.salt), static_cast<long long>(a.scram_sha1.iterations),
         codec::base64_encode(a.scram_sha1.stored_key),
         codec::base64_encode(a.scram_sha1.server_key), codec::base64_encode(a.scram_sha256.salt),
         static_cast<long long>(a.scram_sha256.iterations),
@@ -67,8 +62,7 @@ Result<AccountRecord> PgStore::load_account(std::string_view username) {
   return guarded("load_account", [&](pqxx::connection& c) -> Result<AccountRecord> {
     pqxx::read_transaction tx{c};
     const pqxx::result rows = tx.exec_params(
-        std::string("SELECT ") + kAccountColumns + " FROM tc_accounts WHERE username = $1",
-        std::string(username));
+        sql::select_from(columns::kAccounts) + " WHERE username = $1", std::string(username));
     if (rows.empty()) {
       return make_error_code(Errc::NotFound);
     }
@@ -80,10 +74,10 @@ Result<void> PgStore::update_account(const AccountRecord& a) {
   return guarded("update_account", [&a](pqxx::connection& c) -> Result<void> {
     pqxx::work tx{c};
     const pqxx::result r = tx.exec_params(
-        "UPDATE tc_accounts SET scram_sha1_salt = $2, scram_sha1_iterations = $3, "
-        "scram_sha1_stored_key = $4, scram_sha1_server_key = $5, scram_sha256_salt = $6, "
-        "scram_sha256_iterations = $7, scram_sha256_stored_key = $8, "
-        "scram_sha256_server_key = $9, created_at = $10 WHERE username = $1",
+        // Every column but the key (the first), numbered from $2.
+        "UPDATE tc_accounts SET " +
+            sql::assignments(std::span(columns::kAccountColumns).subspan(1), kPlaceholders, 2) +
+            " WHERE username = $1",
         a.username, codec::base64_encode(a.scram_sha1.salt),
         static_cast<long long>(a.scram_sha1.iterations),
         codec::base64_encode(a.scram_sha1.stored_key),

@@ -29,6 +29,17 @@ bool same_fence(const Fence& a, const Fence& b) {
 
 }  // namespace
 
+const std::string& archive_columns() {
+  static const std::string columns = columns::list(columns::kArchiveColumns);
+  return columns;
+}
+
+const std::string& append_sql() {
+  static const std::string text =
+      sql::insert("tc_archive", columns::kArchiveInsertColumns, kPlaceholders) + " RETURNING seq";
+  return text;
+}
+
 Result<std::vector<std::int64_t>> PgStore::append_messages(std::span<const NewMessage> batch) {
   if (batch.empty()) {
     return std::vector<std::int64_t>{};
@@ -69,7 +80,7 @@ Result<std::vector<ArchivedMessage>> PgStore::recent_messages(std::string_view r
       "recent_messages", [&](pqxx::connection& c) -> Result<std::vector<ArchivedMessage>> {
         pqxx::read_transaction tx{c};
         const pqxx::result rows =
-            tx.exec_params(std::string("SELECT ") + kArchiveColumns +
+            tx.exec_params("SELECT " + archive_columns() +
                                " FROM tc_archive WHERE room_jid = $1 AND kind NOT IN ('join', "
                                "'leave') ORDER BY seq DESC LIMIT $2",
                            std::string(room_jid), static_cast<long long>(max));
@@ -162,12 +173,12 @@ Result<ArchivePage> PgStore::query_archive(const ArchiveQuery& q) {
       b.before_seq = std::min(b.before_seq, window.before_seq);
     }
     // Fetch one more than asked for to learn whether the page is the last one.
-    const pqxx::result rows = tx.exec_params(
-        std::string("SELECT ") + kArchiveColumns + " FROM tc_archive" + kArchiveFilter +
-            " ORDER BY seq " + (b.backward ? "DESC" : "ASC") + " LIMIT $8",
-        q.room_jid, static_cast<long long>(b.start), static_cast<long long>(b.end), q.with_nick,
-        q.include_presence, static_cast<long long>(b.after_seq),
-        static_cast<long long>(b.before_seq), static_cast<long long>(q.max + 1));
+    const pqxx::result rows =
+        tx.exec_params("SELECT " + archive_columns() + " FROM tc_archive" + kArchiveFilter +
+                           " ORDER BY seq " + (b.backward ? "DESC" : "ASC") + " LIMIT $8",
+                       q.room_jid, static_cast<long long>(b.start), static_cast<long long>(b.end),
+                       q.with_nick, q.include_presence, static_cast<long long>(b.after_seq),
+                       static_cast<long long>(b.before_seq), static_cast<long long>(q.max + 1));
     page.complete = rows.size() <= q.max;
     const std::size_t n = std::min<std::size_t>(rows.size(), q.max);
     page.messages.reserve(n);

@@ -15,9 +15,9 @@ namespace {
 /// The database clock in Unix milliseconds, as SQL.
 const std::string kNow(schema::postgresql::kNowMillis);
 
-constexpr const char* kLeaseColumns = "partition, holder, epoch, expires_at";
+const std::string kLeaseColumns = columns::list(columns::kLeaseColumns);
 
-/// A lease row (kLeaseColumns); db_now is filled in by the caller.
+/// A tc_leases row in columns::kLeaseColumns order; db_now is filled in by the caller.
 LeaseRecord read_lease_row(const pqxx::row& row) {
   LeaseRecord lease;
   lease.partition = row[0].as<std::string>();
@@ -32,16 +32,9 @@ LeaseRecord read_lease_row(const pqxx::row& row) {
 Result<void> PgStore::upsert_node(const NodeRecord& n) {
   return guarded("upsert_node", [&n](pqxx::connection& c) -> Result<void> {
     pqxx::work tx{c};
-    tx.exec_params(
-        "INSERT INTO tc_nodes (node, text_conference_running, heartbeat_at, admin_url, "
-        "client_endpoint, srm_endpoint, state, reason, version) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (node) DO UPDATE SET "
-        "text_conference_running = excluded.text_conference_running, "
-        "heartbeat_at = excluded.heartbeat_at, admin_url = excluded.admin_url, "
-        "client_endpoint = excluded.client_endpoint, srm_endpoint = excluded.srm_endpoint, "
-        "state = excluded.state, reason = excluded.reason, version = excluded.version",
-        n.node, n.text_conference_running ? 1 : 0, static_cast<long long>(n.heartbeat_at),
-        n.admin_url, n.client_endpoint, n.srm_endpoint, n.state, n.reason, n.version);
+    tx.exec_params(sql::upsert(columns::kNodes, kPlaceholders), n.node,
+                   n.text_conference_running ? 1 : 0, static_cast<long long>(n.heartbeat_at),
+                   n.admin_url, n.client_endpoint, n.srm_endpoint, n.state, n.reason, n.version);
     tx.commit();
     return {};
   });
@@ -50,12 +43,10 @@ Result<void> PgStore::upsert_node(const NodeRecord& n) {
 Result<std::vector<NodeRecord>> PgStore::list_nodes() {
   return guarded("list_nodes", [](pqxx::connection& c) -> Result<std::vector<NodeRecord>> {
     pqxx::read_transaction tx{c};
-    const pqxx::result rows = tx.exec(
-        "SELECT node, text_conference_running, heartbeat_at, admin_url, client_endpoint, "
-        "srm_endpoint, state, reason, version FROM tc_nodes");
+    const pqxx::result rows = tx.exec(sql::select_from(columns::kNodes));
     std::vector<NodeRecord> out;
     out.reserve(rows.size());
-    for (const auto& row : rows) {
+    for (const auto& row : rows) {  // columns::kNodeColumns order
       NodeRecord n;
       n.node = row[0].as<std::string>();
       n.text_conference_running = row[1].as<int>() != 0;
@@ -85,9 +76,9 @@ Result<UnixMillis> PgStore::db_now() {
 Result<LeaseRecord> PgStore::read_lease(std::string_view partition) {
   return guarded("read_lease", [&](pqxx::connection& c) -> Result<LeaseRecord> {
     pqxx::read_transaction tx{c};
-    const pqxx::result rows = tx.exec_params(std::string("SELECT ") + kLeaseColumns + ", " + kNow +
-                                                 " FROM tc_leases WHERE partition = $1",
-                                             std::string(partition));
+    const pqxx::result rows = tx.exec_params(
+        "SELECT " + kLeaseColumns + ", " + kNow + " FROM tc_leases WHERE partition = $1",
+        std::string(partition));
     if (rows.empty()) {
       return make_error_code(Errc::NotFound);
     }
@@ -101,7 +92,7 @@ Result<std::vector<LeaseRecord>> PgStore::list_leases() {
   return guarded("list_leases", [](pqxx::connection& c) -> Result<std::vector<LeaseRecord>> {
     pqxx::read_transaction tx{c};
     const UnixMillis now = tx.exec("SELECT " + kNow)[0][0].as<long long>();
-    const pqxx::result rows = tx.exec(std::string("SELECT ") + kLeaseColumns + " FROM tc_leases");
+    const pqxx::result rows = tx.exec("SELECT " + kLeaseColumns + " FROM tc_leases");
     std::vector<LeaseRecord> out;
     out.reserve(rows.size());
     for (const auto& row : rows) {
@@ -124,9 +115,8 @@ Result<LeaseRecord> PgStore::acquire_lease(std::string_view partition, std::stri
     // winner's row, so of two racers exactly one gets a row back. excluded.expires_at is
     // now + ttl, so "lapsed" is expires_at <= excluded.expires_at - ttl.
     const pqxx::result rows = tx.exec_params(
-        "WITH clock AS (SELECT " + kNow +
-            " AS now) INSERT INTO tc_leases (partition, holder, epoch, expires_at) "
-            "SELECT $1, $2, 1, clock.now + $3 FROM clock ON CONFLICT (partition) DO UPDATE "
+        "WITH clock AS (SELECT " + kNow + " AS now) INSERT INTO tc_leases (" + kLeaseColumns +
+            ") SELECT $1, $2, 1, clock.now + $3 FROM clock ON CONFLICT (partition) DO UPDATE "
             "SET holder = excluded.holder, epoch = CASE WHEN tc_leases.holder = "
             "excluded.holder THEN tc_leases.epoch ELSE tc_leases.epoch + 1 END, "
             "expires_at = excluded.expires_at WHERE tc_leases.holder = excluded.holder OR "
@@ -200,7 +190,7 @@ Result<std::vector<std::pair<std::string, std::string>>> PgStore::list_settings(
   return guarded("list_settings", [](pqxx::connection& c) -> Result<Settings> {
     pqxx::read_transaction tx{c};
     Settings out;
-    for (const auto& row : tx.exec("SELECT key, value FROM tc_settings")) {
+    for (const auto& row : tx.exec(sql::select_from(columns::kSettings))) {
       out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
     }
     std::sort(out.begin(), out.end());
@@ -211,10 +201,8 @@ Result<std::vector<std::pair<std::string, std::string>>> PgStore::list_settings(
 Result<void> PgStore::set_setting(std::string_view key, std::string_view value) {
   return guarded("set_setting", [&](pqxx::connection& c) -> Result<void> {
     pqxx::work tx{c};
-    tx.exec_params(
-        "INSERT INTO tc_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
-        "SET value = excluded.value",
-        std::string(key), std::string(value));
+    tx.exec_params(sql::upsert(columns::kSettings, kPlaceholders), std::string(key),
+                   std::string(value));
     tx.commit();
     return {};
   });
@@ -235,15 +223,12 @@ Result<void> PgStore::delete_setting(std::string_view key) {
 Result<void> PgStore::save_group(const GroupRecord& g) {
   return guarded("save_group", [&g](pqxx::connection& c) -> Result<void> {
     pqxx::work tx{c};
-    tx.exec_params(
-        "INSERT INTO tc_groups (name, description, ha_enabled) VALUES ($1, $2, $3) "
-        "ON CONFLICT (name) DO UPDATE SET description = excluded.description, "
-        "ha_enabled = excluded.ha_enabled",
-        g.name, g.description, g.ha_enabled ? 1 : 0);
+    tx.exec_params(sql::upsert(columns::kGroups, kPlaceholders), g.name, g.description,
+                   g.ha_enabled ? 1 : 0);
     tx.exec_params("DELETE FROM tc_group_nodes WHERE group_name = $1", g.name);
     // A node of another group violates tc_group_nodes' key: AlreadyExists, all rolled back.
     for (std::size_t i = 0; i < g.nodes.size(); ++i) {
-      tx.exec_params("INSERT INTO tc_group_nodes (node, group_name, position) VALUES ($1, $2, $3)",
+      tx.exec_params(sql::insert("tc_group_nodes", columns::kGroupNodeColumns, kPlaceholders),
                      g.nodes[i], g.name, static_cast<int>(i));
     }
     tx.commit();
@@ -255,7 +240,7 @@ Result<std::vector<GroupRecord>> PgStore::list_groups() {
   return guarded("list_groups", [](pqxx::connection& c) -> Result<std::vector<GroupRecord>> {
     pqxx::read_transaction tx{c};
     std::vector<GroupRecord> out;
-    for (const auto& row : tx.exec("SELECT name, description, ha_enabled FROM tc_groups")) {
+    for (const auto& row : tx.exec(sql::select_from(columns::kGroups))) {
       GroupRecord g;
       g.name = row[0].as<std::string>();
       g.description = row[1].as<std::string>();

@@ -14,9 +14,9 @@
 namespace tc::storage::pg {
 namespace {
 
-constexpr const char* kRoomColumns =
-    "jid, config_json, persistent, subject, subject_nick, subject_at, host_node, created_at";
+const std::string kSelectRooms = sql::select_from(columns::kRooms);
 
+/// A tc_rooms row in columns::kRoomColumns order.
 RoomRecord read_room(const pqxx::row& row) {
   RoomRecord room;
   room.jid = row[0].as<std::string>();
@@ -50,18 +50,18 @@ std::string text_array(std::span<const std::string> items) {
   return out;
 }
 
-/// user_jid, affiliation, reason, nick from column `first` on.
-AffiliationRecord read_affiliation(const pqxx::row& row, int first, std::string room_jid) {
+/// A tc_room_affiliations row in columns::kAffiliationColumns order.
+AffiliationRecord read_affiliation(const pqxx::row& row) {
   AffiliationRecord rec;
-  rec.room_jid = std::move(room_jid);
-  rec.user_jid = row[first].as<std::string>();
-  const auto aff = codec::parse_affiliation(row[first + 1].c_str());
+  rec.room_jid = row[0].as<std::string>();
+  rec.user_jid = row[1].as<std::string>();
+  const auto aff = codec::parse_affiliation(row[2].c_str());
   if (!aff) {
-    throw std::runtime_error("unknown affiliation " + row[first + 1].as<std::string>());
+    throw std::runtime_error("unknown affiliation " + row[2].as<std::string>());
   }
   rec.affiliation = *aff;
-  rec.reason = row[first + 2].as<std::string>();
-  rec.nick = row[first + 3].as<std::string>();
+  rec.reason = row[3].as<std::string>();
+  rec.nick = row[4].as<std::string>();
   return rec;
 }
 
@@ -73,14 +73,9 @@ Result<void> PgStore::save_room(const RoomRecord& room) {
     if (room.fence && !holds_fence(tx, *room.fence)) {
       return make_error_code(Errc::StaleEpoch);
     }
-    tx.exec_params(std::string("INSERT INTO tc_rooms (") + kRoomColumns +
-                       ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (jid) DO UPDATE SET "
-                       "config_json = excluded.config_json, persistent = excluded.persistent, "
-                       "subject = excluded.subject, subject_nick = excluded.subject_nick, "
-                       "subject_at = excluded.subject_at, host_node = excluded.host_node, "
-                       "created_at = excluded.created_at",
-                   room.jid, room.config_json, room.persistent ? 1 : 0, room.subject,
-                   room.subject_nick, static_cast<long long>(room.subject_at), room.host_node,
+    tx.exec_params(sql::upsert(columns::kRooms, kPlaceholders), room.jid, room.config_json,
+                   room.persistent ? 1 : 0, room.subject, room.subject_nick,
+                   static_cast<long long>(room.subject_at), room.host_node,
                    static_cast<long long>(room.created_at));
     tx.commit();
     return {};
@@ -91,8 +86,7 @@ Result<RoomRecord> PgStore::load_room(std::string_view room_jid) {
   return guarded("load_room", [&](pqxx::connection& c) -> Result<RoomRecord> {
     pqxx::read_transaction tx{c};
     const pqxx::result rows =
-        tx.exec_params(std::string("SELECT ") + kRoomColumns + " FROM tc_rooms WHERE jid = $1",
-                       std::string(room_jid));
+        tx.exec_params(kSelectRooms + " WHERE jid = $1", std::string(room_jid));
     if (rows.empty()) {
       return make_error_code(Errc::NotFound);
     }
@@ -109,31 +103,30 @@ Result<std::vector<RoomBundle>> PgStore::load_rooms(std::span<const std::string>
     // One snapshot, three set queries, whatever the number of rooms.
     pqxx::read_transaction tx{c};
     const std::string jids = text_array(room_jids);
-    const pqxx::result rooms = tx.exec_params(
-        std::string("SELECT ") + kRoomColumns + " FROM tc_rooms WHERE jid = ANY($1::text[])", jids);
+    const pqxx::result rooms = tx.exec_params(kSelectRooms + " WHERE jid = ANY($1::text[])", jids);
     std::map<std::string, RoomBundle> by_jid;
     for (const auto& row : rooms) {
       RoomRecord room = read_room(row);
       std::string key = room.jid;
       by_jid[std::move(key)].room = std::move(room);
     }
-    const pqxx::result affiliations = tx.exec_params(
-        "SELECT room_jid, user_jid, affiliation, reason, nick FROM tc_room_affiliations "
-        "WHERE room_jid = ANY($1::text[]) ORDER BY room_jid, user_jid",
-        jids);
+    const pqxx::result affiliations =
+        tx.exec_params(sql::select_from(columns::kAffiliations) +
+                           " WHERE room_jid = ANY($1::text[]) ORDER BY room_jid, user_jid",
+                       jids);
     for (const auto& row : affiliations) {
       auto it = by_jid.find(row[0].as<std::string>());
       if (it == by_jid.end()) {
         continue;
       }
-      it->second.affiliations.push_back(read_affiliation(row, 1, it->first));
+      it->second.affiliations.push_back(read_affiliation(row));
     }
     if (max_history > 0) {
       // Per room, the newest messages through the (room_jid, seq) index.
       const pqxx::result recent = tx.exec_params(
           std::string("SELECT m.* FROM unnest($1::text[]) AS r(jid) CROSS JOIN LATERAL "
                       "(SELECT ") +
-              kArchiveColumns +
+              archive_columns() +
               " FROM tc_archive WHERE room_jid = r.jid AND kind NOT IN ('join', 'leave') "
               "ORDER BY seq DESC LIMIT $2) m ORDER BY m.room_jid, m.seq",
           jids, static_cast<long long>(max_history));
@@ -161,10 +154,9 @@ Result<std::vector<RoomRecord>> PgStore::list_rooms(std::string_view host_node) 
   return guarded("list_rooms", [&](pqxx::connection& c) -> Result<std::vector<RoomRecord>> {
     pqxx::read_transaction tx{c};
     const pqxx::result rows =
-        host_node.empty() ? tx.exec(std::string("SELECT ") + kRoomColumns + " FROM tc_rooms")
-                          : tx.exec_params(std::string("SELECT ") + kRoomColumns +
-                                               " FROM tc_rooms WHERE host_node = $1",
-                                           std::string(host_node));
+        host_node.empty()
+            ? tx.exec(kSelectRooms)
+            : tx.exec_params(kSelectRooms + " WHERE host_node = $1", std::string(host_node));
     std::vector<RoomRecord> rooms;
     rooms.reserve(rows.size());
     for (const auto& row : rows) {
@@ -203,12 +195,8 @@ Result<void> PgStore::set_affiliation(const AffiliationRecord& r) {
       tx.exec_params("DELETE FROM tc_room_affiliations WHERE room_jid = $1 AND user_jid = $2",
                      r.room_jid, r.user_jid);
     } else {
-      tx.exec_params(
-          "INSERT INTO tc_room_affiliations (room_jid, user_jid, affiliation, reason, nick) "
-          "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_jid, user_jid) DO UPDATE SET "
-          "affiliation = excluded.affiliation, reason = excluded.reason, nick = excluded.nick",
-          r.room_jid, r.user_jid, std::string(codec::affiliation_text(r.affiliation)), r.reason,
-          r.nick);
+      tx.exec_params(sql::upsert(columns::kAffiliations, kPlaceholders), r.room_jid, r.user_jid,
+                     std::string(codec::affiliation_text(r.affiliation)), r.reason, r.nick);
     }
     tx.commit();
     return {};
@@ -216,22 +204,21 @@ Result<void> PgStore::set_affiliation(const AffiliationRecord& r) {
 }
 
 Result<std::vector<AffiliationRecord>> PgStore::load_affiliations(std::string_view room_jid) {
-  return guarded("load_affiliations",
-                 [&](pqxx::connection& c) -> Result<std::vector<AffiliationRecord>> {
-                   pqxx::read_transaction tx{c};
-                   const pqxx::result rows = tx.exec_params(
-                       "SELECT user_jid, affiliation, reason, nick FROM tc_room_affiliations "
-                       "WHERE room_jid = $1",
-                       std::string(room_jid));
-                   std::vector<AffiliationRecord> out;
-                   out.reserve(rows.size());
-                   for (const auto& row : rows) {
-                     out.push_back(read_affiliation(row, 0, std::string(room_jid)));
-                   }
-                   std::sort(out.begin(), out.end(),
-                             [](const auto& a, const auto& b) { return a.user_jid < b.user_jid; });
-                   return out;
-                 });
+  return guarded(
+      "load_affiliations", [&](pqxx::connection& c) -> Result<std::vector<AffiliationRecord>> {
+        pqxx::read_transaction tx{c};
+        const pqxx::result rows =
+            tx.exec_params(sql::select_from(columns::kAffiliations) + " WHERE room_jid = $1",
+                           std::string(room_jid));
+        std::vector<AffiliationRecord> out;
+        out.reserve(rows.size());
+        for (const auto& row : rows) {
+          out.push_back(read_affiliation(row));
+        }
+        std::sort(out.begin(), out.end(),
+                  [](const auto& a, const auto& b) { return a.user_jid < b.user_jid; });
+        return out;
+      });
 }
 
 }  // namespace tc::storage::pg

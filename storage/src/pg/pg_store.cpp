@@ -102,7 +102,7 @@ pqxx::connection& PgStore::connection() {
     auto conn = std::make_unique<pqxx::connection>(uri_);
     // CREATE TABLE IF NOT EXISTS and friends emit NOTICEs that pqxx would print on stderr.
     pqxx::nontransaction{*conn}.exec("SET client_min_messages TO warning");
-    conn->prepare(kAppendName, kAppendSql);
+    conn->prepare(kAppendName, append_sql());
     conn_ = std::move(conn);
     if (reconnecting_) {
       spdlog::info("storage: reconnected to {}", redacted_);

@@ -17,21 +17,25 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
+#include "storage/columns.h"
 #include "storage/errc.h"
 #include "storage/store.h"
 
+#include "sql_text.h"
+
 namespace tc::storage::pg {
 
-constexpr const char* kArchiveColumns =
-    "seq, room_jid, stanza_id, sender_nick, sender_jid, kind, stanza_xml, created_at";
+constexpr sql::Placeholders kPlaceholders = sql::Placeholders::Numbered;
+
+/// Every tc_archive column, for SELECT lists.
+const std::string& archive_columns();
 
 // Hot statement, prepared on every (re)connect.
 constexpr const char* kAppendName = "tc_append";
-constexpr const char* kAppendSql =
-    "INSERT INTO tc_archive (room_jid, stanza_id, sender_nick, sender_jid, kind, stanza_xml, "
-    "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq";
+/// INSERT INTO tc_archive ... RETURNING seq.
+const std::string& append_sql();
 
-/// A tc_archive row in kArchiveColumns order.
+/// A tc_archive row in columns::kArchiveColumns order.
 ArchivedMessage read_message(const pqxx::row& row);
 
 /// Whether the lease row still names `fence`'s holder at its epoch. FOR SHARE keeps the row

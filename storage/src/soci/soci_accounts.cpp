@@ -13,11 +13,6 @@
 namespace tc::storage::soci_backend {
 namespace {
 
-constexpr const char* kAccountColumns =
-    "username, scram_sha1_salt, scram_sha1_iterations, scram_sha1_stored_key, "
-    "scram_sha1_server_key, scram_sha256_salt, scram_sha256_iterations, scram_sha256_stored_key, "
-    "scram_sha256_server_key, created_at";
-
 /// Bindable copies of the columns: SOCI binds by reference, so every value needs a name.
 struct AccountRow {
   std::string username;
@@ -42,7 +37,7 @@ struct AccountRow {
     return r;
   }
 
-  /// In kAccountColumns order; `into` or `use` alike.
+  /// In columns::kAccountColumns order; `into` or `use` alike.
   template <class F>
   void each(F&& f) {
     f(username), f(sha1_salt), f(sha1_iterations), f(sha1_stored), f(sha1_server);
@@ -76,9 +71,7 @@ Result<void> SociStore::create_account(const AccountRecord& a) {
     Transaction tx(sql, dialect_, Transaction::Mode::Write);
     Query q(sql);
     row.each([&q](auto& v) { q.use(v); });
-    q.run(std::string("INSERT INTO tc_accounts (") + kAccountColumns +
-          ") VALUES (:u, :s1salt, :s1it, :s1stored, :s1server, :s256salt, :s256it, "
-          ":s256stored, :s256server, :created)");
+    q.run(sql::insert("tc_accounts", columns::kAccountColumns, kPlaceholders));
     tx.commit();
     return {};
   });
@@ -89,8 +82,7 @@ Result<AccountRecord> SociStore::load_account(std::string_view username) {
     const std::string name(username);
     AccountRow row;
     Query q(sql);
-    q.into_row(row).use(name).start(std::string("SELECT ") + kAccountColumns +
-                                    " FROM tc_accounts WHERE username = :u");
+    q.into_row(row).use(name).start(sql::select_from(columns::kAccounts) + " WHERE username = :u");
     if (!q.fetch()) {
       return make_error_code(Errc::NotFound);
     }
@@ -114,10 +106,10 @@ Result<void> SociStore::update_account(const AccountRecord& a) {
         .use(row.created_at)
         .use(row.username);
     const long long n = q.run(
-        "UPDATE tc_accounts SET scram_sha1_salt = :a, scram_sha1_iterations = :b, "
-        "scram_sha1_stored_key = :c, scram_sha1_server_key = :d, scram_sha256_salt = :e, "
-        "scram_sha256_iterations = :f, scram_sha256_stored_key = :g, "
-        "scram_sha256_server_key = :h, created_at = :i WHERE username = :u");
+        // Every column but the key (the first), then the key.
+        "UPDATE tc_accounts SET " +
+        sql::assignments(std::span(columns::kAccountColumns).subspan(1), kPlaceholders) +
+        " WHERE username = :u");
     if (n == 0) {
       return make_error_code(Errc::NotFound);
     }

@@ -13,9 +13,9 @@
 namespace tc::storage::soci_backend {
 namespace {
 
-constexpr const char* kArchiveColumns =
-    "seq, room_jid, stanza_id, sender_nick, sender_jid, kind, stanza_xml, created_at";
+const std::string kArchiveColumns = columns::list(columns::kArchiveColumns);
 
+/// A tc_archive row in columns::kArchiveColumns order.
 struct MessageRow {
   long long seq = 0;
   std::string room_jid, stanza_id, sender_nick, sender_jid, kind, stanza_xml;
@@ -38,86 +38,83 @@ Result<std::vector<std::int64_t>> SociStore::append_messages(std::span<const New
   if (batch.empty()) {
     return std::vector<std::int64_t>{};
   }
-  return guarded("append_messages",
-                 [this, batch](soci::session& sql) -> Result<std::vector<std::int64_t>> {
-                   std::vector<std::int64_t> seqs;
-                   seqs.reserve(batch.size());
-                   // Group commit: one transaction (one fsync) for the whole batch.
-                   Transaction tx(sql, dialect_, Transaction::Mode::Write);
-                   if (!holds_fences(sql, batch)) {
-                     return make_error_code(Errc::StaleEpoch);
-                   }
-                   MessageRow row;
-                   Query insert(sql);
-                   insert.use(row.room_jid)
-                       .use(row.stanza_id)
-                       .use(row.sender_nick)
-                       .use(row.sender_jid)
-                       .use(row.kind)
-                       .use(row.stanza_xml)
-                       .use(row.created_at);
-                   std::string text =
-                       "INSERT INTO tc_archive (room_jid, stanza_id, sender_nick, sender_jid, "
-                       "kind, stanza_xml, created_at) VALUES (:room, :id, :nick, :jid, :kind, "
-                       ":xml, :created)";
-                   if (dialect_ == Dialect::Postgresql) {
-                     insert.into(row.seq);
-                     text += " RETURNING seq";
-                   }
-                   bool first = true;
-                   for (const NewMessage& m : batch) {
-                     row.room_jid = m.room_jid;
-                     row.stanza_id = m.stanza_id;
-                     row.sender_nick = m.sender_nick;
-                     row.sender_jid = m.sender_jid;
-                     row.kind = m.kind;
-                     row.stanza_xml = m.stanza_xml;
-                     row.created_at = m.created_at;
-                     // The statement is prepared once and executed per message.
-                     if (dialect_ == Dialect::Postgresql) {
-                       if (first) {
-                         insert.start(text);
-                       } else {
-                         insert.restart();
-                       }
-                       if (!insert.fetch()) {
-                         throw std::runtime_error("INSERT ... RETURNING returned no row");
-                       }
-                     } else {
-                       if (first) {
-                         insert.run(text);
-                       } else {
-                         insert.rerun();
-                       }
-                       sql << "SELECT last_insert_rowid()", soci::into(row.seq);
-                     }
-                     first = false;
-                     seqs.push_back(row.seq);
-                   }
-                   tx.commit();
-                   return seqs;
-                 });
+  return guarded(
+      "append_messages", [this, batch](soci::session& sql) -> Result<std::vector<std::int64_t>> {
+        std::vector<std::int64_t> seqs;
+        seqs.reserve(batch.size());
+        // Group commit: one transaction (one fsync) for the whole batch.
+        Transaction tx(sql, dialect_, Transaction::Mode::Write);
+        if (!holds_fences(sql, batch)) {
+          return make_error_code(Errc::StaleEpoch);
+        }
+        MessageRow row;
+        Query insert(sql);
+        insert.use(row.room_jid)
+            .use(row.stanza_id)
+            .use(row.sender_nick)
+            .use(row.sender_jid)
+            .use(row.kind)
+            .use(row.stanza_xml)
+            .use(row.created_at);
+        std::string text = sql::insert("tc_archive", columns::kArchiveInsertColumns, kPlaceholders);
+        if (dialect_ == Dialect::Postgresql) {
+          insert.into(row.seq);
+          text += " RETURNING seq";
+        }
+        bool first = true;
+        for (const NewMessage& m : batch) {
+          row.room_jid = m.room_jid;
+          row.stanza_id = m.stanza_id;
+          row.sender_nick = m.sender_nick;
+          row.sender_jid = m.sender_jid;
+          row.kind = m.kind;
+          row.stanza_xml = m.stanza_xml;
+          row.created_at = m.created_at;
+          // The statement is prepared once and executed per message.
+          if (dialect_ == Dialect::Postgresql) {
+            if (first) {
+              insert.start(text);
+            } else {
+              insert.restart();
+            }
+            if (!insert.fetch()) {
+              throw std::runtime_error("INSERT ... RETURNING returned no row");
+            }
+          } else {
+            if (first) {
+              insert.run(text);
+            } else {
+              insert.rerun();
+            }
+            sql << "SELECT last_insert_rowid()", soci::into(row.seq);
+          }
+          first = false;
+          seqs.push_back(row.seq);
+        }
+        tx.commit();
+        return seqs;
+      });
 }
 
 Result<std::vector<ArchivedMessage>> SociStore::recent_messages(std::string_view room_jid,
                                                                 std::size_t max) {
-  return guarded(
-      "recent_messages", [&](soci::session& sql) -> Result<std::vector<ArchivedMessage>> {
-        const std::string jid(room_jid);
-        const long long limit = static_cast<long long>(max);
-        MessageRow row;
-        Query q(sql);
-        q.into_row(row).use(jid).use(limit).start(
-            std::string("SELECT ") + kArchiveColumns + " FROM tc_archive" + archive_index_hint() +
-            " WHERE room_jid = :room AND kind NOT IN ('join', 'leave') "
-            "ORDER BY seq DESC LIMIT :lim");
-        std::vector<ArchivedMessage> out;
-        while (q.fetch()) {
-          out.push_back(row.to_record());
-        }
-        std::reverse(out.begin(), out.end());
-        return out;
-      });
+  return guarded("recent_messages",
+                 [&](soci::session& sql) -> Result<std::vector<ArchivedMessage>> {
+                   const std::string jid(room_jid);
+                   const long long limit = static_cast<long long>(max);
+                   MessageRow row;
+                   Query q(sql);
+                   q.into_row(row).use(jid).use(limit).start(
+                       "SELECT " + kArchiveColumns + " FROM tc_archive" + archive_index_hint() +
+                       " WHERE room_jid = :room AND kind NOT IN ('join', 'leave') "
+                       "ORDER BY seq DESC LIMIT :lim");
+                   std::vector<ArchivedMessage> out;
+                   while (q.fetch()) {
+                     out.push_back(row.to_record());
+                   }
+                   std::reverse(out.begin(), out.end());
+                   return out;
+                 });
 }
 
 Result<std::uint64_t> SociStore::purge_archive(std::string_view room_jid, UnixMillis before) {
@@ -280,7 +277,7 @@ Result<ArchivePage> SociStore::query_archive(const ArchiveQuery& query) {
     Query page_query(sql);
     page_query.into_row(row);
     bind_filter(page_query, page_values);
-    page_query.use(limit).start(std::string("SELECT ") + kArchiveColumns + " FROM tc_archive" +
+    page_query.use(limit).start("SELECT " + kArchiveColumns + " FROM tc_archive" +
                                 archive_index_hint() + archive_filter() + " ORDER BY seq " +
                                 (b.backward ? "DESC" : "ASC") + " LIMIT :lim");
     std::size_t fetched = 0;

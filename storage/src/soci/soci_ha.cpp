@@ -14,7 +14,7 @@
 namespace tc::storage::soci_backend {
 namespace {
 
-constexpr const char* kLeaseColumns = "partition, holder, epoch, expires_at";
+const std::string kLeaseColumns = columns::list(columns::kLeaseColumns);
 
 }  // namespace
 
@@ -33,14 +33,7 @@ Result<void> SociStore::upsert_node(const NodeRecord& n) {
         .use(n.state)
         .use(n.reason)
         .use(n.version)
-        .run(
-            "INSERT INTO tc_nodes (node, text_conference_running, heartbeat_at, admin_url, "
-            "client_endpoint, srm_endpoint, state, reason, version) VALUES (:node, :running, "
-            ":at, :url, :client, :srm, :state, :reason, :version) ON CONFLICT (node) DO UPDATE "
-            "SET text_conference_running = excluded.text_conference_running, "
-            "heartbeat_at = excluded.heartbeat_at, admin_url = excluded.admin_url, "
-            "client_endpoint = excluded.client_endpoint, srm_endpoint = excluded.srm_endpoint, "
-            "state = excluded.state, reason = excluded.reason, version = excluded.version");
+        .run(sql::upsert(columns::kNodes, kPlaceholders));
     tx.commit();
     return {};
   });
@@ -61,9 +54,7 @@ Result<std::vector<NodeRecord>> SociStore::list_nodes() {
         .into(n.state)
         .into(n.reason)
         .into(n.version)
-        .start(
-            "SELECT node, text_conference_running, heartbeat_at, admin_url, client_endpoint, "
-            "srm_endpoint, state, reason, version FROM tc_nodes");
+        .start(sql::select_from(columns::kNodes));
     std::vector<NodeRecord> out;
     while (q.fetch()) {
       n.text_conference_running = running != 0;
@@ -93,7 +84,7 @@ Result<LeaseRecord> SociStore::read_lease(std::string_view partition) {
         .into(expires)
         .into(now)
         .use(part)
-        .start(std::string("SELECT ") + kLeaseColumns + ", " + now_sql() +
+        .start("SELECT " + kLeaseColumns + ", " + now_sql() +
                " FROM tc_leases WHERE partition = :p");
     if (!q.fetch()) {
       return make_error_code(Errc::NotFound);
@@ -115,7 +106,7 @@ Result<std::vector<LeaseRecord>> SociStore::list_leases() {
         .into(lease.holder)
         .into(epoch)
         .into(expires)
-        .start(std::string("SELECT ") + kLeaseColumns + " FROM tc_leases");
+        .start("SELECT " + kLeaseColumns + " FROM tc_leases");
     std::vector<LeaseRecord> out;
     while (q.fetch()) {
       lease.epoch = epoch;
@@ -140,8 +131,8 @@ Result<LeaseRecord> SociStore::acquire_lease(std::string_view partition, std::st
     // the row, so a second acquirer decides on the winner's committed row.
     Transaction tx(sql, dialect_, Transaction::Mode::Write);
     const long long inserted = Query(sql).use(part).use(holder).use(ttl).run(
-        "INSERT INTO tc_leases (partition, holder, epoch, expires_at) VALUES (:p, :h, 1, " +
-        now_sql() + " + :ttl) ON CONFLICT (partition) DO NOTHING");
+        "INSERT INTO tc_leases (" + kLeaseColumns + ") VALUES (:p, :h, 1, " + now_sql() +
+        " + :ttl) ON CONFLICT (partition) DO NOTHING");
     LeaseRecord lease;
     if (!lock_lease(sql, part, lease)) {
       throw std::runtime_error("tc_leases row vanished inside its transaction");
@@ -251,7 +242,7 @@ Result<std::vector<std::pair<std::string, std::string>>> SociStore::list_setting
   return guarded("list_settings", [](soci::session& sql) -> Result<Settings> {
     std::string key, value;
     Query q(sql);
-    q.into(key).into(value).start("SELECT key, value FROM tc_settings");
+    q.into(key).into(value).start(sql::select_from(columns::kSettings));
     Settings out;
     while (q.fetch()) {
       out.emplace_back(key, value);
@@ -265,9 +256,7 @@ Result<void> SociStore::set_setting(std::string_view key, std::string_view value
   return guarded("set_setting", [&](soci::session& sql) -> Result<void> {
     const std::string k(key), v(value);
     Transaction tx(sql, dialect_, Transaction::Mode::Write);
-    Query(sql).use(k).use(v).run(
-        "INSERT INTO tc_settings (key, value) VALUES (:k, :v) ON CONFLICT (key) DO UPDATE "
-        "SET value = excluded.value");
+    Query(sql).use(k).use(v).run(sql::upsert(columns::kSettings, kPlaceholders));
     tx.commit();
     return {};
   });
@@ -293,10 +282,7 @@ Result<void> SociStore::save_group(const GroupRecord& g) {
         .use(g.name)
         .use(g.description)
         .use(ha)
-        .run(
-            "INSERT INTO tc_groups (name, description, ha_enabled) VALUES (:n, :d, :ha) "
-            "ON CONFLICT (name) DO UPDATE SET description = excluded.description, "
-            "ha_enabled = excluded.ha_enabled");
+        .run(sql::upsert(columns::kGroups, kPlaceholders));
     Query(sql).use(g.name).run("DELETE FROM tc_group_nodes WHERE group_name = :n");
     // A node of another group violates tc_group_nodes' key: AlreadyExists, all rolled back.
     for (std::size_t i = 0; i < g.nodes.size(); ++i) {
@@ -305,7 +291,7 @@ Result<void> SociStore::save_group(const GroupRecord& g) {
           .use(g.nodes[i])
           .use(g.name)
           .use(position)
-          .run("INSERT INTO tc_group_nodes (node, group_name, position) VALUES (:node, :n, :pos)");
+          .run(sql::insert("tc_group_nodes", columns::kGroupNodeColumns, kPlaceholders));
     }
     tx.commit();
     return {};
@@ -319,10 +305,7 @@ Result<std::vector<GroupRecord>> SociStore::list_groups() {
       GroupRecord g;
       int ha = 0;
       Query q(sql);
-      q.into(g.name)
-          .into(g.description)
-          .into(ha)
-          .start("SELECT name, description, ha_enabled FROM tc_groups");
+      q.into(g.name).into(g.description).into(ha).start(sql::select_from(columns::kGroups));
       while (q.fetch()) {
         g.ha_enabled = ha != 0;
         out.push_back(g);
@@ -386,7 +369,7 @@ bool SociStore::lock_lease(soci::session& sql, const std::string& partition,
       .into(epoch)
       .into(expires)
       .use(partition)
-      .start(std::string("SELECT ") + kLeaseColumns + " FROM tc_leases WHERE partition = :p" +
+      .start("SELECT " + kLeaseColumns + " FROM tc_leases WHERE partition = :p" +
              (dialect_ == Dialect::Postgresql ? " FOR UPDATE" : ""));
   if (!q.fetch()) {
     return false;

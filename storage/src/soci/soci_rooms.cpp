@@ -13,8 +13,7 @@
 namespace tc::storage::soci_backend {
 namespace {
 
-constexpr const char* kRoomColumns =
-    "jid, config_json, persistent, subject, subject_nick, subject_at, host_node, created_at";
+const std::string kSelectRooms = sql::select_from(columns::kRooms);
 
 struct RoomRow {
   std::string jid, config_json;
@@ -52,14 +51,7 @@ Result<void> SociStore::save_room(const RoomRecord& room) {
     }
     Query q(sql);
     row.each([&q](auto& v) { q.use(v); });
-    // ON CONFLICT ... DO UPDATE: PostgreSQL 9.5+, SQLite 3.24+.
-    q.run(std::string("INSERT INTO tc_rooms (") + kRoomColumns +
-          ") VALUES (:jid, :config, :persistent, :subject, :subject_nick, :subject_at, "
-          ":host_node, :created_at) ON CONFLICT (jid) DO UPDATE SET "
-          "config_json = excluded.config_json, persistent = excluded.persistent, "
-          "subject = excluded.subject, subject_nick = excluded.subject_nick, "
-          "subject_at = excluded.subject_at, host_node = excluded.host_node, "
-          "created_at = excluded.created_at");
+    q.run(sql::upsert(columns::kRooms, kPlaceholders));
     tx.commit();
     return {};
   });
@@ -70,8 +62,7 @@ Result<RoomRecord> SociStore::load_room(std::string_view room_jid) {
     const std::string jid(room_jid);
     RoomRow row;
     Query q(sql);
-    q.into_row(row).use(jid).start(std::string("SELECT ") + kRoomColumns +
-                                   " FROM tc_rooms WHERE jid = :jid");
+    q.into_row(row).use(jid).start(kSelectRooms + " WHERE jid = :jid");
     if (!q.fetch()) {
       return make_error_code(Errc::NotFound);
     }
@@ -86,10 +77,9 @@ Result<std::vector<RoomRecord>> SociStore::list_rooms(std::string_view host_node
     Query q(sql);
     q.into_row(row);
     if (host.empty()) {
-      q.start(std::string("SELECT ") + kRoomColumns + " FROM tc_rooms");
+      q.start(kSelectRooms);
     } else {
-      q.use(host).start(std::string("SELECT ") + kRoomColumns +
-                        " FROM tc_rooms WHERE host_node = :host");
+      q.use(host).start(kSelectRooms + " WHERE host_node = :host");
     }
     std::vector<RoomRecord> rooms;
     while (q.fetch()) {
@@ -137,11 +127,7 @@ Result<void> SociStore::set_affiliation(const AffiliationRecord& r) {
           .use(affiliation)
           .use(r.reason)
           .use(r.nick)
-          .run(
-              "INSERT INTO tc_room_affiliations (room_jid, user_jid, affiliation, reason, "
-              "nick) VALUES (:room, :user, :affiliation, :reason, :nick) ON CONFLICT "
-              "(room_jid, user_jid) DO UPDATE SET affiliation = excluded.affiliation, "
-              "reason = excluded.reason, nick = excluded.nick");
+          .run(sql::upsert(columns::kAffiliations, kPlaceholders));
     }
     tx.commit();
     return {};
@@ -152,16 +138,15 @@ Result<std::vector<AffiliationRecord>> SociStore::load_affiliations(std::string_
   return guarded("load_affiliations",
                  [&](soci::session& sql) -> Result<std::vector<AffiliationRecord>> {
                    const std::string jid(room_jid);
-                   std::string user, affiliation, reason, nick;
+                   std::string room, user, affiliation, reason, nick;
                    Query q(sql);
-                   q.into(user)
+                   q.into(room)
+                       .into(user)
                        .into(affiliation)
                        .into(reason)
                        .into(nick)
                        .use(jid)
-                       .start(
-                           "SELECT user_jid, affiliation, reason, nick FROM tc_room_affiliations "
-                           "WHERE room_jid = :room");
+                       .start(sql::select_from(columns::kAffiliations) + " WHERE room_jid = :room");
                    std::vector<AffiliationRecord> out;
                    while (q.fetch()) {
                      const auto aff = codec::parse_affiliation(affiliation);

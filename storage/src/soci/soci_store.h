@@ -21,6 +21,7 @@
 #include <soci/soci.h>
 #include <spdlog/spdlog.h>
 
+#include "storage/columns.h"
 #include "storage/errc.h"
 #include "storage/store.h"
 
@@ -28,10 +29,13 @@
 #include "codec.h"
 #include "schema/migrations.h"
 #include "soci/soci_query.h"
+#include "sql_text.h"
 
 namespace tc::storage::soci_backend {
 
 using schema::Dialect;
+
+constexpr sql::Placeholders kPlaceholders = sql::Placeholders::Named;
 
 /// The driver error's own message, without the statement and values SOCI appends; at most 300
 /// characters.
