@@ -78,8 +78,7 @@ void MucService::on_service_stanza(XmlElement stanza, Jid from, Completion done)
   const std::string_view type = stanza.attr("type");
   if (stanza.name() != "iq" || (type != "get" && type != "set")) {
     if (stanza.name() == "message" && type != "error") {
-      here.deliver(
-          {{from, to_wire(error_reply(stanza, domain_, "cancel", "service-unavailable"))}});
+      here.deliver({{from, to_wire(error_reply(stanza, domain_, Condition::ServiceUnavailable))}});
     }
     return;
   }
@@ -112,8 +111,9 @@ void MucService::on_service_stanza(XmlElement stanza, Jid from, Completion done)
                                          Result<std::vector<storage::RoomRecord>> rooms) mutable {
               ShardRooms& h = *shards_.front();
               if (!rooms) {
-                h.deliver({{from, to_wire(error_reply(stanza, domain_, "wait",
-                                                      "internal-server-error"))}});
+                h.deliver({{from, to_wire(error_reply(
+                                      stanza, domain_,
+                                      {ErrorType::Wait, Condition::InternalServerError}))}});
                 return;
               }
               XmlElement reply("iq", ns::kClient);
@@ -141,7 +141,7 @@ void MucService::on_service_stanza(XmlElement stanza, Jid from, Completion done)
     here.deliver({{from, to_wire(reply)}});
     return;
   }
-  here.deliver({{from, to_wire(error_reply(stanza, domain_, "cancel", "service-unavailable"))}});
+  here.deliver({{from, to_wire(error_reply(stanza, domain_, Condition::ServiceUnavailable))}});
 }
 
 void MucService::start() {

@@ -43,8 +43,8 @@ void MucService::route_clustered(XmlElement stanza, Jid from, Completion done) {
       ShardRooms& first = *shards_.front();
       if (stanza.attr("type") != "error" && stanza.attr("type") != "result" &&
           !(stanza.name() == "presence" && stanza.attr("type") == "unavailable")) {
-        first.deliver({{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")), "wait",
-                                                  "service-unavailable",
+        first.deliver({{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")),
+                                                  {ErrorType::Wait, Condition::ServiceUnavailable},
                                                   "the text-conference service is stopped on "
                                                   "this node"))}});
       }
@@ -64,8 +64,8 @@ void MucService::route_clustered(XmlElement stanza, Jid from, Completion done) {
     if (type != "error" && type != "result" &&
         !(stanza.name() == "presence" && type == "unavailable")) {
       shards_.front()->deliver(
-          {{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")), "wait",
-                                      "recipient-unavailable",
+          {{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")),
+                                      Condition::RecipientUnavailable,
                                       "the room's node is unreachable from this node (network "
                                       "cut); try again later"))}});
     }
@@ -98,8 +98,8 @@ void MucService::expire_parked() {
       continue;
     }
     // Never silently dropped: the sender hears that the room did not come back in time.
-    first.deliver({{p.from, to_wire(error_reply(p.stanza, std::string(p.stanza.attr("to")), "wait",
-                                                "recipient-unavailable",
+    first.deliver({{p.from, to_wire(error_reply(p.stanza, std::string(p.stanza.attr("to")),
+                                                Condition::RecipientUnavailable,
                                                 "the room is moving between nodes and did not "
                                                 "come back in time; send it again"))}});
   }
@@ -150,8 +150,8 @@ void MucService::dispatch_from_peer(XmlElement stanza, Jid from, Completion done
     if (type != "error" && type != "result" &&
         !(stanza.name() == "presence" && type == "unavailable")) {
       sink_->forward_deliveries(
-          {{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")), "wait",
-                                      "recipient-unavailable",
+          {{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")),
+                                      Condition::RecipientUnavailable,
                                       "the room is moving between nodes; send it again"))}});
     }
     return;

@@ -249,8 +249,8 @@ void Room::send(const Jid& to, const XmlElement& stanza) {
   host_.deliver({{to, to_wire(copy)}});
 }
 
-void Room::send_error(const XmlElement& stanza, const Jid& to, const std::string& type,
-                      const std::string& condition, const std::string& text) {
+void Room::send_error(const XmlElement& stanza, const Jid& to, const StanzaError& error,
+                      std::string_view text) {
   if (stanza.attr("type") == "error") {
     return;  // never answer an error with an error (RFC 6120 §8.3.1)
   }
@@ -267,12 +267,7 @@ void Room::send_error(const XmlElement& stanza, const Jid& to, const std::string
       reply.add_child(*body);
     }
   }
-  auto& error = reply.add_child("error", ns::kClient);
-  error.set_attr("type", type).set_attr("by", jid_.bare_str());
-  error.add_child(condition, ns::kStanzaErrors);
-  if (!text.empty()) {
-    error.add_child("text", ns::kStanzaErrors).add_text(text);
-  }
+  reply.add_child(xmpp::make_error_element(error, text, jid_.bare_str()));
   send(to, reply);
 }
 
@@ -392,7 +387,7 @@ void Room::on_iq(const XmlElement& iq, const Jid& from, Completion done) {
   }
   const XmlElement* payload = iq.first_element();
   if (payload == nullptr) {
-    send_error(iq, from, "modify", "bad-request");
+    send_error(iq, from, Condition::BadRequest);
     return;
   }
   const bool get = type == "get";
@@ -401,18 +396,19 @@ void Room::on_iq(const XmlElement& iq, const Jid& from, Completion done) {
     Occupant* self = occupant_of(from);
     if (payload->name() == "ping" && payload->xmlns() == ns::kPing) {
       if (self == nullptr) {
-        send_error(iq, from, "cancel", "not-acceptable", "you are not joined to this room");
+        send_error(iq, from, {ErrorType::Cancel, Condition::NotAcceptable},
+                   "you are not joined to this room");
       } else if (self->nick == to.resource()) {
         XmlElement result = make_iq_result(iq);
         send(from, result);
       } else if (occupant_by_nick(to.resource()) == nullptr) {
-        send_error(iq, from, "cancel", "item-not-found");
+        send_error(iq, from, Condition::ItemNotFound);
       } else {
         send(from, make_iq_result(iq));  // the room vouches that the occupant is present
       }
       return;
     }
-    send_error(iq, from, "cancel", "service-unavailable");
+    send_error(iq, from, Condition::ServiceUnavailable);
     return;
   }
   const std::string& xmlns = payload->xmlns();
@@ -429,7 +425,7 @@ void Room::on_iq(const XmlElement& iq, const Jid& from, Completion done) {
   } else if (get && xmlns == ns::kPing) {
     send(from, make_iq_result(iq));
   } else {
-    send_error(iq, from, "cancel", "service-unavailable");
+    send_error(iq, from, Condition::ServiceUnavailable);
   }
 }
 

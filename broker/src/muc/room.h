@@ -166,8 +166,10 @@ class Room : public std::enable_shared_from_this<Room> {
   void broadcast(const xmpp::XmlElement& stanza);
   void broadcast_status(std::vector<int> codes);
   void send(const xmpp::Jid& to, const xmpp::XmlElement& stanza);
-  void send_error(const xmpp::XmlElement& stanza, const xmpp::Jid& to, const std::string& type,
-                  const std::string& condition, const std::string& text = {});
+  /// Answers `stanza` with a stanza error from the room (by='room@service'); never answers
+  /// an error.
+  void send_error(const xmpp::XmlElement& stanza, const xmpp::Jid& to, const StanzaError& error,
+                  std::string_view text = {});
   void archive_presence(const Occupant& occupant, bool joined);
 
   /// The durability rule in one place: `write` runs on the shard's store worker (a job

@@ -45,7 +45,7 @@ void Room::apply_affiliation(const Jid& bare, Affiliation affiliation, const std
 void Room::on_admin_iq(const XmlElement& iq, const Jid& from, Completion done) {
   const auto items = iq.first_element()->children("item", ns::kMucAdmin);
   if (items.empty()) {
-    send_error(iq, from, "modify", "bad-request", "no item");
+    send_error(iq, from, Condition::BadRequest, "no item");
     return;
   }
   if (iq.attr("type") == "get") {
@@ -57,7 +57,7 @@ void Room::on_admin_iq(const XmlElement& iq, const Jid& from, Completion done) {
     } else if (item.has_attr("role")) {
       list_role(iq, from, item.attr("role"));
     } else {
-      send_error(iq, from, "modify", "bad-request");
+      send_error(iq, from, Condition::BadRequest);
     }
     return;
   }
@@ -82,7 +82,7 @@ void Room::on_admin_iq(const XmlElement& iq, const Jid& from, Completion done) {
 void Room::list_affiliation(const XmlElement& iq, const Jid& from, std::string_view name) {
   auto wanted = parse_affiliation(name);
   if (!wanted || *wanted == Affiliation::None) {
-    send_error(iq, from, "modify", "bad-request", "unknown affiliation");
+    send_error(iq, from, Condition::BadRequest, "unknown affiliation");
     return;
   }
   const Affiliation actor_aff = affiliation_of(from.bare());
@@ -91,7 +91,7 @@ void Room::list_affiliation(const XmlElement& iq, const Jid& from, std::string_v
                         (*wanted == Affiliation::Member || *wanted == Affiliation::Outcast ||
                          *wanted == Affiliation::Admin || *wanted == Affiliation::Owner));
   if (!allowed) {
-    send_error(iq, from, "auth", "forbidden");
+    send_error(iq, from, Condition::Forbidden);
     return;
   }
   XmlElement reply = make_iq_result(iq);
@@ -115,12 +115,12 @@ void Room::list_affiliation(const XmlElement& iq, const Jid& from, std::string_v
 void Room::list_role(const XmlElement& iq, const Jid& from, std::string_view name) {
   auto wanted = parse_role(name);
   if (!wanted || *wanted == Role::None) {
-    send_error(iq, from, "modify", "bad-request", "unknown role");
+    send_error(iq, from, Condition::BadRequest, "unknown role");
     return;
   }
   const Occupant* actor = occupant_of(from);
   if (actor == nullptr || actor->role != Role::Moderator) {
-    send_error(iq, from, "auth", "forbidden");
+    send_error(iq, from, Condition::Forbidden);
     return;
   }
   XmlElement reply = make_iq_result(iq);
@@ -154,7 +154,7 @@ std::optional<Room::AdminChanges> Room::admin_changes(const XmlElement& iq, cons
     } else if (item->has_attr("affiliation")) {
       ok = check_affiliation_item(iq, from, *item, owners, changes);
     } else {
-      send_error(iq, from, "modify", "bad-request", "an item needs a role or an affiliation");
+      send_error(iq, from, Condition::BadRequest, "an item needs a role or an affiliation");
     }
     if (!ok) {
       return std::nullopt;
@@ -171,15 +171,15 @@ bool Room::check_role_item(const XmlElement& iq, const Jid& from, const XmlEleme
   auto role = parse_role(item.attr("role"));
   const Occupant* target = occupant_by_nick(std::string(item.attr("nick")));
   if (!role) {
-    send_error(iq, from, "modify", "bad-request", "unknown role");
+    send_error(iq, from, Condition::BadRequest, "unknown role");
     return false;
   }
   if (target == nullptr) {
-    send_error(iq, from, "cancel", "item-not-found", "no occupant has that nickname");
+    send_error(iq, from, Condition::ItemNotFound, "no occupant has that nickname");
     return false;
   }
   if (actor_role != Role::Moderator) {
-    send_error(iq, from, "auth", "forbidden", "only moderators may change roles");
+    send_error(iq, from, Condition::Forbidden, "only moderators may change roles");
     return false;
   }
   const bool target_privileged =
@@ -187,12 +187,12 @@ bool Room::check_role_item(const XmlElement& iq, const Jid& from, const XmlEleme
   if (*role == Role::Moderator || target->role == Role::Moderator) {
     // Granting or revoking moderator status needs an admin (§9.6, §9.7).
     if (actor_aff != Affiliation::Owner && actor_aff != Affiliation::Admin) {
-      send_error(iq, from, "auth", "forbidden", "only admins may change moderators");
+      send_error(iq, from, Condition::Forbidden, "only admins may change moderators");
       return false;
     }
   }
   if (target_privileged && *role != Role::Moderator) {
-    send_error(iq, from, "cancel", "not-allowed", "an admin or owner cannot be kicked or silenced");
+    send_error(iq, from, Condition::NotAllowed, "an admin or owner cannot be kicked or silenced");
     return false;
   }
   changes.roles.push_back({target->nick, *role, item.child_text("reason", ns::kMucAdmin)});
@@ -211,7 +211,7 @@ bool Room::check_affiliation_item(const XmlElement& iq, const Jid& from, const X
     }
   }
   if (!affiliation || !target) {
-    send_error(iq, from, "modify", "bad-request", "an item needs an affiliation and a jid");
+    send_error(iq, from, Condition::BadRequest, "an item needs an affiliation and a jid");
     return false;
   }
   const Jid bare = target->bare();
@@ -221,14 +221,13 @@ bool Room::check_affiliation_item(const XmlElement& iq, const Jid& from, const X
                                   *affiliation == Affiliation::Admin;
   if (actor_aff != Affiliation::Owner &&
       !(actor_aff == Affiliation::Admin && !touches_privileged)) {
-    send_error(iq, from, touches_privileged ? "cancel" : "auth",
-               touches_privileged ? "not-allowed" : "forbidden",
+    send_error(iq, from, touches_privileged ? Condition::NotAllowed : Condition::Forbidden,
                "you may not change that affiliation");
     return false;
   }
   if (current == Affiliation::Owner && *affiliation != Affiliation::Owner) {
     if (owners <= 1) {
-      send_error(iq, from, "cancel", "conflict", "a room keeps at least one owner");
+      send_error(iq, from, Condition::Conflict, "a room keeps at least one owner");
       return false;
     }
     --owners;
@@ -273,7 +272,8 @@ void Room::commit_affiliations(const XmlElement& iq, const Jid& from, AdminChang
   commit_then_apply(std::move(job), [this, iq, from, records, changes = std::move(changes),
                                      actor_nick, done = std::move(done)](Result<void> r) mutable {
     if (!r) {
-      send_error(iq, from, "wait", "internal-server-error", "the change could not be stored");
+      send_error(iq, from, {ErrorType::Wait, Condition::InternalServerError},
+                 "the change could not be stored");
       return;
     }
     for (const auto& rec : records) {

@@ -16,7 +16,7 @@ using xmpp::XmlElement;
 void Room::on_disco_info(const XmlElement& iq) {
   const Jid from = *Jid::parse(iq.attr("from"));
   if (!iq.first_element()->attr("node").empty()) {
-    send_error(iq, from, "cancel", "item-not-found");
+    send_error(iq, from, Condition::ItemNotFound);
     return;
   }
   XmlElement reply = make_iq_result(iq);

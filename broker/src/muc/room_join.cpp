@@ -38,7 +38,7 @@ void Room::on_presence(const XmlElement& presence, const Jid& from, Completion d
     return;  // subscription requests to a room mean nothing
   }
   if (to.resource().empty()) {
-    send_error(presence, from, "modify", "jid-malformed", "a nickname is required");
+    send_error(presence, from, Condition::JidMalformed, "a nickname is required");
     return;
   }
   Occupant* existing = occupant_of(from);
@@ -61,38 +61,39 @@ void Room::join(const XmlElement& presence, const Jid& from, const std::string& 
 
   // XEP-0045 §7.2: the checks, in the order the XEP lists them.
   if (locked_ && affiliation != Affiliation::Owner) {
-    send_error(presence, from, "cancel", "item-not-found", "the room is being configured");
+    send_error(presence, from, Condition::ItemNotFound, "the room is being configured");
     return;
   }
   if (affiliation == Affiliation::Outcast) {
-    send_error(presence, from, "auth", "forbidden", "you are banned from this room");
+    send_error(presence, from, Condition::Forbidden, "you are banned from this room");
     return;
   }
   if (config_.members_only && affiliation == Affiliation::None) {
-    send_error(presence, from, "auth", "registration-required", "this room is members-only");
+    send_error(presence, from, Condition::RegistrationRequired, "this room is members-only");
     return;
   }
   Occupant* holder = occupant_by_nick(nick);
   if (holder != nullptr && holder->bare != bare) {
-    send_error(presence, from, "cancel", "conflict", "that nickname is in use");
+    send_error(presence, from, Condition::Conflict, "that nickname is in use");
     return;
   }
   for (const auto& [user, a] : affiliations_) {
     if (!a.nick.empty() && a.nick == nick && user != bare.bare_str()) {
-      send_error(presence, from, "cancel", "conflict", "that nickname is reserved");
+      send_error(presence, from, Condition::Conflict, "that nickname is reserved");
       return;
     }
   }
   if (config_.password_protected && affiliation != Affiliation::Owner) {
     const std::string given = muc ? muc->child_text("password", ns::kMuc) : std::string();
     if (given != config_.password) {
-      send_error(presence, from, "auth", "not-authorized", "a correct password is required");
+      send_error(presence, from, Condition::NotAuthorized, "a correct password is required");
       return;
     }
   }
   if (holder == nullptr && config_.max_users > 0 && occupants_.size() >= config_.max_users &&
       affiliation != Affiliation::Owner && affiliation != Affiliation::Admin) {
-    send_error(presence, from, "wait", "service-unavailable", "the room is full");
+    send_error(presence, from, {ErrorType::Wait, Condition::ServiceUnavailable},
+               "the room is full");
     return;
   }
 
@@ -219,17 +220,17 @@ void Room::change_nick(Occupant& occupant, const Jid& from, const std::string& n
                        const XmlElement& presence) {
   // XEP-0045 §7.6.
   if (Occupant* holder = occupant_by_nick(new_nick); holder != nullptr) {
-    send_error(presence, from, "cancel", "conflict", "that nickname is in use");
+    send_error(presence, from, Condition::Conflict, "that nickname is in use");
     return;
   }
   for (const auto& [user, a] : affiliations_) {
     if (!a.nick.empty() && a.nick == new_nick && user != occupant.bare.bare_str()) {
-      send_error(presence, from, "cancel", "conflict", "that nickname is reserved");
+      send_error(presence, from, Condition::Conflict, "that nickname is reserved");
       return;
     }
   }
   if (occupant.sessions.size() > 1) {
-    send_error(presence, from, "cancel", "not-acceptable",
+    send_error(presence, from, {ErrorType::Cancel, Condition::NotAcceptable},
                "leave with your other resources before changing nickname");
     return;
   }

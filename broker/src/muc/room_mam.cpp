@@ -22,7 +22,7 @@ void Room::on_mam_iq(const XmlElement& iq, const Jid& from, Completion done) {
   const Affiliation affiliation = affiliation_of(from.bare());
   if (affiliation == Affiliation::Outcast ||
       (config_.members_only && affiliation == Affiliation::None)) {
-    send_error(iq, from, "auth", "forbidden", "you may not read this room's archive");
+    send_error(iq, from, Condition::Forbidden, "you may not read this room's archive");
     return;
   }
   const XmlElement* query = iq.first_element();
@@ -58,7 +58,7 @@ void Room::on_mam_iq(const XmlElement& iq, const Jid& from, Completion done) {
       if (var == "start" || var == "end") {
         auto t = parse_xep82(value);
         if (!t) {
-          send_error(iq, from, "modify", "bad-request", std::string(var) + " is not a date-time");
+          send_error(iq, from, Condition::BadRequest, std::string(var) + " is not a date-time");
           return;
         }
         (var == "start" ? q.start : q.end) = *t;
@@ -66,12 +66,12 @@ void Room::on_mam_iq(const XmlElement& iq, const Jid& from, Completion done) {
         auto with = Jid::parse(value);
         if (!with || with->bare() != jid_.bare() || with->resource().empty()) {
           // In a room archive, 'with' names an occupant: room@service/nick.
-          send_error(iq, from, "modify", "bad-request", "with must be an occupant JID");
+          send_error(iq, from, Condition::BadRequest, "with must be an occupant JID");
           return;
         }
         q.with_nick = with->resource();
       } else if (var != "FORM_TYPE" && !var.empty()) {
-        send_error(iq, from, "modify", "bad-request", "unsupported field " + std::string(var));
+        send_error(iq, from, Condition::BadRequest, "unsupported field " + std::string(var));
         return;
       }
     }
@@ -81,7 +81,7 @@ void Room::on_mam_iq(const XmlElement& iq, const Jid& from, Completion done) {
     if (!max.empty()) {
       if (!std::all_of(max.begin(), max.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
           max.size() > 9) {
-        send_error(iq, from, "modify", "bad-request", "bad RSM max");
+        send_error(iq, from, Condition::BadRequest, "bad RSM max");
         return;
       }
       q.max = std::min<std::size_t>(std::stoul(max), cap);
@@ -99,9 +99,9 @@ void Room::on_mam_iq(const XmlElement& iq, const Jid& from, Completion done) {
                                         Result<storage::ArchivePage> page) mutable {
     if (!page) {
       if (page.error() == storage::Errc::NotFound) {
-        send_error(iq, from, "cancel", "item-not-found", "unknown RSM cursor");
+        send_error(iq, from, Condition::ItemNotFound, "unknown RSM cursor");
       } else {
-        send_error(iq, from, "wait", "internal-server-error");
+        send_error(iq, from, {ErrorType::Wait, Condition::InternalServerError});
       }
       return;
     }

@@ -41,12 +41,12 @@ void Room::on_message(const XmlElement& message, const Jid& from, Completion don
     }
   }
   if (type != "groupchat") {
-    send_error(message, from, "modify", "bad-request", "messages to a room are type groupchat");
+    send_error(message, from, Condition::BadRequest, "messages to a room are type groupchat");
     return;
   }
   Occupant* sender = occupant_of(from);
   if (sender == nullptr) {
-    send_error(message, from, "modify", "not-acceptable", "only occupants may send messages");
+    send_error(message, from, Condition::NotAcceptable, "only occupants may send messages");
     return;
   }
   if (message.child("subject", ns::kClient) != nullptr &&
@@ -60,7 +60,7 @@ void Room::on_message(const XmlElement& message, const Jid& from, Completion don
 void Room::on_groupchat(const XmlElement& message, Occupant& sender, const Jid& from,
                         Completion done) {
   if (sender.role == Role::Visitor) {
-    send_error(message, from, "auth", "forbidden", "visitors may not speak in this room");
+    send_error(message, from, Condition::Forbidden, "visitors may not speak in this room");
     return;
   }
   XmlElement out("message", ns::kClient);
@@ -110,7 +110,7 @@ void Room::on_groupchat(const XmlElement& message, Occupant& sender, const Jid& 
                     [this, entry = std::move(entry), message, from,
                      done = std::move(done)](Result<std::int64_t> committed) mutable {
                       if (!committed) {
-                        send_error(message, from, "wait", "resource-constraint",
+                        send_error(message, from, Condition::ResourceConstraint,
                                    "the message could not be stored; send it again");
                         return;
                       }
@@ -136,7 +136,7 @@ void Room::on_subject_change(const XmlElement& message, Occupant& sender, const 
   // XEP-0045 §8.1: moderators always; participants when the room allows it.
   if (!(sender.role == Role::Moderator ||
         (config_.change_subject && sender.role == Role::Participant))) {
-    send_error(message, from, "auth", "forbidden", "you may not change the subject");
+    send_error(message, from, Condition::Forbidden, "you may not change the subject");
     return;
   }
   storage::RoomRecord next = record();
@@ -147,7 +147,7 @@ void Room::on_subject_change(const XmlElement& message, Occupant& sender, const 
   commit_then_apply(std::move(job), [this, next, message, from,
                                      done = std::move(done)](Result<void> r) mutable {
     if (!r) {
-      send_error(message, from, "wait", "resource-constraint", "the subject could not be stored");
+      send_error(message, from, Condition::ResourceConstraint, "the subject could not be stored");
       return;
     }
     record_.subject = next.subject;
@@ -168,11 +168,11 @@ void Room::on_private_message(const XmlElement& message, const Jid& from,
                               const std::string& to_nick) {
   Occupant* sender = occupant_of(from);
   if (sender == nullptr) {
-    send_error(message, from, "modify", "not-acceptable", "only occupants may send messages");
+    send_error(message, from, Condition::NotAcceptable, "only occupants may send messages");
     return;
   }
   if (message.attr("type") == "groupchat") {
-    send_error(message, from, "modify", "bad-request", "groupchat goes to the room");
+    send_error(message, from, Condition::BadRequest, "groupchat goes to the room");
     return;
   }
   const std::string& policy = config_.allow_pm;
@@ -180,12 +180,13 @@ void Room::on_private_message(const XmlElement& message, const Jid& from,
                        (policy == "participants" && sender->role != Role::Visitor) ||
                        (policy == "moderators" && sender->role == Role::Moderator);
   if (!allowed) {
-    send_error(message, from, "cancel", "forbidden", "private messages are not allowed here");
+    send_error(message, from, {ErrorType::Cancel, Condition::Forbidden},
+               "private messages are not allowed here");
     return;
   }
   Occupant* target = occupant_by_nick(to_nick);
   if (target == nullptr) {
-    send_error(message, from, "cancel", "item-not-found", "no occupant has that nickname");
+    send_error(message, from, Condition::ItemNotFound, "no occupant has that nickname");
     return;
   }
   XmlElement out = message;
@@ -208,18 +209,18 @@ void Room::on_invite(const XmlElement& message, const Jid& from) {
   // XEP-0045 §7.8.2 mediated invitation.
   Occupant* sender = occupant_of(from);
   if (sender == nullptr) {
-    send_error(message, from, "modify", "not-acceptable", "only occupants may invite");
+    send_error(message, from, Condition::NotAcceptable, "only occupants may invite");
     return;
   }
   if (config_.members_only && !config_.allow_invites && sender->role != Role::Moderator) {
-    send_error(message, from, "auth", "forbidden", "only moderators may invite here");
+    send_error(message, from, Condition::Forbidden, "only moderators may invite here");
     return;
   }
   for (const XmlElement* invite :
        message.child("x", ns::kMucUser)->children("invite", ns::kMucUser)) {
     auto invitee = Jid::parse(invite->attr("to"));
     if (!invitee) {
-      send_error(message, from, "modify", "jid-malformed", "bad invitee address");
+      send_error(message, from, Condition::JidMalformed, "bad invitee address");
       continue;
     }
     XmlElement out("message", ns::kClient);
@@ -245,7 +246,7 @@ void Room::on_decline(const XmlElement& message, const XmlElement& decline, cons
   // XEP-0045 §7.8.2: the service passes a declined invitation back to the inviter.
   auto inviter = Jid::parse(decline.attr("to"));
   if (!inviter) {
-    send_error(message, from, "modify", "jid-malformed", "decline needs the inviter's JID");
+    send_error(message, from, Condition::JidMalformed, "decline needs the inviter's JID");
     return;
   }
   XmlElement out("message", ns::kClient);

@@ -15,7 +15,7 @@ using xmpp::XmlElement;
 
 void Room::on_owner_iq(const XmlElement& iq, const Jid& from, Completion done) {
   if (affiliation_of(from.bare()) != Affiliation::Owner) {
-    send_error(iq, from, "auth", "forbidden", "only owners may configure the room");
+    send_error(iq, from, Condition::Forbidden, "only owners may configure the room");
     return;
   }
   const XmlElement* query = iq.first_element();
@@ -37,7 +37,7 @@ void Room::on_owner_iq(const XmlElement& iq, const Jid& from, Completion done) {
   }
   const XmlElement* x = query->child("x", ns::kXData);
   if (x == nullptr) {
-    send_error(iq, from, "modify", "bad-request", "expected a data form or destroy");
+    send_error(iq, from, Condition::BadRequest, "expected a data form or destroy");
     return;
   }
   if (x->attr("type") == "cancel") {
@@ -49,17 +49,17 @@ void Room::on_owner_iq(const XmlElement& iq, const Jid& from, Completion done) {
     return;
   }
   if (x->attr("type") != "submit") {
-    send_error(iq, from, "modify", "bad-request", "expected type submit or cancel");
+    send_error(iq, from, Condition::BadRequest, "expected type submit or cancel");
     return;
   }
   RoomConfig next = config_;
   std::string why;
   if (!next.apply_form(*x, limits_for(from), why)) {
-    send_error(iq, from, "modify", "not-acceptable", why);
+    send_error(iq, from, Condition::NotAcceptable, why);
     return;
   }
   if (next.persistent && !config_.persistent && !host_.reserve_persistent_room()) {
-    send_error(iq, from, "cancel", "not-allowed",
+    send_error(iq, from, Condition::NotAllowed,
                "the service has reached its limit of persistent rooms");
     return;
   }
@@ -73,7 +73,7 @@ void Room::on_owner_iq(const XmlElement& iq, const Jid& from, Completion done) {
                         if (next.persistent && !config_.persistent) {
                           host_.release_persistent_room();
                         }
-                        send_error(iq, from, "wait", "internal-server-error",
+                        send_error(iq, from, {ErrorType::Wait, Condition::InternalServerError},
                                    "the configuration could not be stored");
                         return;
                       }
@@ -133,7 +133,8 @@ void Room::destroy(const XmlElement& iq, const XmlElement& destroy_element, Comp
   commit_then_apply(std::move(job), [this, iq, from, destroy_element,
                                      done = std::move(done)](Result<void> r) mutable {
     if (!r) {
-      send_error(iq, from, "wait", "internal-server-error", "the room could not be removed");
+      send_error(iq, from, {ErrorType::Wait, Condition::InternalServerError},
+                 "the room could not be removed");
       return;
     }
     destroyed_ = true;

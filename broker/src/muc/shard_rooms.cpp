@@ -18,8 +18,8 @@ namespace ns = xmpp::ns;
 using xmpp::Jid;
 using xmpp::XmlElement;
 
-XmlElement error_reply(const XmlElement& stanza, const std::string& from, const char* type,
-                       const char* condition, const std::string& text) {
+XmlElement error_reply(const XmlElement& stanza, const std::string& from, const StanzaError& error,
+                       std::string_view text) {
   XmlElement reply(stanza.name(), ns::kClient);
   if (stanza.has_attr("id")) {
     reply.set_attr("id", std::string(stanza.attr("id")));
@@ -30,12 +30,7 @@ XmlElement error_reply(const XmlElement& stanza, const std::string& from, const 
   if (stanza.name() == "presence") {
     reply.add_child("x", ns::kMuc);
   }
-  auto& e = reply.add_child("error", ns::kClient);
-  e.set_attr("type", type);
-  e.add_child(condition, ns::kStanzaErrors);
-  if (!text.empty()) {
-    e.add_child("text", ns::kStanzaErrors).add_text(text);
-  }
+  reply.add_child(xmpp::make_error_element(error, text));
   return reply;
 }
 
@@ -346,7 +341,8 @@ void MucService::ShardRooms::on_loaded(const Jid& room_jid, Result<Room::Loaded>
   if (loaded.error() != storage::Errc::NotFound) {
     spdlog::warn("room {}: cannot load: {}", key, loaded.error().message());
     for (auto& p : waiting) {
-      bounce(p.stanza, "wait", "internal-server-error", "the room cannot be loaded now");
+      bounce(p.stanza, {ErrorType::Wait, Condition::InternalServerError},
+             "the room cannot be loaded now");
     }
     return;
   }
@@ -362,12 +358,12 @@ void MucService::ShardRooms::on_loaded(const Jid& room_jid, Result<Room::Loaded>
         p.stanza.name() == "presence" && p.stanza.attr("type").empty() && !to.resource().empty();
     if (!join) {
       if (p.stanza.name() != "presence") {
-        bounce(p.stanza, "cancel", "item-not-found", "no such room");
+        bounce(p.stanza, Condition::ItemNotFound, "no such room");
       }
       continue;
     }
     if (service_.known_rooms_.load() >= service_.config_.muc_max_rooms) {
-      bounce(p.stanza, "wait", "resource-constraint", "the service has reached its room limit");
+      bounce(p.stanza, Condition::ResourceConstraint, "the service has reached its room limit");
       continue;
     }
     ++service_.known_rooms_;
@@ -390,8 +386,8 @@ void MucService::ShardRooms::route(const std::shared_ptr<Room>& room, XmlElement
   }
 }
 
-void MucService::ShardRooms::bounce(const XmlElement& stanza, const char* type,
-                                    const char* condition, const std::string& text) {
+void MucService::ShardRooms::bounce(const XmlElement& stanza, const StanzaError& error,
+                                    std::string_view text) {
   if (stanza.attr("type") == "error" || stanza.attr("type") == "result") {
     return;
   }
@@ -399,8 +395,7 @@ void MucService::ShardRooms::bounce(const XmlElement& stanza, const char* type,
   if (!from) {
     return;
   }
-  deliver({{*from,
-            to_wire(error_reply(stanza, std::string(stanza.attr("to")), type, condition, text))}});
+  deliver({{*from, to_wire(error_reply(stanza, std::string(stanza.attr("to")), error, text))}});
 }
 
 }  // namespace tc::broker::muc

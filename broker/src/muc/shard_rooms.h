@@ -22,7 +22,7 @@ namespace tc::broker::muc {
 /// A stanza error answering `stanza` on behalf of the service or a room at `from`, addressed
 /// to the stanza's sender; a presence error carries an empty MUC <x/>.
 xmpp::XmlElement error_reply(const xmpp::XmlElement& stanza, const std::string& from,
-                             const char* type, const char* condition, const std::string& text = {});
+                             const StanzaError& error, std::string_view text = {});
 
 /// The live rooms of one shard: the RoomHost they run on, their registry, and their loading
 /// (in batches) from the store. Every method runs on the shard.
@@ -84,8 +84,7 @@ class MucService::ShardRooms final : public RoomHost {
   void on_loaded(const xmpp::Jid& room_jid, Result<Room::Loaded> loaded);
   void route(const std::shared_ptr<Room>& room, xmpp::XmlElement stanza, xmpp::Jid from,
              Completion done);
-  void bounce(const xmpp::XmlElement& stanza, const char* type, const char* condition,
-              const std::string& text);
+  void bounce(const xmpp::XmlElement& stanza, const StanzaError& error, std::string_view text);
 
   MucService& service_;
   Shard& shard_;

@@ -498,12 +498,11 @@ void Session::sasl_success(std::string username, std::string additional_data) {
 
 net::Awaitable<void> Session::on_register_iq(const XmlElement& iq) {
   if (!server_.config.registration) {
-    send(make_error_reply(iq, ErrorType::Cancel, "service-unavailable",
-                          "in-band registration is disabled"));
+    send(make_error_reply(iq, Condition::ServiceUnavailable, "in-band registration is disabled"));
     co_return;
   }
   if (server_.config.tls_required && !transport_.is_tls()) {
-    send(make_error_reply(iq, ErrorType::Cancel, "not-allowed", "STARTTLS first"));
+    send(make_error_reply(iq, Condition::NotAllowed, "STARTTLS first"));
     co_return;
   }
   const XmlElement* query = iq.child("query", ns::kRegister);
@@ -521,13 +520,13 @@ net::Awaitable<void> Session::on_register_iq(const XmlElement& iq) {
     co_return;
   }
   if (query->child("remove", ns::kRegister) != nullptr) {
-    send(make_error_reply(iq, ErrorType::Cancel, "not-allowed", "log in first"));
+    send(make_error_reply(iq, Condition::NotAllowed, "log in first"));
     co_return;
   }
   auto username = normalize_username(query->child_text("username", ns::kRegister));
   const std::string password = query->child_text("password", ns::kRegister);
   if (!username || password.empty()) {
-    send(make_error_reply(iq, ErrorType::Modify, "not-acceptable",
+    send(make_error_reply(iq, Condition::NotAcceptable,
                           "a valid username and a password are required"));
     co_return;
   }
@@ -547,11 +546,11 @@ net::Awaitable<void> Session::on_register_iq(const XmlElement& iq) {
     spdlog::info("c2s {}: registered account {}", stream_id_, *username);
     send(make_iq_result(iq));
   } else if (created.error() == storage::Errc::AlreadyExists) {
-    send(make_error_reply(iq, ErrorType::Cancel, "conflict", "that username is taken"));
+    send(make_error_reply(iq, Condition::Conflict, "that username is taken"));
   } else if (created.error() == xmpp::Errc::MalformedRequest) {
-    send(make_error_reply(iq, ErrorType::Modify, "not-acceptable", "unusable password"));
+    send(make_error_reply(iq, Condition::NotAcceptable, "unusable password"));
   } else {
-    send(make_error_reply(iq, ErrorType::Wait, "internal-server-error",
+    send(make_error_reply(iq, {ErrorType::Wait, Condition::InternalServerError},
                           "the account database is unavailable"));
   }
 }
@@ -560,7 +559,7 @@ net::Awaitable<void> Session::on_register_iq(const XmlElement& iq) {
 
 void Session::on_bind(const XmlElement& iq) {
   if (iq.attr("type") != "set") {
-    send(make_error_reply(iq, ErrorType::Modify, "bad-request"));
+    send(make_error_reply(iq, Condition::BadRequest));
     return;
   }
   std::string resource = iq.child("bind", ns::kBind)->child_text("resource", ns::kBind);
@@ -569,7 +568,7 @@ void Session::on_bind(const XmlElement& iq) {
   }
   auto full = xmpp::Jid::from_parts(username_, server_.config.domain, resource);
   if (!full) {
-    send(make_error_reply(iq, ErrorType::Modify, "bad-request", "resource not acceptable"));
+    send(make_error_reply(iq, Condition::BadRequest, "resource not acceptable"));
     return;
   }
   if (server_.cluster != nullptr) {
@@ -667,7 +666,7 @@ net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
     auto parsed = xmpp::Jid::parse(stanza.attr("to"));
     if (!parsed) {
       if (type != "error" && type != "result") {
-        send(make_error_reply(stanza, ErrorType::Modify, "jid-malformed"));
+        send(make_error_reply(stanza, Condition::JidMalformed));
       }
       co_return;
     }
@@ -681,11 +680,11 @@ net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
 
   if (stanza.name() == "iq") {
     if (type != "get" && type != "set" && type != "result" && type != "error") {
-      send(make_error_reply(stanza, ErrorType::Modify, "bad-request", "iq needs a type"));
+      send(make_error_reply(stanza, Condition::BadRequest, "iq needs a type"));
       co_return;
     }
     if (stanza.attr("id").empty()) {
-      send(make_error_reply(stanza, ErrorType::Modify, "bad-request", "iq needs an id"));
+      send(make_error_reply(stanza, Condition::BadRequest, "iq needs an id"));
       co_return;
     }
     if (for_server || for_own_account) {
@@ -717,7 +716,7 @@ net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
   }
   if (to->domain() != server_.config.domain) {
     if (type != "error" && type != "result") {
-      send(make_error_reply(stanza, ErrorType::Cancel, "remote-server-not-found",
+      send(make_error_reply(stanza, Condition::RemoteServerNotFound,
                             "this server does not federate"));
     }
     co_return;
@@ -725,7 +724,7 @@ net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
   if (to->local().empty()) {
     // A message or presence to the server itself (or to a resource of it).
     if (stanza.name() == "iq" && (type == "get" || type == "set")) {
-      send(make_error_reply(stanza, ErrorType::Cancel, "service-unavailable"));
+      send(make_error_reply(stanza, Condition::ServiceUnavailable));
     }
     co_return;
   }
@@ -743,7 +742,7 @@ void Session::on_iq_for_server(const XmlElement& iq) {
   }
   const XmlElement* payload = iq.first_element();
   if (payload == nullptr) {
-    send(make_error_reply(iq, ErrorType::Modify, "bad-request", "empty iq"));
+    send(make_error_reply(iq, Condition::BadRequest, "empty iq"));
     return;
   }
   const std::string& name = payload->name();
@@ -759,7 +758,7 @@ void Session::on_iq_for_server(const XmlElement& iq) {
     auto reply = make_iq_result(iq);
     auto& query = reply.add_child("query", ns::kDiscoInfo);
     if (!payload->attr("node").empty()) {
-      send(make_error_reply(iq, ErrorType::Cancel, "item-not-found"));
+      send(make_error_reply(iq, Condition::ItemNotFound));
       return;
     }
     auto& identity = query.add_child("identity", ns::kDiscoInfo);
@@ -797,7 +796,7 @@ void Session::on_iq_for_server(const XmlElement& iq) {
       reply.add_child("query", ns::kRoster);
       send(reply);
     } else {
-      send(make_error_reply(iq, ErrorType::Cancel, "feature-not-implemented",
+      send(make_error_reply(iq, Condition::FeatureNotImplemented,
                             "rosters are not stored by this server"));
     }
     return;
@@ -814,22 +813,21 @@ void Session::on_iq_for_server(const XmlElement& iq) {
     send(reply);
     return;
   }
-  send(make_error_reply(iq, ErrorType::Cancel, "service-unavailable"));
+  send(make_error_reply(iq, Condition::ServiceUnavailable));
 }
 
 net::Awaitable<void> Session::on_password_change(const XmlElement& iq) {
   // XEP-0077 §3.3: change of password by an authenticated user.
   const XmlElement* query = iq.child("query", ns::kRegister);
   if (query->child("remove", ns::kRegister) != nullptr) {
-    send(make_error_reply(iq, ErrorType::Cancel, "not-allowed",
-                          "accounts are removed by an administrator"));
+    send(make_error_reply(iq, Condition::NotAllowed, "accounts are removed by an administrator"));
     co_return;
   }
   const auto username = normalize_username(query->child_text("username", ns::kRegister));
   const std::string password = query->child_text("password", ns::kRegister);
   if (!username || *username != username_ || password.empty()) {
-    send(make_error_reply(iq, ErrorType::Modify, "bad-request",
-                          "give your own username and the new password"));
+    send(
+        make_error_reply(iq, Condition::BadRequest, "give your own username and the new password"));
     co_return;
   }
   auto hash_job = [u = username_, p = password, iterations = server_.config.scram_iterations] {
@@ -847,9 +845,9 @@ net::Awaitable<void> Session::on_password_change(const XmlElement& iq) {
   if (changed) {
     send(make_iq_result(iq));
   } else if (changed.error() == xmpp::Errc::MalformedRequest) {
-    send(make_error_reply(iq, ErrorType::Modify, "not-acceptable", "unusable password"));
+    send(make_error_reply(iq, Condition::NotAcceptable, "unusable password"));
   } else {
-    send(make_error_reply(iq, ErrorType::Wait, "internal-server-error"));
+    send(make_error_reply(iq, {ErrorType::Wait, Condition::InternalServerError}));
   }
 }
 

@@ -34,7 +34,7 @@ void route_to_user(ServerContext& server, const xmpp::XmlElement& stanza, const 
       bounce && !is_presence && type != "error" && type != "result" && type != "headline";
   auto reject = [&](std::string_view text = {}) {
     if (bounceable) {
-      send_error(server, make_error_reply(stanza, ErrorType::Cancel, "service-unavailable", text));
+      send_error(server, make_error_reply(stanza, Condition::ServiceUnavailable, text));
     }
   };
   Router& router = server.router;

@@ -6,22 +6,6 @@
 namespace tc::broker {
 namespace {
 
-std::string_view type_name(ErrorType type) {
-  switch (type) {
-    case ErrorType::Auth:
-      return "auth";
-    case ErrorType::Cancel:
-      return "cancel";
-    case ErrorType::Continue:
-      return "continue";
-    case ErrorType::Modify:
-      return "modify";
-    case ErrorType::Wait:
-      return "wait";
-  }
-  return "cancel";
-}
-
 void swap_addresses(const xmpp::XmlElement& in, xmpp::XmlElement& out) {
   if (in.has_attr("from")) {
     out.set_attr("to", std::string(in.attr("from")));
@@ -33,8 +17,8 @@ void swap_addresses(const xmpp::XmlElement& in, xmpp::XmlElement& out) {
 
 }  // namespace
 
-xmpp::XmlElement make_error_reply(const xmpp::XmlElement& stanza, ErrorType type,
-                                  std::string_view condition, std::string_view text) {
+xmpp::XmlElement make_error_reply(const xmpp::XmlElement& stanza, const StanzaError& error,
+                                  std::string_view text) {
   xmpp::XmlElement reply(stanza.name(), xmpp::ns::kClient);
   if (stanza.has_attr("id")) {
     reply.set_attr("id", std::string(stanza.attr("id")));
@@ -48,12 +32,7 @@ xmpp::XmlElement make_error_reply(const xmpp::XmlElement& stanza, ErrorType type
       reply.add_child(*body);
     }
   }
-  auto& error = reply.add_child("error", xmpp::ns::kClient);
-  error.set_attr("type", std::string(type_name(type)));
-  error.add_child(std::string(condition), xmpp::ns::kStanzaErrors);
-  if (!text.empty()) {
-    error.add_child("text", xmpp::ns::kStanzaErrors).add_text(std::string(text));
-  }
+  reply.add_child(xmpp::make_error_element(error, text));
   return reply;
 }
 

@@ -5,18 +5,21 @@
 #include <string>
 #include <string_view>
 
+#include "xmpp/stanza_error.h"
 #include "xmpp/xml_element.h"
 
 namespace tc::broker {
 
-/// RFC 6120 §8.3.2 error types.
-enum class ErrorType { Auth, Cancel, Continue, Modify, Wait };
+/// Stanza errors are typed: a defined condition with its type (xmpp/stanza_error.h).
+using xmpp::Condition;
+using xmpp::ErrorType;
+using xmpp::StanzaError;
 
 /// Builds the error reply to `stanza` (RFC 6120 §8.3): same name and id, from/to swapped,
-/// type='error', the original payload dropped, and an <error/> with the defined condition
-/// (e.g. "service-unavailable") and optional text.
-xmpp::XmlElement make_error_reply(const xmpp::XmlElement& stanza, ErrorType type,
-                                  std::string_view condition, std::string_view text = {});
+/// type='error', the original payload dropped (a message keeps its body), and an <error/>
+/// with the condition (e.g. Condition::ServiceUnavailable) and optional text.
+xmpp::XmlElement make_error_reply(const xmpp::XmlElement& stanza, const StanzaError& error,
+                                  std::string_view text = {});
 
 /// <iq type='result'/> answering `iq` (from/to swapped, same id).
 xmpp::XmlElement make_iq_result(const xmpp::XmlElement& iq);

@@ -14,7 +14,7 @@ TEST(Stanzas, ErrorReplySwapsAddressesAndCarriesTheCondition) {
   XmlElement iq("iq", xmpp::ns::kClient);
   iq.set_attr("id", "q1").set_attr("from", "a@x/r").set_attr("to", "x").set_attr("type", "get");
   iq.add_child("query", "urn:example");
-  const auto reply = make_error_reply(iq, ErrorType::Cancel, "service-unavailable", "nope");
+  const auto reply = make_error_reply(iq, Condition::ServiceUnavailable, "nope");
   EXPECT_EQ(reply.attr("type"), "error");
   EXPECT_EQ(reply.attr("id"), "q1");
   EXPECT_EQ(reply.attr("to"), "a@x/r");
@@ -31,7 +31,7 @@ TEST(Stanzas, MessageErrorsKeepTheBody) {
   XmlElement msg("message", xmpp::ns::kClient);
   msg.set_attr("to", "b@x").set_attr("type", "chat");
   msg.add_child("body", xmpp::ns::kClient).add_text("hi");
-  const auto reply = make_error_reply(msg, ErrorType::Cancel, "service-unavailable");
+  const auto reply = make_error_reply(msg, Condition::ServiceUnavailable);
   EXPECT_EQ(reply.child_text("body", xmpp::ns::kClient), "hi");
   EXPECT_EQ(reply.attr("from"), "b@x");
 }
