@@ -107,16 +107,4 @@ std::optional<Affiliation> parse_affiliation(std::string_view text) {
   return std::nullopt;
 }
 
-ArchiveBounds archive_bounds(const ArchiveQuery& query) {
-  ArchiveBounds bounds;
-  if (query.start) {
-    bounds.start = *query.start;
-  }
-  if (query.end) {
-    bounds.end = *query.end;
-  }
-  bounds.backward = query.before_id.has_value();
-  return bounds;
-}
-
 }  // namespace tc::storage::codec

@@ -4,24 +4,30 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
-#include "codec.h"
+#include "archive_plan.h"
 #include "pg/pg_store.h"
 
 namespace tc::storage::pg {
 namespace {
 
-// The filter of query_archive's page and count: $1 room, $2/$3 created_at range, $4 nick
-// ('' = any), $5 include presence, $6/$7 exclusive seq range. Parameters are bound per
-// execution (unnamed statements), so the planner folds the neutral values away. The row
-// comparisons can only be served by (room_jid, seq), so the planner walks that one room's range
-// instead of the primary key's range of every room.
-constexpr const char* kArchiveFilter =
-    " WHERE room_jid = $1 AND (room_jid, seq) > ($1, $6) AND (room_jid, seq) < ($1, $7)"
-    " AND created_at >= $2 AND created_at <= $3"
-    " AND ($4::text = '' OR sender_nick = $4)"
-    " AND ($5::boolean OR kind NOT IN ('join', 'leave'))";
+/// Runs a planned statement. libpq sends every value as text, as pqxx does for its own
+/// parameters; the server infers each type from where the placeholder stands.
+pqxx::result exec(pqxx::transaction_base& tx, const SqlStatement& statement) {
+  std::vector<std::string> values;
+  values.reserve(statement.values.size());
+  for (const SqlValue& value : statement.values) {
+    if (const auto* text = std::get_if<std::string>(&value)) {
+      values.push_back(*text);
+    } else {
+      values.push_back(std::to_string(std::get<long long>(value)));
+    }
+  }
+  return tx.exec_params(statement.text, pqxx::prepare::make_dynamic_params(values));
+}
 
 bool same_fence(const Fence& a, const Fence& b) {
   return a.partition == b.partition && a.holder == b.holder && a.epoch == b.epoch;
@@ -117,89 +123,24 @@ Result<std::uint64_t> PgStore::count_messages(std::string_view room_jid) {
 
 Result<ArchivePage> PgStore::query_archive(const ArchiveQuery& q) {
   return guarded("query_archive", [&q](pqxx::connection& c) -> Result<ArchivePage> {
-    codec::ArchiveBounds b = codec::archive_bounds(q);
-    // One snapshot for the cursor lookups, the page and the count.
+    ArchivePlan plan(q, schema::Dialect::Postgresql, kPlaceholders);
+    // One snapshot for the probes, the page and the count.
     pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx{c};
-    const auto seq_of = [&](const std::string& sql, const auto& value) {
-      const pqxx::result r = tx.exec_params(sql, q.room_jid, value);
-      return r.empty() ? std::optional<std::int64_t>{}
-                       : std::optional<std::int64_t>{r[0][0].as<long long>()};
-    };
-    constexpr const char* kById =
-        "SELECT seq FROM tc_archive WHERE room_jid = $1 AND stanza_id = $2";
-    if (q.after_id) {
-      const auto seq = seq_of(kById, *q.after_id);
-      if (!seq) {
-        return make_error_code(Errc::NotFound);
+    for (const ArchivePlan::Probe& probe : plan.probes()) {
+      const pqxx::result r = exec(tx, probe.statement);
+      const auto seq =
+          r.empty() ? std::nullopt : std::optional<std::int64_t>(r[0][0].as<long long>());
+      if (auto done = plan.resolve(probe, seq)) {
+        return *done;
       }
-      b.after_seq = *seq;
     }
-    if (q.before_id && !q.before_id->empty()) {
-      const auto seq = seq_of(kById, *q.before_id);
-      if (!seq) {
-        return make_error_code(Errc::NotFound);
-      }
-      b.before_seq = *seq;
+    const pqxx::result rows = exec(tx, plan.page());
+    std::vector<ArchivedMessage> messages;
+    messages.reserve(rows.size());
+    for (const auto& row : rows) {
+      messages.push_back(read_message(row));
     }
-    // A time window becomes a seq range with one index probe per end, so paging from `start`
-    // never walks the room's older messages. Exact as long as created_at does not go backwards
-    // within a room (the broker stamps a room's messages on the one node that hosts it).
-    ArchivePage page;
-    codec::ArchiveBounds window = codec::archive_bounds(q);  // no cursors: for the count
-    if (q.start) {
-      const auto first = seq_of(
-          "SELECT seq FROM tc_archive WHERE room_jid = $1 AND created_at >= $2 "
-          "ORDER BY created_at, seq LIMIT 1",
-          static_cast<long long>(*q.start));
-      if (!first) {
-        page.complete = true;
-        page.count = 0;
-        return page;
-      }
-      window.after_seq = *first - 1;
-      b.after_seq = std::max(b.after_seq, window.after_seq);
-    }
-    if (q.end) {
-      const auto last = seq_of(
-          "SELECT seq FROM tc_archive WHERE room_jid = $1 AND created_at <= $2 "
-          "ORDER BY created_at DESC, seq DESC LIMIT 1",
-          static_cast<long long>(*q.end));
-      if (!last) {
-        page.complete = true;
-        page.count = 0;
-        return page;
-      }
-      window.before_seq = *last + 1;
-      b.before_seq = std::min(b.before_seq, window.before_seq);
-    }
-    // Fetch one more than asked for to learn whether the page is the last one.
-    const pqxx::result rows =
-        tx.exec_params("SELECT " + archive_columns() + " FROM tc_archive" + kArchiveFilter +
-                           " ORDER BY seq " + (b.backward ? "DESC" : "ASC") + " LIMIT $8",
-                       q.room_jid, static_cast<long long>(b.start), static_cast<long long>(b.end),
-                       q.with_nick, q.include_presence, static_cast<long long>(b.after_seq),
-                       static_cast<long long>(b.before_seq), static_cast<long long>(q.max + 1));
-    page.complete = rows.size() <= q.max;
-    const std::size_t n = std::min<std::size_t>(rows.size(), q.max);
-    page.messages.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      page.messages.push_back(read_message(rows[static_cast<pqxx::result::size_type>(i)]));
-    }
-    if (b.backward) {
-      std::reverse(page.messages.begin(), page.messages.end());
-    }
-    // The count ignores the cursors: it is the size of the whole result set (XEP-0059).
-    const pqxx::result count = tx.exec_params(
-        std::string("SELECT COUNT(*) FROM (SELECT 1 FROM tc_archive") + kArchiveFilter +
-            " LIMIT $8) AS window_rows",
-        q.room_jid, static_cast<long long>(window.start), static_cast<long long>(window.end),
-        q.with_nick, q.include_presence, static_cast<long long>(window.after_seq),
-        static_cast<long long>(window.before_seq), static_cast<long long>(codec::kMaxCount + 1));
-    if (const auto matching = static_cast<std::size_t>(count[0][0].as<long long>());
-        matching <= codec::kMaxCount) {
-      page.count = matching;
-    }
-    return page;
+    return plan.finish(std::move(messages), exec(tx, plan.count())[0][0].as<long long>());
   });
 }
 

@@ -6,8 +6,10 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
+#include "archive_plan.h"
 #include "soci/soci_store.h"
 
 namespace tc::storage::soci_backend {
@@ -31,6 +33,13 @@ struct MessageRow {
     return {seq, room_jid, stanza_id, sender_nick, sender_jid, kind, stanza_xml, created_at};
   }
 };
+
+/// Binds a planned statement's values, by reference: `statement` must outlive the query.
+void bind(Query& q, const SqlStatement& statement) {
+  for (const SqlValue& value : statement.values) {
+    std::visit([&q](const auto& v) { q.use(v); }, value);
+  }
+}
 
 }  // namespace
 
@@ -105,7 +114,8 @@ Result<std::vector<ArchivedMessage>> SociStore::recent_messages(std::string_view
                    MessageRow row;
                    Query q(sql);
                    q.into_row(row).use(jid).use(limit).start(
-                       "SELECT " + kArchiveColumns + " FROM tc_archive" + archive_index_hint() +
+                       "SELECT " + kArchiveColumns + " FROM tc_archive" +
+                       std::string(ArchivePlan::index_hint(dialect_)) +
                        " WHERE room_jid = :room AND kind NOT IN ('join', 'leave') "
                        "ORDER BY seq DESC LIMIT :lim");
                    std::vector<ArchivedMessage> out;
@@ -168,145 +178,45 @@ bool SociStore::holds_fences(soci::session& sql, std::span<const NewMessage> bat
   return true;
 }
 
-/// Without ANALYZE statistics SQLite may walk the rowid (seq) range of every room instead of
-/// the (room_jid, seq) index; pin the index so paging stays one range scan per room.
-std::string SociStore::archive_index_hint() const {
-  return dialect_ == Dialect::Sqlite ? " INDEXED BY tc_archive_room_seq" : "";
-}
-
-SociStore::FilterValues SociStore::filter_values(const ArchiveQuery& query,
-                                                 const codec::ArchiveBounds& b) {
-  return {query.room_jid,
-          b.after_seq,
-          b.before_seq,
-          b.start,
-          b.end,
-          query.with_nick,
-          query.include_presence ? 1 : 0};
-}
-
-/// The WHERE clause of query_archive's page and count. Placeholders are written :name for
-/// SOCI, each name once: values are bound by position (bind_filter()), and SQLite gives a
-/// repeated name a single slot. CAST() rather than ::type keeps the text valid in both
-/// dialects. PostgreSQL gets row comparisons, which only the (room_jid, seq) index can serve
-/// (see pg_store.cpp); SQLite plans them badly and is pinned by INDEXED BY instead.
-std::string SociStore::archive_filter() const {
-  const char* seq_range = dialect_ == Dialect::Postgresql
-                              ? " AND (room_jid, seq) > (:room2, :after)"
-                                " AND (room_jid, seq) < (:room3, :before)"
-                              : " AND seq > :after AND seq < :before";
-  return std::string(" WHERE room_jid = :room") + seq_range +
-         " AND created_at >= :start AND created_at <= :end"
-         " AND (CAST(:nick1 AS TEXT) = '' OR sender_nick = :nick2)"
-         " AND (CAST(:presence AS INTEGER) = 1 OR kind NOT IN ('join', 'leave'))";
-}
-
-void SociStore::bind_filter(Query& q, const FilterValues& v) const {
-  q.use(v.room);
-  if (dialect_ == Dialect::Postgresql) {
-    q.use(v.room).use(v.after).use(v.room).use(v.before);
-  } else {
-    q.use(v.after).use(v.before);
-  }
-  q.use(v.start).use(v.end).use(v.nick).use(v.nick).use(v.presence);
-}
-
 Result<ArchivePage> SociStore::query_archive(const ArchiveQuery& query) {
   return guarded("query_archive", [&](soci::session& sql) -> Result<ArchivePage> {
-    codec::ArchiveBounds b = codec::archive_bounds(query);
-    // One read transaction: the cursors, the page and the count see the same snapshot.
+    ArchivePlan plan(query, dialect_, kPlaceholders);
+    // One read transaction: the probes, the page and the count see the same snapshot.
     Transaction tx(sql, dialect_, Transaction::Mode::Read);
-    const auto seq_of = [&](const std::string& text, const auto& value) {
+    for (const ArchivePlan::Probe& probe : plan.probes()) {
       long long seq = 0;
       Query q(sql);
-      q.into(seq).use(query.room_jid).use(value).start(text);
-      return q.fetch() ? std::optional<std::int64_t>{seq} : std::nullopt;
-    };
-    const std::string by_id =
-        "SELECT seq FROM tc_archive WHERE room_jid = :room AND stanza_id = :id";
-    if (query.after_id) {
-      const auto seq = seq_of(by_id, *query.after_id);
-      if (!seq) {
-        return make_error_code(Errc::NotFound);
-      }
-      b.after_seq = *seq;
-    }
-    if (query.before_id && !query.before_id->empty()) {
-      const auto seq = seq_of(by_id, *query.before_id);
-      if (!seq) {
-        return make_error_code(Errc::NotFound);
-      }
-      b.before_seq = *seq;
-    }
-    // The time window as a seq range, one index probe per end; see PgStore::query_archive.
-    ArchivePage page;
-    codec::ArchiveBounds window = codec::archive_bounds(query);  // no cursors: for the count
-    if (query.start) {
-      const long long start = *query.start;
-      const auto first = seq_of(
-          "SELECT seq FROM tc_archive WHERE room_jid = :room AND created_at >= :start "
-          "ORDER BY created_at, seq LIMIT 1",
-          start);
-      if (!first) {
-        page.complete = true;
-        page.count = 0;
-        return page;
-      }
-      window.after_seq = *first - 1;
-      b.after_seq = std::max(b.after_seq, window.after_seq);
-    }
-    if (query.end) {
-      const long long end = *query.end;
-      const auto last = seq_of(
-          "SELECT seq FROM tc_archive WHERE room_jid = :room AND created_at <= :end "
-          "ORDER BY created_at DESC, seq DESC LIMIT 1",
-          end);
-      if (!last) {
-        page.complete = true;
-        page.count = 0;
-        return page;
-      }
-      window.before_seq = *last + 1;
-      b.before_seq = std::min(b.before_seq, window.before_seq);
-    }
-
-    // One more row than asked for tells whether this is the last page in that direction.
-    const long long limit = static_cast<long long>(query.max) + 1;
-    const FilterValues page_values = filter_values(query, b);
-    MessageRow row;
-    Query page_query(sql);
-    page_query.into_row(row);
-    bind_filter(page_query, page_values);
-    page_query.use(limit).start("SELECT " + kArchiveColumns + " FROM tc_archive" +
-                                archive_index_hint() + archive_filter() + " ORDER BY seq " +
-                                (b.backward ? "DESC" : "ASC") + " LIMIT :lim");
-    std::size_t fetched = 0;
-    while (page_query.fetch()) {
-      if (++fetched <= query.max) {
-        page.messages.push_back(row.to_record());
+      q.into(seq);
+      bind(q, probe.statement);
+      q.start(probe.statement.text);
+      if (auto done =
+              plan.resolve(probe, q.fetch() ? std::optional<std::int64_t>(seq) : std::nullopt)) {
+        return *done;
       }
     }
-    page.complete = fetched <= query.max;
-    if (b.backward) {
-      std::reverse(page.messages.begin(), page.messages.end());
+    std::vector<ArchivedMessage> messages;
+    {
+      const SqlStatement page = plan.page();
+      MessageRow row;
+      Query q(sql);
+      q.into_row(row);
+      bind(q, page);
+      q.start(page.text);
+      while (q.fetch()) {
+        messages.push_back(row.to_record());
+      }
     }
-
-    // The count ignores the cursors (XEP-0059) and stops at kMaxCount.
     long long count = 0;
-    const long long count_limit = static_cast<long long>(codec::kMaxCount) + 1;
-    const FilterValues count_values = filter_values(query, window);
-    Query count_query(sql);
-    count_query.into(count);
-    bind_filter(count_query, count_values);
-    count_query.use(count_limit)
-        .start(std::string("SELECT COUNT(*) FROM (SELECT 1 FROM tc_archive") +
-               archive_index_hint() + archive_filter() + " LIMIT :lim) AS window_rows");
-    count_query.fetch();
-    if (static_cast<std::size_t>(count) <= codec::kMaxCount) {
-      page.count = static_cast<std::size_t>(count);
+    {
+      const SqlStatement statement = plan.count();
+      Query q(sql);
+      q.into(count);
+      bind(q, statement);
+      q.start(statement.text);
+      q.fetch();
     }
     tx.commit();
-    return page;
+    return plan.finish(std::move(messages), count);
   });
 }
 

@@ -120,20 +120,6 @@ class SociStore final : public Store {
 
   // soci_archive.cpp
   bool holds_fences(soci::session& sql, std::span<const NewMessage> batch) const;
-  std::string archive_index_hint() const;
-  /// The values of archive_filter(), named so SOCI can bind them by reference.
-  struct FilterValues {
-    std::string room;
-    long long after = 0;
-    long long before = 0;
-    long long start = 0;
-    long long end = 0;
-    std::string nick;
-    int presence = 0;
-  };
-  static FilterValues filter_values(const ArchiveQuery& query, const codec::ArchiveBounds& b);
-  std::string archive_filter() const;
-  void bind_filter(Query& q, const FilterValues& v) const;
 
   // soci_store.cpp
   int read_version(soci::session& sql) const;
