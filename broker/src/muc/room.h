@@ -198,10 +198,7 @@ class Room : public std::enable_shared_from_this<Room> {
 /// "<presence ...": inserts to='...' after the element name of a serialised stanza.
 std::string address_to(const std::string& serialised, const std::string& to);
 
-/// XEP-0082 date-time in UTC with milliseconds.
-std::string xep82_timestamp(storage::UnixMillis at);
-/// Parses XEP-0082 date-time; nullopt when malformed.
-std::optional<storage::UnixMillis> parse_xep82(std::string_view text);
+/// The wall clock in milliseconds since the Unix epoch (XEP-0082 formatting: xmpp/datetime.h).
 storage::UnixMillis now_millis();
 
 }  // namespace tc::broker::muc

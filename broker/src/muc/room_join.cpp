@@ -5,6 +5,7 @@
 
 #include <boost/asio/bind_executor.hpp>
 
+#include "xmpp/datetime.h"
 #include "xmpp/namespaces.h"
 #include "xmpp/sasl.h"
 
@@ -171,7 +172,7 @@ void Room::send_history(const Jid& to, const XmlElement* request) {
     if (auto v = number(request->attr("seconds"))) {
       since = now_millis() - static_cast<storage::UnixMillis>(*v) * 1000;
     }
-    if (auto v = parse_xep82(request->attr("since"))) {
+    if (auto v = xmpp::parse_xep82(request->attr("since"))) {
       since = since ? std::max(*since, *v) : *v;
     }
   }
@@ -191,7 +192,7 @@ void Room::send_history(const Jid& to, const XmlElement* request) {
     }
     // XEP-0203 delay from the room, before the closing tag.
     wire.insert(close, "<delay xmlns='urn:xmpp:delay' from='" + delay_from + "' stamp='" +
-                           xep82_timestamp(it->at) + "'/>");
+                           xmpp::xep82_timestamp(it->at) + "'/>");
     if (max_chars && chars + wire.size() > *max_chars) {
       break;
     }
@@ -211,7 +212,7 @@ void Room::send_subject(const Jid& to) {
   if (record_.subject_at > 0) {
     m.add_child("delay", ns::kDelay)
         .set_attr("from", jid_.bare_str())
-        .set_attr("stamp", xep82_timestamp(record_.subject_at));
+        .set_attr("stamp", xmpp::xep82_timestamp(record_.subject_at));
   }
   send(to, m);
 }

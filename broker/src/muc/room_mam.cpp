@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "storage/errc.h"
+#include "xmpp/datetime.h"
 #include "xmpp/namespaces.h"
 
 #include "muc/room.h"
@@ -56,7 +57,7 @@ void Room::on_mam_iq(const XmlElement& iq, const Jid& from, Completion done) {
       const std::string_view var = field->attr("var");
       const std::string value = field->child_text("value", ns::kXData);
       if (var == "start" || var == "end") {
-        auto t = parse_xep82(value);
+        auto t = xmpp::parse_xep82(value);
         if (!t) {
           send_error(iq, from, Condition::BadRequest, std::string(var) + " is not a date-time");
           return;
@@ -115,7 +116,7 @@ void Room::on_mam_iq(const XmlElement& iq, const Jid& from, Completion done) {
       }
       wire += " id='" + xmpp::xml_escape(m.stanza_id) +
               "'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='" +
-              xep82_timestamp(m.created_at) + "'/>";
+              xmpp::xep82_timestamp(m.created_at) + "'/>";
       // The stored stanza is in jabber:client; inside <forwarded/> it must say so.
       std::string inner = m.stanza_xml;
       if (inner.rfind("<message", 0) == 0) {
