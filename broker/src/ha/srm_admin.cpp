@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // SRM's side of the admin API: status, failover, fallback, recover, services, rooms.
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -12,11 +11,8 @@ namespace tc::broker::ha {
 
 namespace asio = boost::asio;
 namespace json = boost::json;
-using xmpp::XmlElement;
 
 namespace {
-
-constexpr std::string_view kSrmNs = "urn:tcbroker:srm:1";
 
 using admin::error_response;
 using admin::ok_response;
@@ -54,14 +50,15 @@ void Srm::handle(const admin::Request& request, admin::Respond respond) {
   } else if (t == "/api/v1/ha/fallback" && post) {
     admin_action("fallback", body_string(request.body, "node"), "", std::move(respond));
   } else if (t == "/api/v1/ha/recover" && post) {
-    if (auto refused = refuse_recover(body_string(request.body, "group"))) {
+    const std::string group = body_string(request.body, "group");
+    auto refused = machine_ ? machine_->refuse_recover(clock_.now(), group)
+                            : "no redundancy group " + group + " (this node is in no group)";
+    if (refused) {
       respond(error_response(refused->rfind("no redundancy group", 0) == 0 ? 404 : 409, *refused));
       return;
     }
-    XmlElement ctl("ctl", std::string(kSrmNs));
-    ctl.set_attr("op", "recover");
-    send_ctl(ctl, [](bool, std::string, const XmlElement&) {});
-    asio::co_spawn(control_, recover_local(), asio::detached);
+    machine_->admin_recover(clock_.now());
+    perform();
     respond(ok_response("recovering group " + group_.name + ": SRM restarts on both nodes"));
   } else if ((t == "/api/v1/services/stop" || t == "/api/v1/services/start") && post) {
     admin_action(t == "/api/v1/services/stop" ? "service-stop" : "service-start",
@@ -118,6 +115,9 @@ void Srm::admin_rooms(admin::Respond respond) {
 }
 
 void Srm::admin_status(admin::Respond respond) {
+  const auto now = clock_.now();
+  const SrmMachine& m = *machine_;
+  const auto& peer_info = m.peer_info();
   json::object out;
   out["group"] =
       clustered_
@@ -130,91 +130,89 @@ void Srm::admin_status(admin::Respond respond) {
                          {"ha_enabled", false},
                          {"assignment_mode", "balanced"}};
   json::array nodes;
-  auto services_of_self = [this] {
+  auto services_of_self = [&m] {
     json::object s;
     for (const Service sv : kServices) {
-      s[std::string(to_string(sv))] = service_status(sv);
+      s[std::string(to_string(sv))] = m.service_status(sv);
     }
     return s;
   };
   json::array held;
-  for (const auto& [p, h] : held_) {
+  for (const auto& [p, h] : m.held()) {
     held.emplace_back(p);
   }
   nodes.push_back(
       json::object{{"name", self_},
                    {"self", true},
-                   {"state", std::string(to_string(state_))},
-                   {"reason", std::string(to_string(reason_))},
+                   {"state", std::string(to_string(m.state()))},
+                   {"reason", std::string(to_string(m.reason()))},
                    {"reachable", true},
-                   {"lease_epoch", held_.count(self_) ? held_.at(self_).epoch : 0},
+                   {"lease_epoch", m.own_epoch()},
                    {"partitions", std::move(held)},
                    {"rooms_hosted", server_.muc->live_rooms()},
                    {"users_connected", hooks_.users_connected ? hooks_.users_connected() : 0},
                    {"client_endpoint", client_endpoint_of(self_)},
                    {"services", services_of_self()}});
-  const bool alive = peer_alive();
+  const bool alive = m.peer_alive(now);
   std::optional<State> peer_state;
   std::optional<Reason> peer_reason;
   if (!peer_.empty()) {
     json::object s;
-    for (const auto& [k, v] : peer_info_.services) {
+    for (const auto& [k, v] : peer_info.services) {
       s[k] = alive ? v : "unknown";
     }
     json::array peer_held;
-    for (const auto& [p, h] : holders_) {
+    for (const auto& [p, h] : m.holders()) {
       if (h == peer_) {
         peer_held.emplace_back(p);
       }
     }
     if (alive) {
-      peer_state = peer_info_.state;
-      peer_reason = peer_info_.reason;
+      peer_state = peer_info.state;
+      peer_reason = peer_info.reason;
     }
     // Unreachable but still holding its own lease (we have not taken its partition): the link
     // is cut, not the node. Show what it last said, marked unreachable ("Normal (peer
     // unreachable)" in the operator guide); a node that is gone shows Unknown.
-    const auto own = holders_.find(peer_);
-    const bool still_holds = own != holders_.end() && own->second == peer_;
-    const bool last_known = alive || (peer_info_.heard && still_holds);
+    const auto own = m.holders().find(peer_);
+    const bool still_holds = own != m.holders().end() && own->second == peer_;
+    const bool last_known = alive || (peer_info.heard && still_holds);
     json::object peer_entry{
         {"name", peer_},
         {"self", false},
-        {"state", last_known ? std::string(to_string(peer_info_.state)) : std::string("Unknown")},
-        {"reason", last_known ? std::string(to_string(peer_info_.reason)) : std::string("Unknown")},
+        {"state", last_known ? std::string(to_string(peer_info.state)) : std::string("Unknown")},
+        {"reason", last_known ? std::string(to_string(peer_info.reason)) : std::string("Unknown")},
         {"reachable", alive},
-        {"lease_epoch", peer_info_.epoch},
+        {"lease_epoch", peer_info.epoch},
         {"partitions", std::move(peer_held)},
-        {"rooms_hosted", peer_info_.rooms},
-        {"users_connected", peer_info_.users},
+        {"rooms_hosted", peer_info.rooms},
+        {"users_connected", peer_info.users},
         {"client_endpoint", client_endpoint_of(peer_)},
         {"services", std::move(s)}};
-    if (!alive && peer_info_.heard) {
+    if (!alive && peer_info.heard) {
       peer_entry["last_heard_ms_ago"] =
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                peer_info_.last_heard)
-              .count();
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - peer_info.last_heard).count();
     }
     nodes.push_back(std::move(peer_entry));
   }
   out["nodes"] = std::move(nodes);
-  const Advice advice = advise(state_, reason_, peer_state, peer_reason, self_,
+  const Advice advice = advise(m.state(), m.reason(), peer_state, peer_reason, self_,
                                peer_.empty() ? std::string("the peer") : peer_);
   out["cause"] = advice.cause;
   out["recommended_action"] = advice.action;
   json::array can_failover;
   json::array can_fallback;
   for (const auto& n : group_.nodes) {
-    if (!refuse_failover(n)) {
+    if (!m.refuse_failover(now, n)) {
       can_failover.emplace_back(n);
     }
-    if (!refuse_fallback(n)) {
+    if (!m.refuse_fallback(now, n)) {
       can_fallback.emplace_back(n);
     }
   }
   out["allowed"] = json::object{{"failover", std::move(can_failover)},
                                 {"fallback", std::move(can_fallback)},
-                                {"recover", !refuse_recover(group_.name).has_value()}};
+                                {"recover", !m.refuse_recover(now, group_.name).has_value()}};
   json::array warnings;
   if (!clustered_) {
     warnings.emplace_back("this node belongs to no redundancy group: high availability is off");
@@ -225,11 +223,11 @@ void Srm::admin_status(admin::Respond respond) {
   if (clustered_ && !peer_.empty() && !alive) {
     warnings.emplace_back("the peer " + peer_ + " does not answer heartbeats");
   }
-  if (auto down = first_down_service()) {
+  if (auto down = m.first_down_service()) {
     warnings.emplace_back("critical service " + std::string(to_string(*down)) + " is " +
-                          service_status(*down) + " on " + self_);
+                          m.service_status(*down) + " on " + self_);
   }
-  if (clustered_ && !ha_enabled_ && group_.nodes.size() == 2 && first_down_service()) {
+  if (clustered_ && !ha_enabled_ && group_.nodes.size() == 2 && m.first_down_service()) {
     warnings.emplace_back("enabling HA now would fail " + self_ +
                           " over at once: a critical service is not running");
   }
@@ -242,74 +240,6 @@ void Srm::admin_status(admin::Respond respond) {
   admin::Response r;
   r.body = std::move(out);
   respond(std::move(r));
-}
-
-std::optional<std::string> Srm::refuse_failover(const std::string& node) const {
-  if (!clustered_ || !ha_enabled_) {
-    return std::string("high availability is not enabled") +
-           (clustered_ ? " for group " + group_.name : " (this node is in no group)");
-  }
-  if (node != self_ && node != peer_) {
-    return "no node " + node + " in group " + group_.name;
-  }
-  const bool alive = peer_alive();
-  if (!alive) {
-    return "failover of " + node + " is refused: the peer is not reachable";
-  }
-  const State s = node == self_ ? state_ : peer_info_.state;
-  const Reason r = node == self_ ? reason_ : peer_info_.reason;
-  const State other = node == self_ ? peer_info_.state : state_;
-  if (s != State::Normal || other != State::Normal) {
-    return "failover of " + node + " is refused: it needs both nodes Normal, but " + node + " is " +
-           describe(s, r) + " and the other node is " + std::string(to_string(other));
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> Srm::refuse_fallback(const std::string& node) const {
-  if (!clustered_ || !ha_enabled_) {
-    return std::string("high availability is not enabled") +
-           (clustered_ ? " for group " + group_.name : " (this node is in no group)");
-  }
-  if (node != self_ && node != peer_) {
-    return "no node " + node + " in group " + group_.name;
-  }
-  if (!peer_alive()) {
-    return "fallback of " + node + " is refused: the peer is not reachable";
-  }
-  const State s = node == self_ ? state_ : peer_info_.state;
-  const Reason r = node == self_ ? reason_ : peer_info_.reason;
-  const State other = node == self_ ? peer_info_.state : state_;
-  if (s != State::Idle && s != State::FailedOver) {
-    return "fallback of " + node + " is refused: it must be Idle or Failed Over, but it is " +
-           describe(s, r) +
-           (s == State::FailedOverServicesNotRunning ? "; start its stopped critical services first"
-                                                     : "");
-  }
-  if (other != State::RunningInBackupMode) {
-    return "fallback of " + node + " is refused: the other node is " +
-           std::string(to_string(other)) + ", not Running in Backup Mode";
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> Srm::refuse_recover(const std::string& group) const {
-  if (!clustered_) {
-    return "no redundancy group " + group + " (this node is in no group)";
-  }
-  if (group != group_.name) {
-    return "no redundancy group " + group + " here (this node is in " + group_.name + ")";
-  }
-  if (!ha_enabled_) {
-    return "high availability is not enabled for group " + group_.name;
-  }
-  const bool failed = state_ == State::RunningInFailedMode ||
-                      (peer_alive() && peer_info_.state == State::RunningInFailedMode);
-  if (!failed) {
-    return "recover is refused: no node of " + group_.name +
-           " is Running in Failed Mode (this node is " + describe(state_, reason_) + ")";
-  }
-  return std::nullopt;
 }
 
 void Srm::admin_action(const std::string& action, const std::string& node,
@@ -335,78 +265,83 @@ void Srm::admin_action(const std::string& action, const std::string& node,
       return;
     }
     if (action == "failover" || action == "fallback") {
-      auto refused = action == "failover" ? refuse_failover(node) : refuse_fallback(node);
+      auto refused = action == "failover" ? machine_->refuse_failover(clock_.now(), node)
+                                          : machine_->refuse_fallback(clock_.now(), node);
       if (refused) {
         respond(error_response(409, *refused));
         return;
       }
     }
     // The peer carries it out.
-    XmlElement ctl("ctl", std::string(kSrmNs));
-    ctl.set_attr("op", "admin").set_attr("action", action).set_attr("service", service);
-    send_ctl(ctl, [respond, node, action](bool ok, std::string error, const XmlElement& reply) {
-      if (ok) {
-        respond(ok_response(action + " of " + node + " done"));
-      } else {
-        unsigned status =
-            static_cast<unsigned>(std::atoi(std::string(reply.attr("status")).c_str()));
-        if (error.empty()) {
-          error = node + " refused " + action + " without saying why (see its log)";
-        }
-        respond(error_response(status >= 400 ? status : 502, error));
-      }
-    });
+    proto::Control ctl;
+    ctl.op = "admin";
+    ctl.action = action;
+    ctl.service = service;
+    send_ctl(ctl,
+             [respond, node, action](bool ok, std::string error, const proto::ControlReply& reply) {
+               if (ok) {
+                 respond(ok_response(action + " of " + node + " done"));
+               } else {
+                 const unsigned status = reply.status;
+                 if (error.empty()) {
+                   error = node + " refused " + action + " without saying why (see its log)";
+                 }
+                 respond(error_response(status >= 400 ? status : 502, error));
+               }
+             });
     return;
   }
   if (is_service) {
     const bool start = action == "service-start";
-    set_service(*which, start);
+    machine_->set_service(clock_.now(), *which, start);
+    perform();
     spdlog::warn("srm: critical service {} {} by the admin", to_string(*which),
                  start ? "started" : "stopped");
     respond(ok_response(std::string(to_string(*which)) + (start ? " started" : " stopped") +
                         " on " + self_));
     return;
   }
-  if (busy_) {
+  if (machine_->busy()) {
     respond(error_response(409, "a transition is in progress on " + self_ + "; try again"));
     return;
   }
-  if (action == "failover") {
-    if (auto refused = refuse_failover(node)) {
+  if (action == "failover" || action == "fallback") {
+    const bool failover = action == "failover";
+    auto refused = failover ? machine_->refuse_failover(clock_.now(), node)
+                            : machine_->refuse_fallback(clock_.now(), node);
+    if (refused) {
       respond(error_response(409, *refused));
       return;
     }
-    asio::co_spawn(control_, admin_failover(std::move(respond)), asio::detached);
-    return;
-  }
-  if (action == "fallback") {
-    if (auto refused = refuse_fallback(node)) {
-      respond(error_response(409, *refused));
-      return;
+    const auto ticket = next_ticket_++;
+    admin_tickets_[ticket] = {failover, std::move(respond)};
+    if (failover) {
+      machine_->admin_failover(clock_.now(), ticket);
+    } else {
+      machine_->admin_fallback(clock_.now(), ticket);
     }
-    asio::co_spawn(control_, admin_fallback(std::move(respond)), asio::detached);
+    perform();
     return;
   }
   respond(error_response(400, "unknown action " + action));
 }
 
-net::Awaitable<void> Srm::admin_failover(admin::Respond respond) {
-  co_await fail_over(Reason::OnAdminRequest, true);
-  if (state_ == State::Idle) {
-    respond(ok_response(self_ + " failed over to " + peer_ + "; it is Idle until a fallback"));
-  } else {
-    respond(error_response(
-        500, "failover did not complete: " + self_ + " is " + describe(state_, reason_)));
+void Srm::execute(srm::AdminDone& a) {
+  auto it = admin_tickets_.find(a.ticket);
+  if (it == admin_tickets_.end()) {
+    return;
   }
-}
-
-net::Awaitable<void> Srm::admin_fallback(admin::Respond respond) {
-  co_await fall_back(Reason::OnAdminRequest);
-  if (state_ == State::Normal) {
-    respond(ok_response(self_ + " took its users and rooms back from " + peer_));
+  auto ticket = std::move(it->second);
+  admin_tickets_.erase(it);
+  const std::string now_is = describe(machine_->state(), machine_->reason());
+  if (ticket.failover) {
+    ticket.respond(
+        a.ok ? ok_response(self_ + " failed over to " + peer_ + "; it is Idle until a fallback")
+             : error_response(500, "failover did not complete: " + self_ + " is " + now_is));
   } else {
-    respond(error_response(
-        500, "fallback did not complete: " + self_ + " is " + describe(state_, reason_)));
+    ticket.respond(
+        a.ok ? ok_response(self_ + " took its users and rooms back from " + peer_)
+             : error_response(500, "fallback did not complete: " + self_ + " is " + now_is));
   }
 }
 
@@ -429,15 +364,15 @@ std::string Srm::metrics_text() const {
   line("tc_rooms_live", "", static_cast<double>(server_.muc->live_rooms()));
   out += "# TYPE tc_srm_state gauge\n";
   line("tc_srm_state",
-       "node=\"" + self_ + "\",state=\"" + std::string(to_string(state_)) + "\",reason=\"" +
-           std::string(to_string(reason_)) + "\"",
+       "node=\"" + self_ + "\",state=\"" + std::string(to_string(state())) + "\",reason=\"" +
+           std::string(to_string(reason())) + "\"",
        1);
   out += "# TYPE tc_srm_lease_epoch gauge\n";
-  for (const auto& [p, h] : held_) {
+  for (const auto& [p, h] : machine_->held()) {
     line("tc_srm_lease_epoch", "partition=\"" + p + "\"", static_cast<double>(h.epoch));
   }
   out += "# TYPE tc_srm_peer_reachable gauge\n";
-  line("tc_srm_peer_reachable", "", peer_alive() ? 1 : 0);
+  line("tc_srm_peer_reachable", "", machine_->peer_alive(clock_.now()) ? 1 : 0);
   return out;
 }
 

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Srm's data channel: room stanzas forwarded to the peer and their answers, deliveries, the
-// sessions directory, stanzas for users on the peer, and the link's liveness (split from
-// srm.cpp by feature).
+// sessions directory, stanzas for users on the peer (split from srm.cpp by feature).
 #include <charconv>
 
 #include <boost/asio/detached.hpp>
@@ -17,7 +16,6 @@
 namespace tc::broker::ha {
 
 namespace asio = boost::asio;
-using std::chrono::steady_clock;
 using xmpp::Jid;
 using xmpp::XmlElement;
 
@@ -26,7 +24,6 @@ constexpr std::string_view kDataNs = "urn:tcbroker:data:1";
 }  // namespace
 
 void Srm::on_data_link(bool up) {
-  data_up_ = up;
   if (up) {
     // Each side is authoritative for its own sessions: send ours, ask for the peer's (its
     // outbound connection may have stayed up while ours was down, so it would not resend).
@@ -77,43 +74,8 @@ void Srm::fail_in_flight(std::vector<InFlight> stanzas, std::string_view why) {
   // queued, so the session reads on.
 }
 
-void Srm::check_link_liveness() {
-  if (!link_) {
-    return;
-  }
-  const auto now = steady_clock::now();
-  const auto timeout = state_ == State::Initializing ? settings_.init_heartbeat_timeout
-                                                     : settings_.heartbeat_timeout;
-  if (peer_info_.heard && now - peer_info_.last_heard >= timeout &&
-      now - link_reset_at_ >= timeout && (link_->up(PeerLink::Channel::Srm) || data_up_)) {
-    spdlog::warn(
-        "peer link: nothing heard from {} for {} ms; dropping the connections and "
-        "dialling again",
-        peer_,
-        std::chrono::duration_cast<std::chrono::milliseconds>(now - peer_info_.last_heard).count());
-    link_reset_at_ = now;
-    link_->reset();
-  }
-  // One-way cut: the peer's heartbeats arrive, ours do not (it says so). What we send it is
-  // lost, so drop our connections (their redials fail while the cut lasts: the data link is
-  // then down), tell our users they are out of its rooms and answer stanzas for them at once.
-  // Deaf for the whole timeout since our current connection came up: a "not heard" that
-  // predates it (sent before a cut healed) proves nothing about the new connection.
-  if (!one_way_ && peer_alive() && !peer_info_.hears_us &&
-      now - std::max(peer_info_.deaf_since, srm_up_since_) >= settings_.heartbeat_timeout &&
-      now - link_reset_at_ >= settings_.heartbeat_timeout) {
-    spdlog::warn(
-        "peer link: {} has not heard this node for {} ms while this node hears it "
-        "(one-way cut); dropping the connections and dialling again",
-        peer_,
-        std::chrono::duration_cast<std::chrono::milliseconds>(now - peer_info_.deaf_since).count());
-    one_way_ = true;
-    link_reset_at_ = now;
-    link_->reset();
-    server_.muc->evict_unreachable(peer_);
-    server_.muc->drop_peer_occupants();
-    publish();
-  }
+void Srm::expire_in_flight() {
+  const auto now = clock_.now();
   std::vector<InFlight> late;
   for (auto it = in_flight_.begin(); it != in_flight_.end();) {
     if (now - it->second.sent >= settings_.heartbeat_timeout) {
@@ -145,7 +107,7 @@ void Srm::forward_to_room(XmlElement stanza, Jid from, muc::Completion done) {
       server_.muc->async_dispatch(std::move(stanza), std::move(from), asio::detached);
       return;
     }
-    in_flight_.emplace(id, InFlight{std::move(stanza), std::move(done), steady_clock::now()});
+    in_flight_.emplace(id, InFlight{std::move(stanza), std::move(done), clock_.now()});
   });
 }
 

@@ -1,1 +1,1156 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "ha/srm_machine.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace tc::broker::ha {
+
+using std::chrono::milliseconds;
+using Level = srm::Log::Level;
+
+namespace {
+
+std::int64_t count_ms(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<milliseconds>(d).count();
+}
+
+std::string describe(State s, Reason r) {
+  return std::string(to_string(s)) + " (" + std::string(to_string(r)) + ")";
+}
+
+/// An adopt refused because the peer is not serving itself (failing over, failed over).
+constexpr unsigned kRefusedBusy = 409;
+
+/// The reason a backup shows for a peer that is failed over for `peer_reason` (SPEC §3's
+/// pairs: Idle / On Admin Request goes with Backup / On Admin Request, and so on).
+Reason backup_reason(Reason peer_reason) {
+  switch (peer_reason) {
+    case Reason::OnAdminRequest:
+    case Reason::CriticalServiceDown:
+    case Reason::DatabaseFailure:
+    case Reason::PeerReboot:
+      return peer_reason;
+    default:
+      return Reason::CriticalServiceDown;
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(Service s) {
+  switch (s) {
+    case Service::Router:
+      return "router";
+    case Service::TextConference:
+      return "text-conference";
+    case Service::Database:
+      return "database";
+    case Service::Authentication:
+      return "authentication";
+  }
+  return "?";
+}
+
+std::optional<Service> service_from(std::string_view name) {
+  for (const Service s : kServices) {
+    if (to_string(s) == name) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- the coroutine plumbing ----
+
+/// Awaiting an effect whose action is queued already: sleep until on_outcome() brings its
+/// outcome. It holds nothing but trivially copyable members (GCC 12 may copy an awaiter
+/// bitwise, which would break a std::string's small-buffer pointer).
+class SrmMachine::Effect {
+ public:
+  Effect(SrmMachine* machine, std::uint64_t op) : machine_(machine), op_(op) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) { machine_->waiters_[op_] = h; }
+  Outcome await_resume() {
+    auto it = machine_->outcomes_.find(op_);
+    Outcome outcome = std::move(it->second);
+    machine_->outcomes_.erase(it);
+    return outcome;
+  }
+
+ private:
+  SrmMachine* machine_;
+  std::uint64_t op_;
+};
+
+template <class A>
+SrmMachine::Effect SrmMachine::await(A action) {
+  action.op = next_op();
+  const auto op = action.op;
+  emit(std::move(action));
+  return Effect(this, op);
+}
+
+SrmMachine::Effect SrmMachine::read_lease(const std::string& partition) {
+  return await(srm::ReadLease{0, partition});
+}
+
+SrmMachine::Effect SrmMachine::acquire_lease(const std::string& partition) {
+  return await(srm::AcquireLease{0, partition, config_.settings.heartbeat_timeout.count()});
+}
+
+SrmMachine::Effect SrmMachine::renew_lease(const std::string& partition, std::int64_t epoch) {
+  return await(srm::RenewLease{0, storage::Fence{partition, config_.self, epoch},
+                               config_.settings.heartbeat_timeout.count()});
+}
+
+SrmMachine::Effect SrmMachine::transfer_lease(const std::string& partition, std::int64_t epoch,
+                                              const std::string& to) {
+  return await(srm::TransferLease{0, storage::Fence{partition, config_.self, epoch}, to,
+                                  config_.settings.heartbeat_timeout.count()});
+}
+
+SrmMachine::Effect SrmMachine::release_lease(const std::string& partition, std::int64_t epoch) {
+  return await(srm::ReleaseLease{0, storage::Fence{partition, config_.self, epoch}});
+}
+
+SrmMachine::Effect SrmMachine::ping_database() {
+  return await(srm::PingDatabase{});
+}
+
+SrmMachine::Effect SrmMachine::send_control(const proto::Control& ctl) {
+  return await(srm::SendControl{0, ctl});
+}
+
+SrmMachine::Effect SrmMachine::sleep(milliseconds d) {
+  return await(srm::Sleep{0, now_ + std::max(d, milliseconds(1))});
+}
+
+void SrmMachine::spawn(Task task) {
+  auto h = task.release();
+  running_.push_back(h);
+  h.resume();
+  reap();
+}
+
+void SrmMachine::reap() {
+  for (auto it = running_.begin(); it != running_.end();) {
+    if (!it->done()) {
+      ++it;
+      continue;
+    }
+    const auto error = it->promise().error;
+    it->destroy();
+    it = running_.erase(it);
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        log(Level::Error, fmt::format("srm: internal error: {}", e.what()));
+      }
+      set_state(State::RunningInFailedMode, Reason::Unknown);
+    }
+  }
+}
+
+void SrmMachine::log(Level level, std::string text) {
+  emit(srm::Log{level, std::move(text)});
+}
+
+// ---- construction and inputs ----
+
+SrmMachine::SrmMachine(MachineConfig config, TimePoint now)
+    : config_(std::move(config)), now_(now), state_since_(now), started_(now) {
+  if (config_.clustered && config_.ha_enabled) {
+    state_ = State::Initializing;
+    reason_ = Reason::Initialization;
+  }
+  for (const auto& n : config_.nodes) {
+    holders_[n] = "";
+  }
+}
+
+SrmMachine::~SrmMachine() {
+  // Destroying a top-level frame destroys the transitions it awaits (their Proc objects live
+  // in it); waiters only point into those frames.
+  waiters_.clear();
+  for (auto h : running_) {
+    h.destroy();
+  }
+}
+
+void SrmMachine::start(TimePoint now) {
+  now_ = now;
+  started_ = now;
+  state_since_ = now;
+  if (!config_.clustered) {
+    return;
+  }
+  spawn(run_loop());
+  spawn(heartbeat_loop());
+}
+
+void SrmMachine::on_outcome(TimePoint now, std::uint64_t op, Outcome outcome) {
+  now_ = now;
+  auto it = waiters_.find(op);
+  if (it == waiters_.end()) {
+    return;  // nobody waits for it (a control request sent without awaiting the reply)
+  }
+  const auto handle = it->second;
+  waiters_.erase(it);
+  outcomes_[op] = std::move(outcome);
+  handle.resume();
+  reap();
+}
+
+std::vector<Action> SrmMachine::drain() {
+  std::vector<Action> out;
+  out.swap(out_);
+  return out;
+}
+
+void SrmMachine::on_link(TimePoint now, Channel channel, bool up) {
+  now_ = now;
+  if (channel == Channel::Data) {
+    data_up_ = up;
+    return;
+  }
+  srm_up_ = up;
+  if (up) {
+    srm_up_since_ = now;
+  }
+}
+
+void SrmMachine::on_heartbeat(TimePoint now, const proto::Heartbeat& hb) {
+  now_ = now;
+  const bool was_alive = peer_alive(now);
+  peer_.heard = true;
+  peer_.last_heard = now;
+  peer_.state = hb.state;
+  peer_.reason = hb.reason;
+  peer_.epoch = hb.epoch;
+  peer_.rooms = hb.rooms;
+  peer_.users = hb.users;
+  peer_.rebooting = hb.rebooting;
+  peer_.services = hb.services;
+  if (!hb.hears && peer_.hears_us) {
+    peer_.deaf_since = now;
+  }
+  peer_.hears_us = hb.hears;
+  if (hb.hears && one_way_) {
+    one_way_ = false;
+    log(Level::Info, fmt::format("peer link: {} hears this node again", config_.peer));
+    emit(srm::Publish{});
+  }
+  // What the peer holds is routed to it.
+  bool changed = false;
+  for (const auto& n : config_.nodes) {
+    const bool peer_holds = std::find(hb.holds.begin(), hb.holds.end(), n) != hb.holds.end();
+    auto& holder = holders_[n];
+    if (peer_holds && holder != config_.peer && held_.count(n) == 0) {
+      holder = config_.peer;
+      changed = true;
+    } else if (!peer_holds && holder == config_.peer) {
+      holder = "";
+      changed = true;
+    }
+  }
+  if (changed || !was_alive) {
+    emit(srm::Publish{});
+    if (!was_alive) {
+      // Our users in the peer's rooms: make sure the rooms know them.
+      for (const auto& n : config_.nodes) {
+        if (holders_[n] == config_.peer) {
+          emit(srm::ReplayJoins{n});
+        }
+      }
+    }
+  }
+}
+
+void SrmMachine::on_control(TimePoint now, const proto::Control& ctl) {
+  now_ = now;
+  if (ctl.op == "adopt") {
+    // The peer fails over to us: its lease is ours already ("handed") or lapses soon.
+    spawn(adopt(ctl.id, ctl.partition, ctl.reason, ctl.handed));
+  } else if (ctl.op == "release") {
+    spawn(release_for_peer(ctl.id, ctl.partition, ctl.reason));
+  } else if (ctl.op == "hosting") {
+    holders_[ctl.partition] = config_.peer;
+    emit(srm::Publish{});
+    emit(srm::ReplayJoins{ctl.partition});
+    reply(ctl.id, true, "");
+  } else if (ctl.op == "recover") {
+    spawn(recover_local());
+    reply(ctl.id, true, "");
+  } else {
+    emit(srm::ReplyControl{{ctl.id, false, "unknown operation " + ctl.op, 400, 0}});
+  }
+}
+
+void SrmMachine::admin_failover(TimePoint now, std::uint64_t ticket) {
+  now_ = now;
+  spawn(admin_failover_task(ticket));
+}
+
+void SrmMachine::admin_fallback(TimePoint now, std::uint64_t ticket) {
+  now_ = now;
+  spawn(admin_fallback_task(ticket));
+}
+
+void SrmMachine::admin_recover(TimePoint now) {
+  now_ = now;
+  proto::Control ctl;
+  ctl.op = "recover";
+  emit(srm::SendControl{next_op(), ctl});  // its reply is not awaited
+  spawn(recover_local());
+}
+
+void SrmMachine::set_service(TimePoint now, Service s, bool run) {
+  now_ = now;
+  apply_service(s, run);
+}
+
+void SrmMachine::shutdown(TimePoint now) {
+  now_ = now;
+  if (!config_.clustered || shutting_down_) {
+    emit(srm::Stopped{});
+    return;
+  }
+  spawn(shutdown_task());
+}
+
+// ---- the loops ----
+
+SrmMachine::Task SrmMachine::run_loop() {
+  emit(srm::RefreshRegistry{});
+  while (!shutting_down_) {
+    try {
+      co_await tick();
+    } catch (const std::exception& e) {
+      log(Level::Error, fmt::format("srm: internal error: {}", e.what()));
+      set_state(State::RunningInFailedMode, Reason::Unknown);
+    }
+    const auto& s = config_.settings;
+    auto period = std::min(s.heartbeat_interval, s.heartbeat_timeout / 4);
+    co_await sleep(std::clamp(period, milliseconds(10), milliseconds(5000)));
+  }
+}
+
+SrmMachine::Task SrmMachine::tick() {
+  const auto began = now_;
+  const auto& settings = config_.settings;
+
+  // 1. Renew what we hold, first: a renewal that gets through is also the database's health
+  //    check. Partitions are looked up again after each wait: the heartbeat loop may have
+  //    self-fenced one meanwhile.
+  bool renewed_any = false;
+  bool db_error = false;
+  std::vector<std::string> lost;
+  if (!stopped(Service::Database)) {
+    std::vector<std::pair<std::string, std::int64_t>> to_renew;
+    for (const auto& [partition, held] : held_) {
+      to_renew.emplace_back(partition, held.epoch);
+    }
+    for (const auto& [partition, epoch] : to_renew) {
+      const auto sent = now_;
+      const Outcome renewed = co_await renew_lease(partition, epoch);
+      if (now_ - sent > settings.heartbeat_timeout / 4) {
+        log(Level::Warn, fmt::format("srm: renewing the lease on partition {} took {} ms",
+                                     partition, count_ms(now_ - sent)));
+      }
+      auto it = held_.find(partition);
+      const bool current = it != held_.end() && it->second.epoch == epoch;
+      if (renewed.ok()) {
+        renewed_any = true;
+        if (current) {
+          it->second.renewed = sent;
+        }
+      } else if (renewed.status == Outcome::Status::StaleEpoch) {
+        log(Level::Error,
+            fmt::format("srm: the lease on partition {} was taken by another node", partition));
+        if (current) {
+          lost.push_back(partition);
+        }
+      } else {
+        db_error = true;
+      }
+    }
+  }
+
+  // 2. Health of the database (the one critical service with an outside dependency).
+  if (stopped(Service::Database)) {
+    db_ok_ = false;
+  } else if (renewed_any) {
+    db_ok_ = true;
+  } else if (db_error) {
+    db_ok_ = false;
+  } else {
+    const Outcome pinged = co_await ping_database();
+    db_ok_ = pinged.ok();
+  }
+  for (const auto& p : lost) {
+    if (held_.count(p) > 0) {
+      self_fence(p, Reason::DatabaseFailure);
+    }
+  }
+
+  // 3. Where is the peer; 4. the registry row.
+  if (db_ok_) {
+    emit(srm::DiscoverPeer{});
+  }
+  if (++ticks_ % 20 == 0 || now_ - state_since_ < std::chrono::seconds(1)) {
+    emit(srm::RefreshRegistry{});
+  }
+
+  if (!busy_) {
+    co_await evaluate();
+  }
+  if (now_ - began > settings.heartbeat_timeout / 2) {
+    log(Level::Warn, fmt::format("srm: one SRM tick took {} ms", count_ms(now_ - began)));
+  }
+}
+
+SrmMachine::Task SrmMachine::heartbeat_loop() {
+  // Its own timer, never behind a database call: a slow database must not look like a dead
+  // node to the peer (the lease, not the heartbeat, says whether the database is usable).
+  const auto& settings = config_.settings;
+  const auto period = std::clamp(settings.heartbeat_interval, milliseconds(10), milliseconds(5000));
+  // The lease guard below must run well inside the lease: an interval close to the timeout
+  // (allowed) would otherwise check a lease only after it lapsed on the database.
+  const auto guard = std::clamp(std::min(period, settings.heartbeat_timeout / 8), milliseconds(5),
+                                milliseconds(5000));
+  TimePoint last_sent{};
+  bool sent_once = false;
+  while (!halted_) {
+    // Self-fence well before the database would let the peer take over, even while a renewal
+    // is still waiting on the database.
+    std::vector<std::string> expired;
+    for (const auto& [partition, held] : held_) {
+      if (now_ - held.renewed > settings.heartbeat_timeout * config_.fence_quarters / 4) {
+        expired.push_back(partition);
+      }
+    }
+    for (const auto& p : expired) {
+      if (held_.count(p) > 0) {
+        log(Level::Error,
+            fmt::format("srm: cannot renew the lease on partition {} in time (database "
+                        "unreachable or too slow); stopping to serve it",
+                        p));
+        self_fence(p, Reason::DatabaseFailure);
+      }
+    }
+    if (!sent_once || now_ - last_sent >= period) {
+      check_link_liveness();
+      send_heartbeat();
+      last_sent = now_;
+      sent_once = true;
+    }
+    const auto to_next = std::chrono::duration_cast<milliseconds>(last_sent + period - now_);
+    co_await sleep(std::clamp(to_next, milliseconds(1), guard));
+  }
+}
+
+void SrmMachine::self_fence(const std::string& partition, Reason reason) {
+  held_.erase(partition);
+  holders_[partition] = "";
+  emit(srm::Publish{});
+  emit(srm::UnloadPartition{partition});
+  if (partition == config_.self) {
+    emit(srm::MoveUsers{"", ""});
+    // Still backing up the peer? Its partition is failed too.
+    if (state_ == State::RunningInBackupMode || !is_failed_over(state_)) {
+      set_state(State::RunningInFailedMode, reason);
+    }
+  } else if (state_ == State::RunningInBackupMode) {
+    set_state(State::RunningInFailedMode, reason);
+  }
+}
+
+void SrmMachine::check_link_liveness() {
+  const auto& settings = config_.settings;
+  const auto timeout =
+      state_ == State::Initializing ? settings.init_heartbeat_timeout : settings.heartbeat_timeout;
+  // A connection gets a whole timeout to carry a heartbeat: resetting a younger one (the one
+  // the peer just dialled after its own reset) would have the two nodes kill each other's
+  // fresh connections in turn for ever (the simulation found this livelock).
+  if (peer_.heard && now_ - peer_.last_heard >= timeout && now_ - link_reset_at_ >= timeout &&
+      (!srm_up_ || now_ - srm_up_since_ >= timeout) && (srm_up_ || data_up_)) {
+    log(Level::Warn, fmt::format("peer link: nothing heard from {} for {} ms; dropping the "
+                                 "connections and dialling again",
+                                 config_.peer, count_ms(now_ - peer_.last_heard)));
+    link_reset_at_ = now_;
+    emit(srm::ResetLink{});
+  }
+  // One-way cut: the peer's heartbeats arrive, ours do not (it says so). What we send it is
+  // lost, so drop our connections (their redials fail while the cut lasts: the data link is
+  // then down), tell our users they are out of its rooms and answer stanzas for them at once.
+  // Deaf for the whole timeout since our current connection came up: a "not heard" that
+  // predates it (sent before a cut healed) proves nothing about the new connection.
+  if (!one_way_ && peer_alive(now_) && !peer_.hears_us &&
+      now_ - std::max(peer_.deaf_since, srm_up_since_) >= settings.heartbeat_timeout &&
+      now_ - link_reset_at_ >= settings.heartbeat_timeout) {
+    log(Level::Warn,
+        fmt::format("peer link: {} has not heard this node for {} ms while this node hears "
+                    "it (one-way cut); dropping the connections and dialling again",
+                    config_.peer, count_ms(now_ - peer_.deaf_since)));
+    one_way_ = true;
+    link_reset_at_ = now_;
+    emit(srm::ResetLink{});
+    emit(srm::EvictPeer{});
+    emit(srm::Publish{});
+  }
+}
+
+// ---- the decisions ----
+
+bool SrmMachine::peer_alive(TimePoint now) const {
+  if (!peer_.heard || !srm_up_) {
+    return false;
+  }
+  const auto timeout = state_ == State::Initializing ? config_.settings.init_heartbeat_timeout
+                                                     : config_.settings.heartbeat_timeout;
+  return now - peer_.last_heard < timeout;
+}
+
+bool SrmMachine::peer_cut_off(TimePoint now) const {
+  return (unreachable_handled_ && !peer_alive(now)) || one_way_;
+}
+
+SrmMachine::Task SrmMachine::evaluate() {
+  const auto& settings = config_.settings;
+  const bool own_held = held_.count(config_.self) > 0;
+
+  // Critical services: how long has one been down?
+  const auto down = first_down_service();
+  if (down && !down_since_) {
+    down_since_ = now_;
+  } else if (!down) {
+    down_since_.reset();
+  }
+  const bool down_too_long = down && now_ - *down_since_ >= settings.critical_service_down_delay;
+  const Reason down_reason =
+      down == Service::Database ? Reason::DatabaseFailure : Reason::CriticalServiceDown;
+
+  if (!config_.ha_enabled) {
+    // No failover: serve our own partition.
+    if (!own_held && db_ok_) {
+      co_await take_over(config_.self, Reason::Unknown, false);
+    }
+    if (state_ != State::Unknown) {
+      set_state(State::Unknown, Reason::Unknown);
+    }
+    co_return;
+  }
+
+  const bool alive = peer_alive(now_);
+  if (alive) {
+    unreachable_handled_ = false;
+    peer_lease_seen_ = 0;
+  }
+
+  // Where is our own partition?
+  if (!own_held && db_ok_ && !is_failed_over(state_) && state_ != State::TakingBack) {
+    const Outcome lease = co_await read_lease(config_.self);
+    // Unreadable counts as free: the acquisition then says whether it is.
+    const bool free = !lease.ok() || lease.lease.holder == config_.self ||
+                      lease.lease.expires_at < lease.lease.db_now;
+    if (free) {
+      const bool was_failed = state_ == State::RunningInFailedMode;
+      if (co_await take_over(config_.self, Reason::Normal, false)) {
+        if (was_failed && held_.count(config_.peer) > 0) {
+          // Only our own lease lapsed: we still serve the failed-over peer.
+          set_state(State::RunningInBackupMode, backup_reason(peer_.reason));
+        } else if (was_failed) {
+          set_state(State::Normal, Reason::DatabaseFailureAutoRecovery);
+        } else if (state_ == State::Initializing && alive) {
+          set_state(State::Normal, Reason::Normal);
+        }
+      }
+    } else if (lease.ok() && lease.lease.holder == config_.peer) {
+      // The peer took over while we were away: wait for a fallback.
+      if (state_ == State::Initializing || state_ == State::RunningInFailedMode) {
+        emit(srm::SetRouter{true});
+        set_state(down ? State::FailedOverServicesNotRunning : State::FailedOver,
+                  down ? down_reason : Reason::Initialization);
+      }
+    }
+    co_return;
+  }
+
+  switch (state_) {
+    case State::Initializing:
+      if (own_held && alive) {
+        set_state(State::Normal, Reason::Normal);
+      } else if (own_held && now_ - started_ >= settings.init_heartbeat_timeout) {
+        // The peer never showed up while we started: take its users and rooms if its lease
+        // lapsed (or it never had one).
+        if (co_await take_over(config_.peer, Reason::PeerDownDuringInitialization, false)) {
+          set_state(State::RunningInBackupMode, Reason::PeerDownDuringInitialization);
+        } else {
+          set_state(State::Normal, Reason::Normal);
+        }
+      }
+      break;
+    case State::Normal:
+      if (down_too_long) {
+        if (alive && peer_.state == State::Normal && peer_serves()) {
+          co_await fail_over(down_reason, false);
+        } else if (!alive) {
+          log(Level::Error,
+              fmt::format("srm: critical service {} is down and the peer is not available",
+                          to_string(*down)));
+        }
+        break;
+      }
+      if (held_.count(config_.peer) > 0) {
+        // We serve the peer's partition (kept through a recovery or an auto-recovery): we are
+        // its backup, and its fallback takes it back from us.
+        set_state(State::RunningInBackupMode, backup_reason(peer_.reason));
+        break;
+      }
+      if (alive && is_failed_over(peer_.state) && peer_.state != State::FailingOver) {
+        // The peer is failed over (Idle, Failed Over) yet nobody serves its users and rooms:
+        // we lost them while we were failed ourselves (a database outage on the backup lapses
+        // both leases). Back it up again, so that its fallback has something to take back.
+        if (co_await take_over(config_.peer, backup_reason(peer_.reason), false)) {
+          set_state(State::RunningInBackupMode, backup_reason(peer_.reason));
+        }
+        break;
+      }
+      if (!alive && peer_.heard) {
+        // Heartbeat lost. Take over only once the peer's lease has lapsed on the database's
+        // clock: a peer that is merely unreachable still holds it, and no split brain follows.
+        const Reason why = peer_.rebooting ? Reason::PeerReboot : Reason::PeerDown;
+        if (co_await take_over(config_.peer, why, false)) {
+          set_state(State::RunningInBackupMode, why);
+          break;
+        }
+        // Still held: is the peer alive (it renewed since we lost it) or about to lapse?
+        const Outcome lease = co_await read_lease(config_.peer);
+        if (!lease.ok()) {
+          break;
+        }
+        if (peer_lease_seen_ == 0) {
+          peer_lease_seen_ = lease.lease.expires_at;
+        }
+        if (lease.lease.expires_at > peer_lease_seen_ && !unreachable_handled_) {
+          unreachable_handled_ = true;
+          log(Level::Warn,
+              fmt::format("srm: peer {} is unreachable but holds its lease: no takeover",
+                          config_.peer));
+          emit(srm::EvictPeer{});
+          emit(srm::Publish{});  // its rooms now answer at once instead of parking stanzas
+        }
+      } else if (!alive && !peer_.heard && now_ - started_ >= settings.init_heartbeat_timeout) {
+        if (co_await take_over(config_.peer, Reason::PeerDown, false)) {
+          set_state(State::RunningInBackupMode, Reason::PeerDown);
+        }
+      }
+      break;
+    case State::RunningInBackupMode:
+      if (down_too_long) {
+        log(Level::Error, fmt::format("srm: critical service {} stopped on the backup node: "
+                                      "both nodes failed",
+                                      to_string(*down)));
+        set_state(State::RunningInFailedMode, Reason::CriticalServiceDown);
+      }
+      // An automatic fallback is asked for by the failed-over node itself (below).
+      break;
+    case State::FailedOverServicesNotRunning:
+      if (!down) {
+        set_state(State::FailedOver, reason_);
+      }
+      break;
+    case State::FailedOver:
+      if (down) {
+        set_state(State::FailedOverServicesNotRunning, down_reason);
+      } else if (settings.auto_fallback && alive && peer_.state == State::RunningInBackupMode &&
+                 now_ - state_since_ >= settings.auto_fallback_delay) {
+        co_await fall_back(Reason::AutomaticFallback);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- transitions ----
+
+SrmMachine::Proc<bool> SrmMachine::take_over(const std::string& partition, Reason reason,
+                                             bool handed) {
+  if (partition.empty()) {
+    co_return false;
+  }
+  const bool foreign = partition != config_.self;
+  const State before = state_;
+  const Reason before_reason = reason_;
+  if (foreign && !handed) {
+    // Only a lapsed (or never taken) lease may be taken.
+    const Outcome lease = co_await read_lease(partition);
+    if (lease.ok() && lease.lease.holder != config_.self &&
+        lease.lease.expires_at >= lease.lease.db_now) {
+      co_return false;
+    }
+    if (!lease.ok() && lease.status != Outcome::Status::NotFound) {
+      co_return false;
+    }
+  }
+  if (foreign) {
+    set_state(State::TakingOver, reason);
+  }
+  busy_ = true;
+  const auto sent = now_;
+  const Outcome acquired = co_await acquire_lease(partition);
+  busy_ = false;
+  if (!acquired.ok()) {
+    if (foreign) {
+      if (acquired.status == Outcome::Status::AlreadyExists) {
+        set_state(before, before_reason);
+      } else {
+        log(Level::Error,
+            fmt::format("srm: takeover of partition {} failed: {}", partition, acquired.error));
+        set_state(State::RunningInFailedMode, Reason::UserMoveFailedDuringTakeover);
+      }
+    }
+    co_return false;
+  }
+  held_[partition] = {acquired.lease.epoch, sent};
+  holders_[partition] = config_.self;
+  emit(srm::Publish{});
+  if (foreign) {
+    // The peer is gone or has handed over: its users leave our rooms (unless it handed over,
+    // then they are moving), ours stay in its rooms, which all load here from the database
+    // at once (joins replayed meanwhile wait for their room's batch).
+    emit(srm::LoadPartition{partition, !handed, true});
+    log(Level::Warn, fmt::format("srm: took over partition {} at epoch {} ({})", partition,
+                                 acquired.lease.epoch, to_string(reason)));
+  } else {
+    log(Level::Info,
+        fmt::format("srm: serving partition {} at epoch {}", partition, acquired.lease.epoch));
+  }
+  co_return true;
+}
+
+SrmMachine::Task SrmMachine::fail_over(Reason reason, bool admin) {
+  busy_ = true;
+  set_state(State::FailingOver, reason);
+  log(Level::Warn, fmt::format("srm: failing over to {} ({})", config_.peer, to_string(reason)));
+  // Stop serving our partition here: new stanzas for it wait while it moves.
+  const std::int64_t epoch = own_epoch();
+  holders_[config_.self] = "";
+  held_.erase(config_.self);
+  emit(srm::Publish{});
+  emit(srm::UnloadPartition{config_.self});
+  bool transferred = false;
+  if (db_ok_ && !stopped(Service::Database) && epoch > 0) {
+    const Outcome moved = co_await transfer_lease(config_.self, epoch, config_.peer);
+    transferred = moved.ok();
+  }
+  // Tell the peer to adopt it (when the lease was not handed over, it waits for the lapse).
+  proto::Control ctl;
+  ctl.op = "adopt";
+  ctl.partition = config_.self;
+  ctl.reason = reason;
+  ctl.handed = transferred;
+  const Outcome adopted = co_await send_control(ctl);
+  if (adopted.ok()) {
+    holders_[config_.self] = config_.peer;
+  }
+  emit(srm::Publish{});
+  // Every user here (ours, and others' that chose this node) logs in again on the peer.
+  emit(srm::MoveUsers{"", config_.peer});
+  // The peer answered no (it is failing over itself): nobody serves our partition, and the
+  // lease we handed lapses unused. Both nodes failed; each takes its own partition back once
+  // free (the auto-recovery in evaluate()), or the operator recovers the group.
+  const bool refused = !adopted.ok() && adopted.reply.status == kRefusedBusy;
+  if (refused && !shutting_down_) {
+    log(Level::Error, "srm: the peer refused the takeover: " + adopted.error);
+    set_state(State::RunningInFailedMode, admin ? Reason::UserMoveFailedDuringTakeover : reason);
+    busy_ = false;
+    co_return;
+  }
+  if (admin) {
+    // SPEC.md section 4: the services stay stopped until a manual fallback.
+    apply_service(Service::Router, false);
+    apply_service(Service::TextConference, false);
+    set_state(State::Idle, Reason::OnAdminRequest);
+  } else {
+    set_state(State::FailedOverServicesNotRunning, reason);
+  }
+  if (!adopted.ok()) {
+    log(Level::Error, "srm: the peer did not confirm the takeover: " + adopted.error);
+  }
+  busy_ = false;
+}
+
+SrmMachine::Task SrmMachine::fall_back(Reason reason) {
+  // Runs on the node taking its users and rooms back.
+  const State before = state_;
+  const Reason before_reason = reason_;
+  busy_ = true;
+  set_state(State::TakingBack, reason);
+  if (orphaned()) {
+    // Nobody serves our partition (the peer is failed over too): take the lease itself.
+    const bool taken = co_await take_over(config_.self, reason, false);
+    busy_ = true;
+    if (!taken) {
+      log(Level::Error, "srm: fallback failed: the lease of partition " + config_.self +
+                            " is still held (it lapses within the heartbeat timeout)");
+      set_state(before, before_reason);
+      busy_ = false;
+      co_return;
+    }
+  } else {
+    proto::Control ctl;
+    ctl.op = "release";
+    ctl.partition = config_.self;
+    ctl.reason = reason;
+    const Outcome released = co_await send_control(ctl);
+    if (!released.ok()) {
+      log(Level::Error, "srm: fallback failed: " + released.error);
+      set_state(State::RunningInFailedMode, Reason::UserMoveFailedDuringTakeback);
+      busy_ = false;
+      co_return;
+    }
+    held_[config_.self] = {released.reply.epoch, now_};
+    holders_[config_.self] = config_.self;
+  }
+  emit(srm::LoadPartition{config_.self, false, false});
+  // SPEC.md section 4: the fallback restarts the primary's critical services.
+  for (const Service sv : kServices) {
+    if (stopped(sv)) {
+      apply_service(sv, true);
+    }
+  }
+  apply_service(Service::Router, true);
+  apply_service(Service::TextConference, true);
+  emit(srm::Publish{});
+  // The peer may now route our rooms to us again (and replay its users' joins).
+  proto::Control hosting;
+  hosting.op = "hosting";
+  hosting.partition = config_.self;
+  emit(srm::SendControl{next_op(), hosting});  // its reply is not awaited
+  set_state(State::Normal, Reason::Normal);
+  busy_ = false;
+}
+
+SrmMachine::Proc<std::pair<bool, std::string>> SrmMachine::give_back(const std::string& partition,
+                                                                     Reason reason) {
+  auto it = held_.find(partition);
+  if (it == held_.end()) {
+    co_return std::pair{false, config_.self + " does not serve partition " + partition};
+  }
+  busy_ = true;
+  set_state(State::FallingBack, reason);
+  const std::int64_t epoch = it->second.epoch;
+  held_.erase(it);
+  holders_[partition] = "";
+  emit(srm::Publish{});
+  emit(srm::UnloadPartition{partition});
+  const Outcome moved = co_await transfer_lease(partition, epoch, partition);
+  if (!moved.ok()) {
+    log(Level::Error,
+        fmt::format("srm: cannot hand partition {} back: {}", partition, moved.error));
+    set_state(State::RunningInFailedMode, Reason::UserMoveFailedDuringTakeback);
+    busy_ = false;
+    co_return std::pair{false, "cannot hand the lease back: " + moved.error};
+  }
+  holders_[partition] = "";  // parked until the owner says it hosts again
+  emit(srm::MoveUsers{partition, partition});
+  set_state(State::Normal, Reason::Normal);
+  busy_ = false;
+  co_return std::pair{true, std::to_string(moved.lease.epoch)};
+}
+
+SrmMachine::Task SrmMachine::adopt(std::string id, std::string partition, Reason reason,
+                                   bool handed) {
+  // Only a node that serves can back the peer up. Two nodes failing over to each other at
+  // once (both decided within one heartbeat) would otherwise each adopt the other's partition
+  // while giving up its own; refused, each ends in Running in Failed Mode (SPEC.md section 3:
+  // both failed) and recovers once its own lease is free again.
+  if (is_failed_over(state_) || state_ == State::TakingBack || state_ == State::FallingBack ||
+      state_ == State::RunningInFailedMode) {
+    log(Level::Warn, fmt::format("srm: refusing to take over partition {}: this node is {}",
+                                 partition, describe(state_, reason_)));
+    emit(srm::ReplyControl{{id, false,
+                            config_.self + " cannot take over: it is " + describe(state_, reason_),
+                            kRefusedBusy, 0}});
+    co_return;
+  }
+  const auto deadline = now_ + config_.settings.heartbeat_timeout * 2;
+  bool ok = false;
+  set_state(State::TakingOver, reason);
+  while (!ok && now_ < deadline) {
+    ok = co_await take_over(partition, reason, handed);
+    if (!ok) {
+      co_await sleep(config_.settings.heartbeat_interval / 2);
+    }
+  }
+  if (ok) {
+    set_state(State::RunningInBackupMode, reason);
+    reply(id, true, "");
+  } else {
+    set_state(State::RunningInFailedMode, Reason::UserMoveFailedDuringTakeover);
+    reply(id, false, "could not take the lease of " + partition);
+  }
+}
+
+SrmMachine::Task SrmMachine::release_for_peer(std::string id, std::string partition,
+                                              Reason reason) {
+  const auto [ok, detail] = co_await give_back(partition, reason);
+  if (ok) {
+    reply(id, true, "", std::stoll(detail));
+  } else {
+    reply(id, false, detail);
+  }
+}
+
+SrmMachine::Task SrmMachine::recover_local() {
+  log(Level::Warn, "srm: recovering (restarting SRM state on this node)");
+  for (auto& s : stopped_) {
+    s = false;
+  }
+  emit(srm::SetRouter{true});
+  emit(srm::SetConference{true});
+  emit(srm::SetAuthentication{true});
+  // Give back what is not ours when its owner is alive; then start over.
+  std::vector<std::string> foreign;
+  for (const auto& [p, h] : held_) {
+    if (p != config_.self) {
+      foreign.push_back(p);
+    }
+  }
+  for (const auto& p : foreign) {
+    if (peer_alive(now_)) {
+      co_await give_back(p, Reason::Normal);
+    }
+  }
+  down_since_.reset();
+  started_ = now_;
+  set_state(State::Initializing, Reason::Initialization);
+}
+
+SrmMachine::Task SrmMachine::admin_failover_task(std::uint64_t ticket) {
+  co_await fail_over(Reason::OnAdminRequest, true);
+  emit(srm::AdminDone{ticket, state_ == State::Idle});
+}
+
+SrmMachine::Task SrmMachine::admin_fallback_task(std::uint64_t ticket) {
+  co_await fall_back(Reason::OnAdminRequest);
+  emit(srm::AdminDone{ticket, state_ == State::Normal});
+}
+
+SrmMachine::Task SrmMachine::shutdown_task() {
+  // A clean stop hands our partition to a healthy peer at once (it reports Peer Reboot)
+  // instead of letting it wait for the heartbeat timeout.
+  if (config_.ha_enabled && peer_alive(now_) && held_.count(config_.self) > 0 &&
+      (peer_.state == State::Normal || peer_.state == State::RunningInBackupMode)) {
+    shutting_down_ = true;
+    send_heartbeat();
+    while (busy_) {
+      co_await sleep(milliseconds(10));
+    }
+    co_await fail_over(Reason::PeerReboot, false);
+  } else {
+    shutting_down_ = true;
+    const auto held = held_;
+    for (const auto& [p, h] : held) {
+      const Outcome released = co_await release_lease(p, h.epoch);
+      (void)released;
+    }
+    held_.clear();
+    send_heartbeat();
+  }
+  halted_ = true;
+  emit(srm::Stopped{});
+}
+
+// ---- state, services, heartbeat ----
+
+void SrmMachine::set_state(State s, Reason r) {
+  if (s == state_ && r == reason_) {
+    return;
+  }
+  emit(srm::StateChanged{state_, reason_, s, r});
+  state_ = s;
+  reason_ = r;
+  state_since_ = now_;
+  send_heartbeat();
+  emit(srm::RefreshRegistry{});
+}
+
+void SrmMachine::apply_service(Service s, bool run) {
+  stopped_[static_cast<int>(s)] = !run;
+  switch (s) {
+    case Service::Router:
+      emit(srm::SetRouter{run});
+      break;
+    case Service::TextConference:
+      emit(srm::SetConference{run});
+      break;
+    case Service::Database:
+    case Service::Authentication:
+      break;
+  }
+  emit(srm::SetAuthentication{!stopped(Service::Authentication)});
+  emit(srm::Publish{});
+}
+
+void SrmMachine::send_heartbeat() {
+  if (!config_.clustered) {
+    return;
+  }
+  proto::Heartbeat hb;
+  hb.node = config_.self;
+  hb.state = state_;
+  hb.reason = reason_;
+  hb.epoch = own_epoch();
+  for (const auto& [p, h] : held_) {
+    hb.holds.push_back(p);
+  }
+  for (const Service s : kServices) {
+    hb.services[std::string(to_string(s))] = service_status(s);
+  }
+  hb.rebooting = shutting_down_;
+  // Whether we hear the peer: lets it notice a one-way cut (its heartbeats arrive, ours not).
+  hb.hears = peer_alive(now_);
+  emit(srm::SendHeartbeat{std::move(hb)});
+}
+
+void SrmMachine::reply(const std::string& id, bool ok, std::string error, std::int64_t epoch) {
+  emit(srm::ReplyControl{{id, ok, std::move(error), 0, epoch}});
+}
+
+std::int64_t SrmMachine::own_epoch() const {
+  auto it = held_.find(config_.self);
+  return it == held_.end() ? 0 : it->second.epoch;
+}
+
+bool SrmMachine::service_running(Service s) const {
+  if (stopped(s)) {
+    return false;
+  }
+  return s != Service::Database || db_ok_;
+}
+
+bool SrmMachine::orphaned() const {
+  // Both nodes failed over (two failovers crossed, or the backup failed meanwhile): the peer
+  // does not hold our partition and will not take it.
+  const auto it = holders_.find(config_.self);
+  const bool peer_holds = it != holders_.end() && it->second == config_.peer;
+  return !peer_holds && (is_failed_over(peer_.state) || peer_.state == State::RunningInFailedMode);
+}
+
+bool SrmMachine::peer_serves() const {
+  // As its last heartbeat said; a service it does not report is not held against it, nor is
+  // authentication when it is not monitored.
+  const auto monitored_auth = config_.settings.monitor_authentication;
+  return std::all_of(peer_.services.begin(), peer_.services.end(), [&](const auto& kv) {
+    return kv.second == "running" ||
+           (!monitored_auth && kv.first == to_string(Service::Authentication));
+  });
+}
+
+std::string SrmMachine::service_status(Service s) const {
+  if (stopped(s)) {
+    return "stopped";
+  }
+  return service_running(s) ? "running" : "failed";
+}
+
+std::optional<Service> SrmMachine::first_down_service() const {
+  for (const Service s : kServices) {
+    if (s == Service::Authentication && !config_.settings.monitor_authentication) {
+      continue;
+    }
+    if (!service_running(s)) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- admin refusals ----
+
+std::optional<std::string> SrmMachine::refuse_failover(TimePoint now,
+                                                       const std::string& node) const {
+  if (!config_.clustered || !config_.ha_enabled) {
+    return std::string("high availability is not enabled") +
+           (config_.clustered ? " for group " + config_.group : " (this node is in no group)");
+  }
+  if (node != config_.self && node != config_.peer) {
+    return "no node " + node + " in group " + config_.group;
+  }
+  if (!peer_alive(now)) {
+    return "failover of " + node + " is refused: the peer is not reachable";
+  }
+  const bool self = node == config_.self;
+  const State s = self ? state_ : peer_.state;
+  const Reason r = self ? reason_ : peer_.reason;
+  const State other = self ? peer_.state : state_;
+  if (s != State::Normal || other != State::Normal) {
+    return "failover of " + node + " is refused: it needs both nodes Normal, but " + node + " is " +
+           describe(s, r) + " and the other node is " + std::string(to_string(other));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> SrmMachine::refuse_fallback(TimePoint now,
+                                                       const std::string& node) const {
+  if (!config_.clustered || !config_.ha_enabled) {
+    return std::string("high availability is not enabled") +
+           (config_.clustered ? " for group " + config_.group : " (this node is in no group)");
+  }
+  if (node != config_.self && node != config_.peer) {
+    return "no node " + node + " in group " + config_.group;
+  }
+  if (!peer_alive(now)) {
+    return "fallback of " + node + " is refused: the peer is not reachable";
+  }
+  const bool self = node == config_.self;
+  const State s = self ? state_ : peer_.state;
+  const Reason r = self ? reason_ : peer_.reason;
+  const State other = self ? peer_.state : state_;
+  if (s != State::Idle && s != State::FailedOver) {
+    return "fallback of " + node + " is refused: it must be Idle or Failed Over, but it is " +
+           describe(s, r) +
+           (s == State::FailedOverServicesNotRunning ? "; start its stopped critical services first"
+                                                     : "");
+  }
+  // Seen from the other side: we do not hold the peer's partition and are failed over.
+  const bool orphan = self ? orphaned()
+                           : held_.count(config_.peer) == 0 &&
+                                 (is_failed_over(state_) || state_ == State::RunningInFailedMode);
+  if (other != State::RunningInBackupMode && !orphan) {
+    return "fallback of " + node + " is refused: the other node is " +
+           std::string(to_string(other)) +
+           ", not Running in Backup Mode (nor failed over itself, which would leave " + node +
+           "'s users and rooms with nobody)";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> SrmMachine::refuse_recover(TimePoint now,
+                                                      const std::string& group) const {
+  if (!config_.clustered) {
+    return "no redundancy group " + group + " (this node is in no group)";
+  }
+  if (group != config_.group) {
+    return "no redundancy group " + group + " here (this node is in " + config_.group + ")";
+  }
+  if (!config_.ha_enabled) {
+    return "high availability is not enabled for group " + config_.group;
+  }
+  const bool failed = state_ == State::RunningInFailedMode ||
+                      (peer_alive(now) && peer_.state == State::RunningInFailedMode);
+  if (!failed) {
+    return "recover is refused: no node of " + config_.group +
+           " is Running in Failed Mode (this node is " + describe(state_, reason_) + ")";
+  }
+  return std::nullopt;
+}
+
+}  // namespace tc::broker::ha
