@@ -10,12 +10,18 @@
 
 #include "broker/config.h"
 
-#include "ha/cluster_view.h"
-#include "muc/muc_service.h"
 #include "routing/router.h"
 #include "shard/cpu_pool.h"
 
 namespace tc::broker {
+
+// Named only: the context sits below the rooms and the SRM (scripts/check-layering).
+namespace muc {
+class MucService;
+}
+namespace ha {
+class ClusterView;
+}
 
 /// Counters exported at /metrics and by `tcctl status`. Relaxed atomics: approximate is fine.
 struct Metrics {
@@ -31,6 +37,11 @@ struct Metrics {
 
 /// What every session on every shard shares. Built once by Server; outlives all sessions.
 struct ServerContext {
+  ServerContext();
+  ~ServerContext();  // out of line: the rooms' service is only named here
+  ServerContext(const ServerContext&) = delete;
+  ServerContext& operator=(const ServerContext&) = delete;
+
   Config config;
   std::unique_ptr<boost::asio::ssl::context> tls;  ///< null when no certificate configured
   Router router;

@@ -379,9 +379,9 @@ void Srm::refresh_registry() {
   row.node = self_;
   row.text_conference_running =
       machine_ ? machine_->service_running(Service::TextConference) : true;
-  row.heartbeat_at = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+  row.heartbeat_at =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.wall_now().time_since_epoch())
+          .count();
   row.client_endpoint = client_endpoint_of(self_);
   row.srm_endpoint = server_.config.srm_address + ":" + std::to_string(service_port());
   row.admin_url = server_.admin_url;

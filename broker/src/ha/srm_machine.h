@@ -47,12 +47,18 @@ using TimePoint = std::chrono::steady_clock::time_point;
 class TimeSource {
  public:
   virtual ~TimeSource() = default;
+  /// Monotonic time: every HA decision and timeout.
   virtual TimePoint now() const = 0;
+  /// Wall-clock time: only what is shown to people (the registry's "last heartbeat").
+  virtual std::chrono::system_clock::time_point wall_now() const = 0;
 };
 
 class SteadyTimeSource final : public TimeSource {
  public:
   TimePoint now() const override { return std::chrono::steady_clock::now(); }
+  std::chrono::system_clock::time_point wall_now() const override {
+    return std::chrono::system_clock::now();
+  }
 };
 
 /// What the machine asks for. Effects carry an `op`: the machine waits for their Outcome

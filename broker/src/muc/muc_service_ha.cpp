@@ -9,7 +9,6 @@
 
 #include "muc/muc_service.h"
 #include "muc/shard_rooms.h"
-#include "net/session.h"
 #include "routing/router.h"
 
 namespace tc::broker::muc {

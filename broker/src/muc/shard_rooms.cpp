@@ -8,7 +8,6 @@
 #include "storage/errc.h"
 #include "xmpp/namespaces.h"
 
-#include "net/session.h"
 #include "routing/router.h"
 
 namespace tc::broker::muc {
@@ -55,7 +54,7 @@ void MucService::ShardRooms::handle(XmlElement stanza, Jid from, Completion done
 
 void MucService::ShardRooms::deliver(std::vector<Delivery> deliveries) {
   // One post per destination shard, in order (batched fan-out).
-  std::vector<std::vector<std::pair<std::shared_ptr<Session>, Wire>>> by_shard(
+  std::vector<std::vector<std::pair<std::shared_ptr<ClientStream>, Wire>>> by_shard(
       service_.shards_.size());
   std::vector<Delivery> remote;
   const bool clustered = service_.sink_ != nullptr;

@@ -15,6 +15,7 @@
 
 #include "net/tokens.h"
 #include "net/transport.h"
+#include "routing/client_stream.h"
 #include "routing/stanzas.h"
 
 namespace tc::broker {
@@ -24,37 +25,30 @@ struct ServerContext;
 
 /// One client-to-server XMPP stream (RFC 6120): stream negotiation (STARTTLS, SASL, bind),
 /// then stanza handling and routing. Shard-affine: every member runs on its shard's thread,
-/// except deliver() and close_with(), which post themselves there and may be called from
-/// anywhere. Kept alive by its own coroutines (shared_from_this).
-class Session : public std::enable_shared_from_this<Session> {
+/// except deliver(), close_with() and close_moved(), which post themselves there and may be
+/// called from anywhere. Kept alive by its own coroutines (shared_from_this). The code is split
+/// by concern: session.cpp (lifecycle, reading, writing, closing), session_auth.cpp
+/// (STARTTLS, SASL, registration, bind, XEP-0198), session_stanzas.cpp (stanzas, presence,
+/// the server's own IQs).
+class Session final : public ClientStream, public std::enable_shared_from_this<Session> {
  public:
   Session(ServerContext& server, Shard& shard, net::Transport::Tcp::socket socket);
-  ~Session();
+  ~Session() override;
 
   /// Starts reading. Call once, on the shard.
   void start();
 
-  /// Queues a serialised stanza for this client. Thread-safe.
-  void deliver(Wire wire);
-  /// Ends the stream with a stream error (RFC 6120 §4.9), e.g. "conflict",
-  /// "system-shutdown". Thread-safe.
-  void close_with(std::string condition, std::string text = {});
-  /// HA: ends the stream with see-other-host naming `endpoint` ("host:port"; "" sends reset),
-  /// `text` and `extra_xml` (the re-login window). Thread-safe.
-  void close_moved(std::string endpoint, std::string text, std::string extra_xml);
+  // ClientStream
+  void deliver(Wire wire) override;
+  void deliver_on_shard(const Wire& wire) override { send(wire); }
+  int shard_index() const override;
+  void close_with(std::string condition, std::string text = {}) override;
+  void close_moved(std::string endpoint, std::string text, std::string extra_xml) override;
+  const xmpp::Jid& jid() const override { return jid_; }
+  const std::string& moved_in() const override { return moved_in_; }
+
   /// The authenticated username ("" before SASL success).
   const std::string& username() const { return username_; }
-
-  /// Queues a serialised stanza; call only on this session's shard (batched fan-out).
-  void deliver_on_shard(const Wire& wire) { send(wire); }
-  /// Index of the shard this session lives on.
-  int shard_index() const;
-
-  /// The bound full JID; empty before resource binding. Set once, on the shard.
-  const xmpp::Jid& jid() const { return jid_; }
-  /// HA: the partition whose failover brought this user here (its assigned node was failed
-  /// over when it bound); "" otherwise. Such sessions go back on fallback. Set once, at bind.
-  const std::string& moved_in() const { return moved_in_; }
 
  private:
   enum class Phase { Header, Tls, Auth, Bind, Bound, Closed };
@@ -74,6 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void sasl_success(std::string username, std::string additional_data);
   net::Awaitable<void> on_register_iq(const xmpp::XmlElement& iq);
   void on_bind(const xmpp::XmlElement& iq);
+  bool plain_allowed() const;  // PLAIN offered: TLS, or loopback when configured
 
   // Stanzas after binding.
   net::Awaitable<void> on_stanza(xmpp::XmlElement& stanza);

@@ -5,10 +5,10 @@
 
 namespace tc::broker {
 
-std::shared_ptr<Session> Router::bind(const xmpp::Jid& full,
-                                      const std::shared_ptr<Session>& session,
-                                      std::int64_t bound_at) {
-  std::shared_ptr<Session> old;
+std::shared_ptr<ClientStream> Router::bind(const xmpp::Jid& full,
+                                           const std::shared_ptr<ClientStream>& session,
+                                           std::int64_t bound_at) {
+  std::shared_ptr<ClientStream> old;
   {
     std::unique_lock lock(mu_);
     auto& resources = table_[full.bare_str()];
@@ -26,7 +26,7 @@ std::shared_ptr<Session> Router::bind(const xmpp::Jid& full,
   return old;
 }
 
-void Router::unbind(const xmpp::Jid& full, const Session* session) {
+void Router::unbind(const xmpp::Jid& full, const ClientStream* session) {
   {
     std::unique_lock lock(mu_);
     const auto bare = table_.find(full.bare_str());
@@ -52,7 +52,7 @@ void Router::unbind(const xmpp::Jid& full, const Session* session) {
   }
 }
 
-std::shared_ptr<Session> Router::find(const xmpp::Jid& full) const {
+std::shared_ptr<ClientStream> Router::find(const xmpp::Jid& full) const {
   std::shared_lock lock(mu_);
   const auto bare = table_.find(full.bare_str());
   if (bare == table_.end()) {
@@ -62,8 +62,8 @@ std::shared_ptr<Session> Router::find(const xmpp::Jid& full) const {
   return it == bare->second.end() ? nullptr : it->second.session.lock();
 }
 
-std::vector<std::shared_ptr<Session>> Router::sessions_of(const xmpp::Jid& bare) const {
-  std::vector<std::shared_ptr<Session>> out;
+std::vector<std::shared_ptr<ClientStream>> Router::sessions_of(const xmpp::Jid& bare) const {
+  std::vector<std::shared_ptr<ClientStream>> out;
   std::shared_lock lock(mu_);
   const auto it = table_.find(bare.bare_str());
   if (it == table_.end()) {
@@ -77,8 +77,8 @@ std::vector<std::shared_ptr<Session>> Router::sessions_of(const xmpp::Jid& bare)
   return out;
 }
 
-std::vector<std::shared_ptr<Session>> Router::all() const {
-  std::vector<std::shared_ptr<Session>> out;
+std::vector<std::shared_ptr<ClientStream>> Router::all() const {
+  std::vector<std::shared_ptr<ClientStream>> out;
   std::shared_lock lock(mu_);
   out.reserve(count_);
   for (const auto& [bare, resources] : table_) {

@@ -13,11 +13,10 @@
 #include "xmpp/jid.h"
 #include "xmpp/xml_element.h"
 
+#include "routing/client_stream.h"
 #include "routing/stanzas.h"
 
 namespace tc::broker {
-
-class Session;
 
 /// Where the router sends what concerns users whose sessions live on other nodes of the
 /// cluster (implemented by SRM's node-to-node link). Called on any thread.
@@ -33,25 +32,26 @@ class RemoteRoutes {
                                const xmpp::XmlElement& stanza, bool bounce) = 0;
 };
 
-/// The table of bound client sessions: full JID -> session on this node, and full JID -> node
-/// for the sessions other nodes of the cluster announced (each node is authoritative for its
+/// The table of bound client streams (sessions): full JID -> stream on this node, and full JID ->
+/// node for the sessions other nodes of the cluster announced (each node is authoritative for its
 /// own; the table is resynchronised whenever a link comes back). Thread-safe and read-mostly
 /// (a shared_mutex; lookups take it shared). Delivery itself is a post onto the recipient's
-/// shard (Session::deliver), so no lock is held while anything is written.
+/// shard (ClientStream::deliver), so no lock is held while anything is written.
 class Router {
  public:
   /// Registers a bound session. When the full JID is taken, the old session is returned so
   /// the caller can close it with <conflict/> (RFC 6120 §7.7.2.2, "override").
-  std::shared_ptr<Session> bind(const xmpp::Jid& full, const std::shared_ptr<Session>& session,
-                                std::int64_t bound_at = 0);
+  std::shared_ptr<ClientStream> bind(const xmpp::Jid& full,
+                                     const std::shared_ptr<ClientStream>& session,
+                                     std::int64_t bound_at = 0);
   /// Removes the entry if it still belongs to `session`.
-  void unbind(const xmpp::Jid& full, const Session* session);
+  void unbind(const xmpp::Jid& full, const ClientStream* session);
 
-  std::shared_ptr<Session> find(const xmpp::Jid& full) const;
+  std::shared_ptr<ClientStream> find(const xmpp::Jid& full) const;
   /// Every bound session of a bare JID.
-  std::vector<std::shared_ptr<Session>> sessions_of(const xmpp::Jid& bare) const;
+  std::vector<std::shared_ptr<ClientStream>> sessions_of(const xmpp::Jid& bare) const;
   /// Every bound session (for shutdown and status).
-  std::vector<std::shared_ptr<Session>> all() const;
+  std::vector<std::shared_ptr<ClientStream>> all() const;
   std::size_t size() const;
 
   // ---- sessions on other nodes ----
@@ -84,7 +84,7 @@ class Router {
 
  private:
   struct Entry {
-    std::weak_ptr<Session> session;
+    std::weak_ptr<ClientStream> session;
     std::int64_t bound_at = 0;
   };
   struct Remote {

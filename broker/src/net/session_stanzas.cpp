@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: Apache-2.0
+// Session: stanzas after binding (routing to rooms, users and the server itself), presence
+// (RFC 6121 §4) and the server's own IQs (disco, version, ping, password change).
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "storage/errc.h"
+#include "xmpp/errc.h"
+#include "xmpp/namespaces.h"
+
+#include "accounts.h"
+#include "muc/muc_service.h"
+#include "net/session.h"
+#include "net/user_routing.h"
+#include "server_context.h"
+#include "shard/shard.h"
+
+namespace tc::broker {
+
+namespace asio = boost::asio;
+namespace ns = xmpp::ns;
+using xmpp::XmlElement;
+
+namespace {
+
+constexpr std::string_view kVersion = "0.1.0";
+
+}  // namespace
+
+// ---- stanzas ----
+
+net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
+  // RFC 6120 §8.1.2.1: the server stamps the full JID; a client may only claim its own.
+  if (stanza.has_attr("from")) {
+    const auto claimed = xmpp::Jid::parse(stanza.attr("from"));
+    if (!claimed || (*claimed != jid_ && *claimed != jid_.bare())) {
+      stream_error("invalid-from", "the from address is not this stream's");
+      co_return;
+    }
+  }
+  stanza.set_attr("from", jid_.str());
+  const std::string_view type = stanza.attr("type");
+
+  std::optional<xmpp::Jid> to;
+  if (stanza.has_attr("to")) {
+    auto parsed = xmpp::Jid::parse(stanza.attr("to"));
+    if (!parsed) {
+      if (type != "error" && type != "result") {
+        send(make_error_reply(stanza, Condition::JidMalformed));
+      }
+      co_return;
+    }
+    to = *parsed;
+    stanza.set_attr("to", to->str());  // normalised
+  }
+
+  const bool for_server =
+      !to || (to->local().empty() && to->domain() == server_.config.domain && to->is_bare());
+  const bool for_own_account = to && *to == jid_.bare();
+
+  if (stanza.name() == "iq") {
+    if (type != "get" && type != "set" && type != "result" && type != "error") {
+      send(make_error_reply(stanza, Condition::BadRequest, "iq needs a type"));
+      co_return;
+    }
+    if (stanza.attr("id").empty()) {
+      send(make_error_reply(stanza, Condition::BadRequest, "iq needs an id"));
+      co_return;
+    }
+    if (for_server || for_own_account) {
+      if (type == "set" && stanza.child("query", ns::kRegister) != nullptr) {
+        co_await on_password_change(stanza);
+      } else {
+        on_iq_for_server(stanza);
+      }
+      co_return;
+    }
+  }
+  if (stanza.name() == "presence" && !to) {
+    on_presence(stanza, to);
+    co_return;
+  }
+  if (stanza.name() == "message" && !to) {
+    // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
+    route_to_user(stanza, jid_.bare());
+    co_return;
+  }
+  if (to->domain() == server_.muc->domain()) {
+    if (stanza.name() == "presence") {
+      track_directed_presence(stanza, *to);
+    }
+    // Completes once the room has handled it: for a groupchat message, after the commit, so
+    // the XEP-0198 count (and the client's ack) never runs ahead of the database.
+    co_await server_.muc->async_dispatch(std::move(stanza), jid_, asio::use_awaitable);
+    co_return;
+  }
+  if (to->domain() != server_.config.domain) {
+    if (type != "error" && type != "result") {
+      send(make_error_reply(stanza, Condition::RemoteServerNotFound,
+                            "this server does not federate"));
+    }
+    co_return;
+  }
+  if (to->local().empty()) {
+    // A message or presence to the server itself (or to a resource of it).
+    if (stanza.name() == "iq" && (type == "get" || type == "set")) {
+      send(make_error_reply(stanza, Condition::ServiceUnavailable));
+    }
+    co_return;
+  }
+  if (stanza.name() == "presence") {
+    on_presence(stanza, to);
+    co_return;
+  }
+  route_to_user(stanza, *to);
+}
+
+void Session::on_iq_for_server(const XmlElement& iq) {
+  const std::string_view type = iq.attr("type");
+  if (type == "result" || type == "error") {
+    return;  // answers to nothing we asked; RFC 6120 §8.2.3 says do not reply
+  }
+  const XmlElement* payload = iq.first_element();
+  if (payload == nullptr) {
+    send(make_error_reply(iq, Condition::BadRequest, "empty iq"));
+    return;
+  }
+  const std::string& name = payload->name();
+  const std::string& xmlns = payload->xmlns();
+  const bool get = type == "get";
+  const bool to_account = iq.has_attr("to") && xmpp::Jid::parse(iq.attr("to"))->local() != "";
+
+  if (get && name == "ping" && xmlns == ns::kPing) {
+    send(make_iq_result(iq));  // XEP-0199 §4.1
+    return;
+  }
+  if (get && name == "query" && xmlns == ns::kDiscoInfo) {
+    auto reply = make_iq_result(iq);
+    auto& query = reply.add_child("query", ns::kDiscoInfo);
+    if (!payload->attr("node").empty()) {
+      send(make_error_reply(iq, Condition::ItemNotFound));
+      return;
+    }
+    auto& identity = query.add_child("identity", ns::kDiscoInfo);
+    if (to_account) {
+      identity.set_attr("category", "account").set_attr("type", "registered");
+    } else {
+      identity.set_attr("category", "server").set_attr("type", "im").set_attr("name", "tcbroker");
+    }
+    for (const char* feature : {ns::kDiscoInfo, ns::kDiscoItems, ns::kPing, ns::kVersion,
+                                ns::kRoster, ns::kStreamManagement}) {
+      query.add_child("feature", ns::kDiscoInfo).set_attr("var", feature);
+    }
+    if (server_.config.registration) {
+      query.add_child("feature", ns::kDiscoInfo).set_attr("var", ns::kRegister);
+    }
+    send(reply);
+    return;
+  }
+  if (get && name == "query" && xmlns == ns::kDiscoItems) {
+    auto reply = make_iq_result(iq);
+    auto& query = reply.add_child("query", ns::kDiscoItems);
+    if (!to_account) {
+      query.add_child("item", ns::kDiscoItems)
+          .set_attr("jid", server_.muc->domain())
+          .set_attr("name", "Chat rooms");
+    }
+    send(reply);
+    return;
+  }
+  if (name == "query" && xmlns == ns::kRoster) {
+    if (get) {
+      // Rosters are not stored: this is a chat-room broker. An empty roster lets every
+      // client proceed (RFC 6121 §2.1.3).
+      auto reply = make_iq_result(iq);
+      reply.add_child("query", ns::kRoster);
+      send(reply);
+    } else {
+      send(make_error_reply(iq, Condition::FeatureNotImplemented,
+                            "rosters are not stored by this server"));
+    }
+    return;
+  }
+  if (!get && name == "session" && xmlns == ns::kSession) {
+    send(make_iq_result(iq));  // RFC 3921 legacy no-op
+    return;
+  }
+  if (get && name == "query" && xmlns == ns::kVersion && !to_account) {
+    auto reply = make_iq_result(iq);
+    auto& query = reply.add_child("query", ns::kVersion);
+    query.add_child("name", ns::kVersion).add_text("tcbroker");
+    query.add_child("version", ns::kVersion).add_text(std::string(kVersion));
+    send(reply);
+    return;
+  }
+  send(make_error_reply(iq, Condition::ServiceUnavailable));
+}
+
+net::Awaitable<void> Session::on_password_change(const XmlElement& iq) {
+  // XEP-0077 §3.3: change of password by an authenticated user.
+  const XmlElement* query = iq.child("query", ns::kRegister);
+  if (query->child("remove", ns::kRegister) != nullptr) {
+    send(make_error_reply(iq, Condition::NotAllowed, "accounts are removed by an administrator"));
+    co_return;
+  }
+  const auto username = normalize_username(query->child_text("username", ns::kRegister));
+  const std::string password = query->child_text("password", ns::kRegister);
+  if (!username || *username != username_ || password.empty()) {
+    send(
+        make_error_reply(iq, Condition::BadRequest, "give your own username and the new password"));
+    co_return;
+  }
+  auto hash_job = [u = username_, p = password, iterations = server_.config.scram_iterations] {
+    return make_account(u, p, iterations);  // PBKDF2: on the CPU pool
+  };
+  auto account = co_await server_.cpu->async_run(std::move(hash_job), asio::use_awaitable);
+  Result<void> changed = account.has_error() ? Result<void>(account.error()) : Result<void>();
+  if (account) {
+    auto update_job = [a = std::move(*account)](storage::Store& s) { return s.update_account(a); };
+    changed = co_await shard_.store().async_call(std::move(update_job), asio::use_awaitable);
+  }
+  if (closing_) {
+    co_return;
+  }
+  if (changed) {
+    send(make_iq_result(iq));
+  } else if (changed.error() == xmpp::Errc::MalformedRequest) {
+    send(make_error_reply(iq, Condition::NotAcceptable, "unusable password"));
+  } else {
+    send(make_error_reply(iq, {ErrorType::Wait, Condition::InternalServerError}));
+  }
+}
+
+void Session::route_to_user(XmlElement& stanza, const xmpp::Jid& to) {
+  broker::route_to_user(server_, stanza, to, UserHop::Origin);
+}
+
+void Session::on_presence(XmlElement& presence, const std::optional<xmpp::Jid>& to) {
+  const std::string_view type = presence.attr("type");
+  if (!to) {
+    if (type.empty() || type == "unavailable") {
+      available_ = type.empty();
+      const auto priority = presence.child_text("priority", ns::kClient);
+      priority_ = priority.empty() ? 0 : std::atoi(priority.c_str());
+      broadcast_own_presence(presence);
+      if (!available_) {
+        end_directed_presence(presence);
+      }
+    }
+    return;  // subscription management without a roster has nothing to do
+  }
+  track_directed_presence(presence, *to);
+  broker::route_to_user(server_, presence, *to, UserHop::Origin);
+}
+
+void Session::end_directed_presence(const XmlElement& unavailable) {
+  for (const auto& target : directed_presence_) {
+    auto jid = xmpp::Jid::parse(target);
+    if (!jid) {
+      continue;
+    }
+    XmlElement copy = unavailable;
+    copy.set_attr("to", target);
+    if (jid->domain() == server_.muc->domain()) {
+      server_.muc->async_dispatch(std::move(copy), jid_, asio::detached);  // leaves the room
+    } else if (jid->domain() == server_.config.domain && !jid->local().empty()) {
+      broker::route_to_user(server_, copy, *jid, UserHop::Origin);
+    }
+  }
+  directed_presence_.clear();
+}
+
+void Session::track_directed_presence(const XmlElement& presence, const xmpp::Jid& to) {
+  // RFC 6121 §4.6: whoever got directed presence gets unavailable presence when we go.
+  const std::string_view type = presence.attr("type");
+  if (type.empty()) {
+    directed_presence_.insert(to.str());
+  } else if (type == "unavailable" || type == "error") {
+    directed_presence_.erase(to.str());
+  }
+}
+
+void Session::broadcast_own_presence(const XmlElement& presence) {
+  // RFC 6121 §4.2.2: the user's own resources, this one included, see its presence.
+  for (const auto& s : server_.router.sessions_of(jid_.bare())) {
+    XmlElement copy = presence;
+    copy.set_attr("to", s->jid().str());
+    s->deliver(to_wire(copy));
+  }
+  // ... and so do its resources on other nodes of the cluster.
+  if (auto* remote = server_.router.remote_routes()) {
+    for (const auto& [node, full] : server_.router.remote_sessions_of(jid_.bare())) {
+      XmlElement copy = presence;
+      copy.set_attr("to", full.str());
+      remote->forward_to_user(node, full, copy, false);
+    }
+  }
+}
+
+}  // namespace tc::broker
