@@ -10,6 +10,7 @@
 #include "xmpp/namespaces.h"
 
 #include "ha/srm.h"
+#include "muc/shard_rooms.h"
 #include "routing/stanzas.h"
 #include "server_context.h"
 
@@ -47,25 +48,12 @@ void Srm::fail_in_flight(std::vector<InFlight> stanzas, std::string_view why) {
   std::vector<muc::RoomHost::Delivery> errors;
   for (auto& pending : stanzas) {
     const XmlElement& st = pending.stanza;
-    const std::string_view type = st.attr("type");
-    if (type == "error" || type == "result" || (st.name() == "presence" && type == "unavailable")) {
-      continue;
-    }
     auto from = Jid::parse(st.attr("from"));
-    if (!from) {
+    if (!wants_error_reply(st) || !from) {
       continue;
     }
-    XmlElement e(st.name(), xmpp::ns::kClient);
-    if (st.has_attr("id")) {
-      e.set_attr("id", std::string(st.attr("id")));
-    }
-    e.set_attr("from", std::string(st.attr("to"))).set_attr("to", from->str());
-    e.set_attr("type", "error");
-    auto& err = e.add_child("error", xmpp::ns::kClient);
-    err.set_attr("type", "wait");
-    err.add_child("recipient-unavailable", xmpp::ns::kStanzaErrors);
-    err.add_child("text", xmpp::ns::kStanzaErrors).add_text(std::string(why));
-    errors.push_back({*from, to_wire(e)});
+    errors.push_back({*from, to_wire(muc::error_reply(st, std::string(st.attr("to")),
+                                                      Condition::RecipientUnavailable, why))});
   }
   for (auto& d : errors) {
     server_.muc->deliver_from_peer(d.to, d.wire);
@@ -138,28 +126,35 @@ void Srm::forward_gone(const Jid& room, const Jid& real) {
 
 // ---- users on the peer: the sessions directory and forwarded stanzas ----
 
+namespace {
+
+/// <session jid='full' at='bound_at'/>, or with gone='1' when the session ended.
+XmlElement session_frame(const std::string& full, std::int64_t bound_at, bool bound) {
+  XmlElement frame("session", std::string(kDataNs));
+  frame.set_attr("jid", full);
+  if (bound) {
+    frame.set_attr("at", std::to_string(bound_at));
+  } else {
+    frame.set_attr("gone", "1");
+  }
+  return frame;
+}
+
+}  // namespace
+
 void Srm::announce(const Jid& full, std::int64_t bound_at, bool bound) {
   asio::post(control_, [this, full = full.str(), bound_at, bound] {
     if (!link_ || !link_->up(PeerLink::Channel::Data)) {
       return;  // the resynchronisation when the link comes up covers it
     }
-    XmlElement frame("session", std::string(kDataNs));
-    frame.set_attr("jid", full);
-    if (bound) {
-      frame.set_attr("at", std::to_string(bound_at));
-    } else {
-      frame.set_attr("gone", "1");
-    }
-    link_->send(PeerLink::Channel::Data, frame);
+    link_->send(PeerLink::Channel::Data, session_frame(full, bound_at, bound));
   });
 }
 
 void Srm::send_sessions() {
   link_->send(PeerLink::Channel::Data, XmlElement("sessions-reset", std::string(kDataNs)));
   for (const auto& local : server_.router.locals()) {
-    XmlElement frame("session", std::string(kDataNs));
-    frame.set_attr("jid", local.full.str()).set_attr("at", std::to_string(local.bound_at));
-    link_->send(PeerLink::Channel::Data, frame);
+    link_->send(PeerLink::Channel::Data, session_frame(local.full.str(), local.bound_at, true));
   }
 }
 

@@ -40,8 +40,7 @@ void MucService::route_clustered(XmlElement stanza, Jid from, Completion done) {
   if (holder == view->self) {
     if (!serving_) {
       ShardRooms& first = *shards_.front();
-      if (stanza.attr("type") != "error" && stanza.attr("type") != "result" &&
-          !(stanza.name() == "presence" && stanza.attr("type") == "unavailable")) {
+      if (wants_error_reply(stanza)) {
         first.deliver({{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")),
                                                   {ErrorType::Wait, Condition::ServiceUnavailable},
                                                   "the text-conference service is stopped on "
@@ -59,9 +58,7 @@ void MucService::route_clustered(XmlElement stanza, Jid from, Completion done) {
   const std::string partition = view->room_partition(to.bare_str());
   if (!holder.empty() && view->unreachable(partition)) {
     // A network cut, not a move: waiting would hold the sender's session for nothing.
-    const std::string_view type = stanza.attr("type");
-    if (type != "error" && type != "result" &&
-        !(stanza.name() == "presence" && type == "unavailable")) {
+    if (wants_error_reply(stanza)) {
       shards_.front()->deliver(
           {{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")),
                                       Condition::RecipientUnavailable,
@@ -91,9 +88,7 @@ void MucService::expire_parked() {
   }
   ShardRooms& first = *shards_.front();
   for (auto& p : expired) {
-    const std::string_view type = p.stanza.attr("type");
-    if (type == "error" || type == "result" ||
-        (p.stanza.name() == "presence" && type == "unavailable")) {
+    if (!wants_error_reply(p.stanza)) {
       continue;
     }
     // Never silently dropped: the sender hears that the room did not come back in time.
@@ -145,9 +140,7 @@ void MucService::dispatch_from_peer(XmlElement stanza, Jid from, Completion done
     return;
   }
   if (!hosted_here(*view, *to)) {
-    const std::string_view type = stanza.attr("type");
-    if (type != "error" && type != "result" &&
-        !(stanza.name() == "presence" && type == "unavailable")) {
+    if (wants_error_reply(stanza)) {
       sink_->forward_deliveries(
           {{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")),
                                       Condition::RecipientUnavailable,

@@ -57,4 +57,10 @@ bool is_stanza(const xmpp::XmlElement& element) {
   return (n == "message" || n == "presence" || n == "iq") && element.xmlns() == xmpp::ns::kClient;
 }
 
+bool wants_error_reply(const xmpp::XmlElement& stanza) {
+  const std::string_view type = stanza.attr("type");
+  return type != "error" && type != "result" &&
+         !(stanza.name() == "presence" && type == "unavailable");
+}
+
 }  // namespace tc::broker

@@ -33,4 +33,8 @@ Wire to_wire(std::string text);
 /// True for the three stanza kinds of RFC 6120 §8 in jabber:client.
 bool is_stanza(const xmpp::XmlElement& element);
 
+/// Whether a stanza that cannot be handled is answered with an error: never an error (RFC 6120
+/// §8.3.1 forbids answering one), nor a result, nor an unavailable presence (nobody awaits it).
+bool wants_error_reply(const xmpp::XmlElement& stanza);
+
 }  // namespace tc::broker
