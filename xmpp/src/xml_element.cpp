@@ -10,7 +10,10 @@ constexpr std::string_view kXmlNamespace = "http://www.w3.org/XML/1998/namespace
 
 // Appends `raw` with the five predefined entities escaped (XML 1.0 §2.4, §4.6). Escaping '>'
 // and '\'' is not required everywhere, but doing it always keeps one function for both uses.
-void append_escaped(std::string& out, std::string_view raw) {
+// In an attribute value tab, newline and carriage return are written as character references
+// too: a reader normalises the literal characters to spaces (XML 1.0 §3.3.3), so an id or a
+// nickname holding one would not come back as it was sent (the SRM protocol fuzzer found it).
+void append_escaped(std::string& out, std::string_view raw, bool attribute = false) {
   std::size_t start = 0;
   for (std::size_t i = 0; i < raw.size(); ++i) {
     const char* entity = nullptr;
@@ -30,8 +33,20 @@ void append_escaped(std::string& out, std::string_view raw) {
       case '\'':
         entity = "&apos;";
         break;
+      case '\t':
+        entity = attribute ? "&#9;" : nullptr;
+        break;
+      case '\n':
+        entity = attribute ? "&#10;" : nullptr;
+        break;
+      case '\r':
+        entity = attribute ? "&#13;" : nullptr;
+        break;
       default:
         continue;
+    }
+    if (entity == nullptr) {
+      continue;
     }
     out.append(raw.substr(start, i - start));
     out.append(entity);
@@ -187,7 +202,7 @@ void XmlElement::append_to(std::string& out, std::string_view parent_xmlns) cons
     out += ' ';
     out += key;
     out += "=\"";
-    append_escaped(out, value);
+    append_escaped(out, value, true);
     out += '"';
   }
   if (children_.empty()) {

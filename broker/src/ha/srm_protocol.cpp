@@ -126,7 +126,7 @@ std::optional<Control> decode_control(const XmlElement& frame, std::string* erro
   }
   ctl.partition = std::string(frame.attr("partition"));
   ctl.reason = reason_from(frame.attr("reason")).value_or(Reason::Unknown);
-  ctl.handed = frame.attr("handed") == "1";
+  ctl.handed = ctl.op == "adopt" && frame.attr("handed") == "1";  // only an adopt hands over
   ctl.action = std::string(frame.attr("action"));
   ctl.service = std::string(frame.attr("service"));
   return ctl;

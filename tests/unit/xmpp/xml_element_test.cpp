@@ -99,6 +99,16 @@ TEST(XmlElementTest, EscapesTextAndAttributes) {
   EXPECT_EQ(xml_escape("&&"), "&amp;&amp;");
 }
 
+TEST(XmlElementTest, WhitespaceInAttributesSurvivesAReader) {
+  // A reader turns literal tabs and line ends in an attribute into spaces (XML 1.0 §3.3.3):
+  // written as character references, an id or a nickname comes back as it was sent. Text
+  // keeps them literal.
+  XmlElement e("message");
+  e.set_attr("id", "a\tb\nc\rd");
+  e.add_text("line 1\nline 2");
+  EXPECT_EQ(e.to_string(), "<message id=\"a&#9;b&#10;c&#13;d\">line 1\nline 2</message>");
+}
+
 TEST(XmlElementTest, XmlnsAttributeIsNotWrittenTwice) {
   XmlElement e("stream", ns::kStream);
   e.set_attr("xmlns", ns::kClient);
