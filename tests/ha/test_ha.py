@@ -473,6 +473,32 @@ class ManualOperations(HaTestCase):
         await self.say(a, room, "after manual fallback")
         await self.actl_refused("ha", "fallback", "node1")
 
+        # /metrics: each node timed the failover phases it went through, the room's host
+        # its commits, the backup the MAM query it answered.
+        def series(node):
+            code, text = node.api("GET", "/metrics")
+            self.assertEqual(code, 200, text)
+            out = {}
+            for line in text.splitlines():
+                if line and not line.startswith("#"):
+                    name, _, value = line.rpartition(" ")
+                    out[name] = float(value)
+            return out
+        m1 = await asyncio.to_thread(series, pair.n1)
+        m2 = await asyncio.to_thread(series, pair.n2)
+        for m, phase in ((m1, "Failing Over"), (m1, "Taking Back"), (m2, "Taking Over"),
+                         (m2, "Falling Back")):
+            key = f'tc_srm_phase_seconds_count{{phase="{phase}"}}'
+            self.assertGreaterEqual(m.get(key, 0), 1, (key, sorted(m)))
+            inf = f'tc_srm_phase_seconds_bucket{{phase="{phase}",le="+Inf"}}'
+            self.assertEqual(m[inf], m[key], key)
+        self.assertGreaterEqual(m1["tc_room_commit_seconds_count"], 2, m1)
+        self.assertGreaterEqual(m2["tc_room_commit_seconds_count"], 1, m2)
+        self.assertGreaterEqual(m2["tc_mam_query_seconds_count"], 1, m2)
+        self.assertGreaterEqual(m1["tc_fanout_seconds_count"], 1, m1)
+        self.assertEqual(m1['tc_srm_state{group="%s",node="node1",state="Normal",'
+                            'reason="Normal"}' % pair.group], 1, m1)
+
 
 class HaOff(HaTestCase):
     async def test_ha_off_unknown_and_refused(self):

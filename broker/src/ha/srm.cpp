@@ -347,6 +347,13 @@ void Srm::execute(srm::RefreshRegistry&) {
 void Srm::execute(srm::StateChanged& a) {
   spdlog::info("srm: {} / {} -> {} / {}", to_string(a.from), to_string(a.from_reason),
                to_string(a.to), to_string(a.to_reason));
+  // The failover phases (Taking Over, Failing Over, Falling Back, Taking Back, Initializing):
+  // how long each lasted, for /metrics.
+  const auto now = clock_.now();
+  if (is_transient(a.from) && state_entered_ != TimePoint{}) {
+    phase_timing_.try_emplace(a.from).first->second.observe(now - state_entered_);
+  }
+  state_entered_ = now;
 }
 
 void Srm::execute(srm::Stopped&) {

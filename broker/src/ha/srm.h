@@ -12,6 +12,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "base/histogram.h"
+
 #include "admin/admin_server.h"
 #include "ha/cluster_settings.h"
 #include "ha/cluster_view.h"
@@ -192,6 +194,9 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
   std::map<std::uint64_t, InFlight> in_flight_;
   /// Timers of the machine's sleeps, cancelled when a clean stop is over.
   std::map<std::uint64_t, std::shared_ptr<boost::asio::steady_timer>> sleeps_;
+  // How long each transient state lasted (control thread only; read by metrics_text()).
+  std::map<State, LatencyHistogram> phase_timing_;
+  TimePoint state_entered_{};
   struct AdminTicket {
     bool failover = false;
     admin::Respond respond;

@@ -364,8 +364,9 @@ std::string Srm::metrics_text() const {
   line("tc_rooms_live", "", static_cast<double>(server_.muc->live_rooms()));
   out += "# TYPE tc_srm_state gauge\n";
   line("tc_srm_state",
-       "node=\"" + self_ + "\",state=\"" + std::string(to_string(state())) + "\",reason=\"" +
-           std::string(to_string(reason())) + "\"",
+       "group=\"" + group_.name + "\",node=\"" + self_ + "\",state=\"" +
+           std::string(to_string(state())) + "\",reason=\"" + std::string(to_string(reason())) +
+           "\"",
        1);
   out += "# TYPE tc_srm_lease_epoch gauge\n";
   for (const auto& [p, h] : machine_->held()) {
@@ -373,6 +374,16 @@ std::string Srm::metrics_text() const {
   }
   out += "# TYPE tc_srm_peer_reachable gauge\n";
   line("tc_srm_peer_reachable", "", machine_->peer_alive(clock_.now()) ? 1 : 0);
+  // Latencies (docs/operator-guide.md, "Metrics"; docs/grafana-dashboard.json graphs them).
+  const auto& muc = server_.muc->metrics();
+  muc.commit.append_prometheus(out, "tc_room_commit_seconds", "");
+  muc.archive.append_prometheus(out, "tc_mam_query_seconds", "");
+  muc.fanout.append_prometheus(out, "tc_fanout_seconds", "");
+  out += "# TYPE tc_srm_phase_seconds histogram\n";
+  for (const auto& [phase, timing] : phase_timing_) {
+    timing.append_prometheus(out, "tc_srm_phase_seconds",
+                             "phase=\"" + std::string(to_string(phase)) + "\"", false);
+  }
   return out;
 }
 

@@ -127,6 +127,8 @@ class MucService {
 
   /// Live rooms and occupants over all shards (approximate; for status and metrics).
   std::size_t live_rooms() const { return live_rooms_.load(); }
+  /// Commit, MAM and fan-out latencies of every room of this node.
+  const MucMetrics& metrics() const { return metrics_; }
 
   /// Runs one retention pass now; returns messages removed. Blocking: tests and tools only.
   std::uint64_t purge_expired_for_test();
@@ -160,6 +162,7 @@ class MucService {
   std::vector<std::unique_ptr<ShardRooms>> shards_;
   Router& router_;
   std::atomic<std::size_t> live_rooms_{0};
+  MucMetrics metrics_;
   std::atomic<std::size_t> known_rooms_{0};       // rooms in the store, for muc.max_rooms
   std::atomic<std::size_t> persistent_rooms_{0};  // for muc.max_persistent_rooms
   std::unique_ptr<boost::asio::steady_timer> retention_timer_;

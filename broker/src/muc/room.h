@@ -176,9 +176,11 @@ class Room : public std::enable_shared_from_this<Room> {
   /// `Result<T>(storage::Store&)`, or a storage::NewMessage to append with group commit),
   /// then `apply(Result<T>)` runs back on the room's shard, unless the room was destroyed in
   /// the meantime: then `apply` is dropped uncalled (a Completion it holds fires on its own).
-  /// `apply` may capture `this`: the room lives until it has run. Defined in room_commit.h.
+  /// `apply` may capture `this`: the room lives until it has run. The wait is counted in the
+  /// host's metrics as a commit, or (`archive_query`) as a MAM query. Defined in
+  /// room_commit.h.
   template <class Write, class Apply>
-  void commit_then_apply(Write write, Apply apply);
+  void commit_then_apply(Write write, Apply apply, bool archive_query = false);
   void maybe_empty();
 
   RoomHost& host_;

@@ -7,6 +7,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "base/histogram.h"
 #include "broker/config.h"
 #include "storage/records.h"
 #include "xmpp/jid.h"
@@ -18,6 +19,13 @@ class StoreWorker;
 }
 
 namespace tc::broker::muc {
+
+/// Latencies the rooms report at /metrics (rendered by the SRM's admin backend).
+struct MucMetrics {
+  LatencyHistogram commit;   ///< a room write: handed to the store worker -> committed
+  LatencyHistogram archive;  ///< a MAM query: handed to the store worker -> rows back
+  LatencyHistogram fanout;   ///< a broadcast: handed out -> queued on a recipient's shard
+};
 
 /// What a Room needs from the node, so that rooms can be tested without sockets. All
 /// methods are called on the room's shard.
@@ -55,6 +63,8 @@ class RoomHost {
   /// unfenced.
   virtual std::string partition_of(const xmpp::Jid& room) const = 0;
   virtual std::optional<storage::Fence> fence_for(const xmpp::Jid& room) const = 0;
+  /// Where latencies are counted; null (the default) counts nothing.
+  virtual MucMetrics* metrics() { return nullptr; }
   /// An occupant (real full JID) left the room for any reason (leave, kick, ban, destroy).
   virtual void on_occupant_gone(const xmpp::Jid& room, const xmpp::Jid& real) {
     (void)room, (void)real;

@@ -96,55 +96,58 @@ void Room::on_mam_iq(const XmlElement& iq, const Jid& from, Completion done) {
   }
   const std::string query_id(query->attr("queryid"));
   auto job = [q](storage::Store& s) { return s.query_archive(q); };
-  commit_then_apply(std::move(job), [this, iq, from, query_id, done = std::move(done)](
-                                        Result<storage::ArchivePage> page) mutable {
-    if (!page) {
-      if (page.error() == storage::Errc::NotFound) {
-        send_error(iq, from, Condition::ItemNotFound, "unknown RSM cursor");
-      } else {
-        send_error(iq, from, {ErrorType::Wait, Condition::InternalServerError});
-      }
-      return;
-    }
-    std::vector<RoomHost::Delivery> out;
-    out.reserve(page->messages.size() + 1);
-    for (const auto& m : page->messages) {
-      std::string wire = "<message to='" + xmpp::xml_escape(from.str()) + "' from='" +
-                         xmpp::xml_escape(jid_.bare_str()) + "'><result xmlns='urn:xmpp:mam:2'";
-      if (!query_id.empty()) {
-        wire += " queryid='" + xmpp::xml_escape(query_id) + "'";
-      }
-      wire += " id='" + xmpp::xml_escape(m.stanza_id) +
-              "'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='" +
-              xmpp::xep82_timestamp(m.created_at) + "'/>";
-      // The stored stanza is in jabber:client; inside <forwarded/> it must say so.
-      std::string inner = m.stanza_xml;
-      if (inner.rfind("<message", 0) == 0) {
-        inner.insert(8, " xmlns='jabber:client'");
-      }
-      wire += inner + "</forwarded></result></message>";
-      out.push_back({from, to_wire(std::move(wire))});
-    }
-    XmlElement result = make_iq_result(iq);
-    result.set_attr("from", jid_.bare_str());
-    auto& fin = result.add_child("fin", ns::kMam);
-    if (page->complete) {
-      fin.set_attr("complete", "true");
-    }
-    auto& set = fin.add_child("set", ns::kRsm);
-    if (!page->messages.empty()) {
-      set.add_child("first", ns::kRsm).add_text(page->messages.front().stanza_id);
-      set.add_child("last", ns::kRsm).add_text(page->messages.back().stanza_id);
-    }
-    if (page->count) {
-      set.add_child("count", ns::kRsm).add_text(std::to_string(*page->count));
-    }
-    XmlElement addressed = result;
-    addressed.set_attr("to", from.str());
-    out.push_back({from, to_wire(addressed)});
-    host_.deliver(std::move(out));
-    done();
-  });
+  commit_then_apply(
+      std::move(job),
+      [this, iq, from, query_id,
+       done = std::move(done)](Result<storage::ArchivePage> page) mutable {
+        if (!page) {
+          if (page.error() == storage::Errc::NotFound) {
+            send_error(iq, from, Condition::ItemNotFound, "unknown RSM cursor");
+          } else {
+            send_error(iq, from, {ErrorType::Wait, Condition::InternalServerError});
+          }
+          return;
+        }
+        std::vector<RoomHost::Delivery> out;
+        out.reserve(page->messages.size() + 1);
+        for (const auto& m : page->messages) {
+          std::string wire = "<message to='" + xmpp::xml_escape(from.str()) + "' from='" +
+                             xmpp::xml_escape(jid_.bare_str()) + "'><result xmlns='urn:xmpp:mam:2'";
+          if (!query_id.empty()) {
+            wire += " queryid='" + xmpp::xml_escape(query_id) + "'";
+          }
+          wire += " id='" + xmpp::xml_escape(m.stanza_id) +
+                  "'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='" +
+                  xmpp::xep82_timestamp(m.created_at) + "'/>";
+          // The stored stanza is in jabber:client; inside <forwarded/> it must say so.
+          std::string inner = m.stanza_xml;
+          if (inner.rfind("<message", 0) == 0) {
+            inner.insert(8, " xmlns='jabber:client'");
+          }
+          wire += inner + "</forwarded></result></message>";
+          out.push_back({from, to_wire(std::move(wire))});
+        }
+        XmlElement result = make_iq_result(iq);
+        result.set_attr("from", jid_.bare_str());
+        auto& fin = result.add_child("fin", ns::kMam);
+        if (page->complete) {
+          fin.set_attr("complete", "true");
+        }
+        auto& set = fin.add_child("set", ns::kRsm);
+        if (!page->messages.empty()) {
+          set.add_child("first", ns::kRsm).add_text(page->messages.front().stanza_id);
+          set.add_child("last", ns::kRsm).add_text(page->messages.back().stanza_id);
+        }
+        if (page->count) {
+          set.add_child("count", ns::kRsm).add_text(std::to_string(*page->count));
+        }
+        XmlElement addressed = result;
+        addressed.set_attr("to", from.str());
+        out.push_back({from, to_wire(addressed)});
+        host_.deliver(std::move(out));
+        done();
+      },
+      true);  // a MAM query
 }
 
 }  // namespace tc::broker::muc

@@ -81,11 +81,14 @@ void MucService::ShardRooms::deliver(std::vector<Delivery> deliveries) {
     if (by_shard[i].empty()) {
       continue;
     }
-    asio::post(service_.shards_[i]->shard().executor(), [batch = std::move(by_shard[i])] {
-      for (const auto& [session, wire] : batch) {
-        session->deliver_on_shard(wire);
-      }
-    });
+    asio::post(service_.shards_[i]->shard().executor(),
+               [batch = std::move(by_shard[i]), fanout = &service_.metrics_.fanout,
+                started = std::chrono::steady_clock::now()] {
+                 for (const auto& [session, wire] : batch) {
+                   session->deliver_on_shard(wire);
+                 }
+                 fanout->observe(std::chrono::steady_clock::now() - started);
+               });
   }
 }
 

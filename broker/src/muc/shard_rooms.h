@@ -46,6 +46,7 @@ class MucService::ShardRooms final : public RoomHost {
   std::string partition_of(const xmpp::Jid& room) const override;
   std::optional<storage::Fence> fence_for(const xmpp::Jid& room) const override;
   void on_occupant_gone(const xmpp::Jid& room, const xmpp::Jid& real) override;
+  MucMetrics* metrics() override { return &service_.metrics_; }
 
   /// Drops the rooms of `partition` from this shard without a word to their occupants.
   void release(const std::string& partition);
