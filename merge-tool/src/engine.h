@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,12 @@ Plan build_plan(Source& a, Source& b, const Job& job, std::vector<Finding>& find
 /// Fails when a node has the text-conference service running (fresh heartbeat in tc_nodes).
 void check_nodes(Db& db, const std::string& where, std::chrono::seconds stale_after,
                  std::vector<Finding>& findings);
+
+/// Reads every room, affiliation and archived message of `source` the way merge reads them and
+/// reports each value merge could not write (invalid JIDs, unknown affiliations, rows whose
+/// numbers are not numbers, stanzas that are not XML). Collects the rooms' domains.
+void check_data(Source& source, const std::string& where, const JobOptions& options,
+                std::set<std::string>& domains, std::vector<Finding>& findings);
 
 /// Runs every check and records the run in the job store. Returns the findings.
 std::vector<Finding> validate(Job& job, Db& target, JobStore& store, const Credentials& creds,

@@ -3,6 +3,7 @@
 // problem. A check that cannot run (a query fails) becomes a finding itself.
 #include <algorithm>
 #include <functional>
+#include <set>
 
 #include "engine.h"
 #include "transform.h"
@@ -201,6 +202,24 @@ std::vector<Finding> validate(Job& job, Db& target, JobStore& store, const Crede
                        ") already merged into this target; a target takes one merge"});
     }
   });
+
+  // The data itself: what merge would fail to write.
+  std::set<std::string> domains;
+  for (Source* s : {a.get(), b.get()}) {
+    if (s != nullptr) {
+      const std::string where = std::string("source ") + static_cast<char>(s->label() - 32);
+      guarded(f, where, [&] { check_data(*s, where, job.options, domains, f); });
+    }
+  }
+  if (job.options.conference_domain.empty() && domains.size() > 1) {
+    std::string list;
+    for (const auto& d : domains) {
+      list += (list.empty() ? "" : ", ") + d;
+    }
+    f.push_back({Severity::Warning, "room-domain-mixed", "sources",
+                 "the rooms are on more than one domain (" + list +
+                     "); a group serves one conference domain (--conference-domain checks it)"});
+  }
 
   // Collisions, conflicts, renumbering and the estimate.
   if (a && b) {

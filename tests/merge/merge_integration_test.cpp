@@ -3,6 +3,7 @@
 // unixODBC drivers. Each test checks the result independently of the tool (its own queries and
 // checksums), so a bug shared by the copy and the tool's own verification still fails here.
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -170,6 +171,48 @@ TEST_F(MergeTest, SqliteToSqlite) {
       sqlite_room_digests(t),
       {sqlite_room_digests(a), sqlite_room_digests(b, {{"shared-0000@conference.localhost",
                                                         "shared-0000-b@conference.localhost"}})});
+}
+
+// 2c. Validation reads the data as merge will: a source with invalid room names, a message
+// whose created_at is not a number, a stanza that is not XML and an affiliation the target
+// refuses is not "ready", and merge refuses it (before, validate said ready and merge died
+// half-way with "expected a number").
+TEST_F(MergeTest, ValidationReadsEveryValueMergeWillWrite) {
+  const std::string a = dir_ + "/node-a.db";
+  const std::string b = dir_ + "/node-b.db";
+  const std::string t = dir_ + "/merged.db";
+  testdata("sqlite://" + a, "sqlite://" + b, {"--rooms", "6", "--messages", "120"});
+  const auto sqlite = [](const std::string& path, const std::string& sql) {
+    const int rc = std::system(("sqlite3 '" + path + "' \"" + sql + "\"").c_str());
+    ASSERT_EQ(rc, 0) << sql;
+  };
+  tool("sqlite://" + t,
+       {"jobs", "add", "--source-a", "sqlite://" + a, "--source-b", "sqlite://" + b}, 0);
+  tool("sqlite://" + t, {"validate", "1"}, 0);  // the generated data is clean
+
+  sqlite(a,
+         "INSERT INTO tc_rooms (jid, created_at) VALUES ('bad room@conference.localhost', 0), "
+         "('@conference.localhost', 0), ('no-domain-at-all', 0)");
+  sqlite(b,
+         "UPDATE tc_archive SET created_at = 'yesterday-ish' WHERE seq = (SELECT MIN(seq) FROM "
+         "tc_archive WHERE room_jid = (SELECT MIN(room_jid) FROM tc_archive)) AND room_jid = "
+         "(SELECT MIN(room_jid) FROM tc_archive)");
+  sqlite(b, "UPDATE tc_archive SET stanza_xml = '<message><body>cut' WHERE seq = 7");
+  // Our schema has a CHECK on it; a source written by other hands may not.
+  sqlite(a,
+         "PRAGMA ignore_check_constraints = ON; INSERT INTO tc_room_affiliations (room_jid, "
+         "user_jid, affiliation) SELECT jid, 'mallory@localhost', 'overlord' FROM tc_rooms "
+         "LIMIT 1");
+  const RunResult v = tool("sqlite://" + t, {"validate", "1"}, 1);
+  for (const char* expected :
+       {"room-jid-invalid", "bad room@conference.localhost", "'@conference.localhost'",
+        "no room name before the '@'", "message-unreadable", "yesterday-ish", "message-xml-invalid",
+        "affiliation-invalid", "overlord"}) {
+    EXPECT_NE(v.output.find(expected), std::string::npos) << expected << "\n" << v.output;
+  }
+  const RunResult refused = tool("sqlite://" + t, {"merge", "1"}, 1);
+  EXPECT_NE(refused.output.find("merge refused"), std::string::npos) << refused.output;
+  EXPECT_TRUE(sqlite_room_digests(t).empty());  // the target stays as it was
 }
 
 // 3. Through ODBC: a PostgreSQL source over the psqlODBC driver, a SQLite source over the

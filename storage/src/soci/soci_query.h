@@ -34,7 +34,7 @@ class Query {
   }
   template <class Row>
   Query& into_row(Row& row) {
-    row.each([this](auto& v) { into(v); });
+    row.each([this](auto& v) { this->into(v); });
     return *this;
   }
   template <class T>

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+// tc-merge validate, the data: every value merge will write, read with the same Source code
+// merge reads it with, so that "ready to merge" means merge cannot fail on the data. Room and
+// user JIDs are checked as RFC 7622 JIDs (the broker's own parser), affiliations against the
+// four the target accepts, every archived message's row (numbers that are numbers) and its
+// stanza (well-formed XML, one element).
+#include <map>
+#include <set>
+#include <string_view>
+
+#include "xmpp/jid.h"
+#include "xmpp/stream_parser.h"
+
+#include "engine.h"
+
+namespace tc::merge {
+namespace {
+
+/// Past this many findings of one code in one source, the rest are counted, not listed.
+constexpr int kListedPerCode = 20;
+
+class Reporter {
+ public:
+  Reporter(std::vector<Finding>& findings, std::string where)
+      : findings_(findings), where_(std::move(where)) {}
+  ~Reporter() {
+    for (const auto& [code, n] : counts_) {
+      if (n > kListedPerCode) {
+        findings_.push_back({Severity::Error, code, where_,
+                             std::to_string(n - kListedPerCode) + " more like the above in " +
+                                 where_ + " (" + std::to_string(n) + " in all)"});
+      }
+    }
+  }
+  Reporter(const Reporter&) = delete;
+  Reporter& operator=(const Reporter&) = delete;
+
+  void error(const std::string& code, const std::string& subject, const std::string& message) {
+    if (++counts_[code] <= kListedPerCode) {
+      findings_.push_back({Severity::Error, code, subject, where_ + ": " + message});
+    }
+  }
+
+ private:
+  std::vector<Finding>& findings_;
+  std::string where_;
+  std::map<std::string, int> counts_;
+};
+
+/// Why `jid` cannot be a room's or an affiliated user's bare JID; "" when it can.
+std::string bare_jid_problem(std::string_view jid, bool needs_local) {
+  auto parsed = xmpp::Jid::parse(jid);
+  if (!parsed) {
+    return "not a valid JID (RFC 7622): " + parsed.error().message();
+  }
+  if (!parsed->resource().empty()) {
+    return "a bare JID has no resource, this one has '/" + parsed->resource() + "'";
+  }
+  if (needs_local && parsed->local().empty()) {
+    return "no room name before the '@' (a room JID is name@conference-domain)";
+  }
+  return "";
+}
+
+/// Whether `xml` is exactly one well-formed element, as the archive serves it.
+bool one_element(const std::string& xml) {
+  xmpp::StreamParser parser;
+  std::vector<xmpp::StreamEvent> events;
+  static constexpr std::string_view kHeader =
+      "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+  if (!parser.feed(kHeader, events) || !parser.feed(xml, events)) {
+    return false;
+  }
+  int stanzas = 0;
+  for (const auto& e : events) {
+    stanzas += e.kind == xmpp::StreamEvent::Kind::Stanza ? 1 : 0;
+  }
+  return stanzas == 1;
+}
+
+}  // namespace
+
+void check_data(Source& source, const std::string& where, const JobOptions& options,
+                std::set<std::string>& domains, std::vector<Finding>& findings) {
+  Reporter report(findings, where);
+
+  source.each_room([&](SourceRoom& r) {
+    const std::string problem = bare_jid_problem(r.jid, true);
+    if (!problem.empty()) {
+      report.error("room-jid-invalid", r.jid, "room '" + r.jid + "': " + problem);
+      return;
+    }
+    const std::string domain(xmpp::Jid::parse(r.jid)->domain());
+    if (!options.conference_domain.empty() && domain != options.conference_domain) {
+      report.error("room-domain", r.jid,
+                   "room '" + r.jid + "' is not on the conference domain " +
+                       options.conference_domain + " (--conference-domain)");
+    }
+    domains.insert(domain);
+  });
+
+  static const std::set<std::string, std::less<>> kAffiliations = {"owner", "admin", "member",
+                                                                   "outcast"};
+  source.each_affiliation([&](SourceAffiliation& a) {
+    if (kAffiliations.count(a.affiliation) == 0) {
+      report.error("affiliation-invalid", a.room_source_jid,
+                   "room '" + a.room_source_jid + "': the affiliation of " + a.user_jid + " is '" +
+                       a.affiliation + "' (owner, admin, member or outcast)");
+    }
+    const std::string problem = bare_jid_problem(a.user_jid, false);
+    if (!problem.empty()) {
+      report.error(
+          "affiliation-jid-invalid", a.room_source_jid,
+          "room '" + a.room_source_jid + "': the affiliated user '" + a.user_jid + "': " + problem);
+    }
+  });
+
+  for (const ArchiveStats& room : source.archive_stats()) {
+    long long last_key = 0;
+    try {
+      source.each_message(room.source_jid, 0, [&](SourceMessage& m) {
+        if (!one_element(m.stanza_xml)) {
+          report.error("message-xml-invalid", room.source_jid,
+                       "room '" + room.source_jid + "', message " + std::to_string(m.key) + " (" +
+                           m.stanza_id + "): the stored stanza is not one well-formed element");
+        }
+        last_key = m.key;
+        return true;
+      });
+    } catch (const DbError& e) {
+      // The same conversion merge makes: the row after `last_key` would stop the merge.
+      report.error("message-unreadable", room.source_jid,
+                   "room '" + room.source_jid + "', the message after " +
+                       (last_key == 0 ? std::string("the start") : std::to_string(last_key)) +
+                       ": " + e.what() + " (the rest of this room was not checked)");
+    }
+  }
+}
+
+}  // namespace tc::merge
