@@ -4,10 +4,12 @@
 // user JIDs are checked as RFC 7622 JIDs (the broker's own parser), affiliations against the
 // four the target accepts, every archived message's row (numbers that are numbers) and its
 // stanza (well-formed XML, one element).
+#include <iterator>
 #include <map>
 #include <set>
 #include <string_view>
 
+#include "storage/columns.h"
 #include "xmpp/jid.h"
 #include "xmpp/stream_parser.h"
 
@@ -78,26 +80,58 @@ bool one_element(const std::string& xml) {
   return stanzas == 1;
 }
 
+/// One room's JID and domain.
+void check_room(const SourceRoom& r, const JobOptions& options, std::set<std::string>& domains,
+                Reporter& report) {
+  const std::string problem = bare_jid_problem(r.jid, true);
+  if (!problem.empty()) {
+    report.error("room-jid-invalid", r.jid, "room '" + r.jid + "': " + problem);
+    return;
+  }
+  const std::string domain(xmpp::Jid::parse(r.jid)->domain());
+  if (!options.conference_domain.empty() && domain != options.conference_domain) {
+    report.error("room-domain", r.jid,
+                 "room '" + r.jid + "' is not on the conference domain " +
+                     options.conference_domain + " (--conference-domain)");
+  }
+  domains.insert(domain);
+}
+
 }  // namespace
 
 void check_data(Source& source, const std::string& where, const JobOptions& options,
                 std::set<std::string>& domains, std::vector<Finding>& findings) {
   Reporter report(findings, where);
 
-  source.each_room([&](SourceRoom& r) {
-    const std::string problem = bare_jid_problem(r.jid, true);
-    if (!problem.empty()) {
-      report.error("room-jid-invalid", r.jid, "room '" + r.jid + "': " + problem);
-      return;
+  // Accounts go over as rows: their integer columns are converted on the way in.
+  source.each_account([&](Row& row) {
+    const auto& columns = storage::columns::kAccountColumns;
+    for (std::size_t i = 0; i < std::size(columns) && i < row.size(); ++i) {
+      if (!columns[i].integer) {
+        continue;
+      }
+      try {
+        (void)to_int(row[i]);
+      } catch (const DbError& e) {
+        const std::string user = row.empty() || !row[0] ? "?" : *row[0];
+        report.error("account-unreadable", user,
+                     "account '" + user + "': " + std::string(columns[i].name) + ": " + e.what());
+      }
     }
-    const std::string domain(xmpp::Jid::parse(r.jid)->domain());
-    if (!options.conference_domain.empty() && domain != options.conference_domain) {
-      report.error("room-domain", r.jid,
-                   "room '" + r.jid + "' is not on the conference domain " +
-                       options.conference_domain + " (--conference-domain)");
-    }
-    domains.insert(domain);
   });
+
+  std::string last_room;
+  try {
+    source.each_room([&](SourceRoom& r) {
+      last_room = r.source_jid;
+      check_room(r, options, domains, report);
+    });
+  } catch (const DbError& e) {
+    // The same conversion merge makes (a created_at or subject_at that is not a number).
+    report.error("room-unreadable", "rooms",
+                 "the room after '" + last_room + "' (in the source's order): " + e.what() +
+                     " (the rooms after it were not checked)");
+  }
 
   static const std::set<std::string, std::less<>> kAffiliations = {"owner", "admin", "member",
                                                                    "outcast"};
