@@ -8,6 +8,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <span>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -238,6 +239,29 @@ TEST_F(MergeTest, ValidateCleanMeansMergeSucceedsWhateverTheSourcesHold) {
   const char* const kXml[] = {"<message><body>cut", "", "not xml", "<a></b>",
                               "<message/><message/>"};
   const char* const kWords[] = {"overlord", "", "Owner", "groupchat2"};
+  const char* const kHarmless[] = {"<message><body>fine &amp; well</body></message>"};
+  // One damage: `set` followed by a value from `values`, on an archive row (`seq`) or one of
+  // the first rows of the other tables.
+  struct Damage {
+    const char* set;
+    std::span<const char* const> values;
+    bool archive;
+  };
+  const Damage kDamage[] = {
+      {"UPDATE tc_rooms SET jid = ", kJids, false},
+      {"UPDATE tc_archive SET created_at = ", kNumbers, true},
+      {"UPDATE tc_archive SET stanza_xml = ", kXml, true},
+      {"PRAGMA ignore_check_constraints = ON; UPDATE tc_room_affiliations SET affiliation = ",
+       kWords, false},
+      {"UPDATE tc_room_affiliations SET user_jid = ", kJids, false},
+      {"UPDATE tc_archive SET kind = ", kWords, true},
+      {"UPDATE tc_rooms SET created_at = ", kNumbers, false},
+      {"PRAGMA ignore_check_constraints = ON; UPDATE tc_rooms SET persistent = ", kNumbers, false},
+      {"UPDATE tc_accounts SET scram_sha1_iterations = ", kNumbers, false},
+      {"UPDATE tc_rooms SET subject_at = ", kNumbers, false},
+      {"UPDATE tc_archive SET sender_jid = ", kJids, true},
+      {"UPDATE tc_archive SET stanza_xml = ", kHarmless, true},
+  };
   std::mt19937 rng(20261207);
   const auto pick = [&rng](const auto& list) {
     return std::string(
@@ -271,56 +295,9 @@ TEST_F(MergeTest, ValidateCleanMeansMergeSucceedsWhateverTheSourcesHold) {
       const std::string src = rng() % 2 == 0 ? a : b;
       const std::string row = std::to_string(1 + rng() % 20);
       const std::string room_row = std::to_string(1 + rng() % 4);
-      std::string sql;
-      switch (rng() % 12) {
-        case 0:
-          sql = "UPDATE tc_rooms SET jid = " + q(pick(kJids)) + " WHERE rowid = " + room_row;
-          break;
-        case 1:
-          sql = "UPDATE tc_archive SET created_at = " + q(pick(kNumbers)) + " WHERE seq = " + row;
-          break;
-        case 2:
-          sql = "UPDATE tc_archive SET stanza_xml = " + q(pick(kXml)) + " WHERE seq = " + row;
-          break;
-        case 3:
-          sql =
-              "PRAGMA ignore_check_constraints = ON; UPDATE tc_room_affiliations SET affiliation "
-              "= " +
-              q(pick(kWords)) + " WHERE rowid = " + room_row;
-          break;
-        case 4:
-          sql = "UPDATE tc_room_affiliations SET user_jid = " + q(pick(kJids)) +
-                " WHERE rowid = " + room_row;
-          break;
-        case 5:
-          sql = "UPDATE tc_archive SET kind = " + q(pick(kWords)) + " WHERE seq = " + row;
-          break;
-        case 6:
-          sql = "UPDATE tc_rooms SET created_at = " + q(pick(kNumbers)) +
-                " WHERE rowid = " + room_row;
-          break;
-        case 7:
-          sql = "PRAGMA ignore_check_constraints = ON; UPDATE tc_rooms SET persistent = " +
-                q(pick(kNumbers)) + " WHERE rowid = " + room_row;
-          break;
-        case 8:
-          sql = "UPDATE tc_accounts SET scram_sha1_iterations = " + q(pick(kNumbers)) +
-                " WHERE rowid = " + room_row;
-          break;
-        case 9:
-          sql = "UPDATE tc_rooms SET subject_at = " + q(pick(kNumbers)) +
-                " WHERE rowid = " + room_row;
-          break;
-        case 10:
-          sql = "UPDATE tc_archive SET sender_jid = " + q(pick(kJids)) + " WHERE seq = " + row;
-          break;
-        default:
-          sql =
-              "UPDATE tc_archive SET stanza_xml = '<message><body>fine &amp; "
-              "well</body></message>' WHERE seq = " +
-              row;
-          break;
-      }
+      const Damage& d = kDamage[rng() % std::size(kDamage)];
+      const std::string sql = std::string(d.set) + q(pick(d.values)) +
+                              (d.archive ? " WHERE seq = " + row : " WHERE rowid = " + room_row);
       sqlite_exec(src, sql);  // some damage the schema refuses: that is no damage
       damage += (src == a ? "A: " : "B: ") + sql + "\n";
     }

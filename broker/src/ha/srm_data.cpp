@@ -10,7 +10,6 @@
 #include "xmpp/namespaces.h"
 
 #include "ha/srm.h"
-#include "muc/shard_rooms.h"
 #include "routing/stanzas.h"
 #include "server_context.h"
 

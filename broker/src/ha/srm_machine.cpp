@@ -379,8 +379,7 @@ SrmMachine::Task SrmMachine::heartbeat_loop() {
   // (allowed) would otherwise check a lease only after it lapsed on the database.
   const auto guard = std::clamp(std::min(period, settings.heartbeat_timeout / 8), milliseconds(5),
                                 milliseconds(5000));
-  TimePoint last_sent{};
-  bool sent_once = false;
+  TimePoint last_sent = now_ - period;  // the first pass sends at once
   while (!halted_) {
     // Self-fence well before the database would let the peer take over, even while a renewal
     // is still waiting on the database.
@@ -399,11 +398,10 @@ SrmMachine::Task SrmMachine::heartbeat_loop() {
         self_fence(p, Reason::DatabaseFailure);
       }
     }
-    if (!sent_once || now_ - last_sent >= period) {
+    if (now_ - last_sent >= period) {
       check_link_liveness();
       send_heartbeat();
       last_sent = now_;
-      sent_once = true;
     }
     const auto to_next = std::chrono::duration_cast<milliseconds>(last_sent + period - now_);
     co_await sleep(std::clamp(to_next, milliseconds(1), guard));

@@ -340,7 +340,11 @@ class SrmMachine {
   bool service_running(Service s) const;
   std::string service_status(Service s) const;
   bool peer_serves() const;  // its critical services all run (a failover target)
-  bool orphaned() const;     // our partition has nobody: the peer is failed over as well
+  /// What failover and fallback requests refuse alike (HA off, unknown node, peer unreachable);
+  /// `what` names the request in the message.
+  std::optional<std::string> refuse_move(TimePoint now, const std::string& node,
+                                         std::string_view what) const;
+  bool orphaned() const;  // our partition has nobody: the peer is failed over as well
   std::optional<Service> first_down_service() const;
   std::int64_t own_epoch() const;
 

@@ -309,8 +309,8 @@ SrmMachine::Task SrmMachine::shutdown_task() {
 
 // ---- admin refusals ----
 
-std::optional<std::string> SrmMachine::refuse_failover(TimePoint now,
-                                                       const std::string& node) const {
+std::optional<std::string> SrmMachine::refuse_move(TimePoint now, const std::string& node,
+                                                   std::string_view what) const {
   if (!config_.clustered || !config_.ha_enabled) {
     return std::string("high availability is not enabled") +
            (config_.clustered ? " for group " + config_.group : " (this node is in no group)");
@@ -319,7 +319,15 @@ std::optional<std::string> SrmMachine::refuse_failover(TimePoint now,
     return "no node " + node + " in group " + config_.group;
   }
   if (!peer_alive(now)) {
-    return "failover of " + node + " is refused: the peer is not reachable";
+    return std::string(what) + " of " + node + " is refused: the peer is not reachable";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> SrmMachine::refuse_failover(TimePoint now,
+                                                       const std::string& node) const {
+  if (auto why = refuse_move(now, node, "failover")) {
+    return why;
   }
   const bool self = node == config_.self;
   const State s = self ? state_ : peer_.state;
@@ -334,15 +342,8 @@ std::optional<std::string> SrmMachine::refuse_failover(TimePoint now,
 
 std::optional<std::string> SrmMachine::refuse_fallback(TimePoint now,
                                                        const std::string& node) const {
-  if (!config_.clustered || !config_.ha_enabled) {
-    return std::string("high availability is not enabled") +
-           (config_.clustered ? " for group " + config_.group : " (this node is in no group)");
-  }
-  if (node != config_.self && node != config_.peer) {
-    return "no node " + node + " in group " + config_.group;
-  }
-  if (!peer_alive(now)) {
-    return "fallback of " + node + " is refused: the peer is not reachable";
+  if (auto why = refuse_move(now, node, "fallback")) {
+    return why;
   }
   const bool self = node == config_.self;
   const State s = self ? state_ : peer_.state;

@@ -33,6 +33,11 @@ class Router;
 
 namespace tc::broker::muc {
 
+/// A stanza error answering `stanza` on behalf of the service or a room at `from`, addressed
+/// to the stanza's sender; a presence error carries an empty MUC <x/>.
+xmpp::XmlElement error_reply(const xmpp::XmlElement& stanza, const std::string& from,
+                             const StanzaError& error, std::string_view text = {});
+
 /// Where MucService sends what it cannot handle on this node (HA; implemented by SRM's
 /// node-to-node link). Called on any shard.
 class ClusterSink {

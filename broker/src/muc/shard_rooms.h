@@ -19,11 +19,6 @@
 
 namespace tc::broker::muc {
 
-/// A stanza error answering `stanza` on behalf of the service or a room at `from`, addressed
-/// to the stanza's sender; a presence error carries an empty MUC <x/>.
-xmpp::XmlElement error_reply(const xmpp::XmlElement& stanza, const std::string& from,
-                             const StanzaError& error, std::string_view text = {});
-
 /// The live rooms of one shard: the RoomHost they run on, their registry, and their loading
 /// (in batches) from the store. Every method runs on the shard.
 class MucService::ShardRooms final : public RoomHost {
