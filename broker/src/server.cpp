@@ -21,6 +21,7 @@
 #include "net/session.h"
 #include "net/tokens.h"
 #include "net/user_routing.h"
+#include "net/websocket_listener.h"
 #include "server_context.h"
 #include "shard/shard.h"
 
@@ -118,7 +119,8 @@ struct Server::Impl {
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
-      auto session = std::make_shared<Session>(context, shard, std::move(socket));
+      auto session = std::make_shared<Session>(
+          context, shard, std::make_shared<net::TcpTransport>(std::move(socket)));
       asio::post(shard.executor(), [session] { session->start(); });
     }
   }
@@ -142,6 +144,9 @@ struct Server::Impl {
     }
     boost::system::error_code ignored;
     acceptor.close(ignored);
+    if (websocket) {
+      websocket->stop();
+    }
     auto close_sessions = [this] {
       for (const auto& s : context.router.all()) {
         s->close_with("system-shutdown", "the server is shutting down");
@@ -208,6 +213,9 @@ struct Server::Impl {
     boost::system::error_code ec;
     if (!run) {
       acceptor.close(ec);
+      if (websocket) {
+        websocket->stop();
+      }
       for (const auto& s : context.router.all()) {
         s->close_with("system-shutdown", "the router service was stopped on this node");
       }
@@ -215,6 +223,9 @@ struct Server::Impl {
     }
     if (acceptor.is_open() || context.shutting_down) {
       return;
+    }
+    if (websocket) {
+      websocket->resume();
     }
     const auto address = asio::ip::make_address(context.config.client_address, ec);
     tcp::endpoint endpoint(address, context.client_port_bound);
@@ -270,6 +281,7 @@ struct Server::Impl {
   std::unique_ptr<ha::ClusterView> cluster;
   std::unique_ptr<ha::Srm> srm;
   std::unique_ptr<admin::AdminServer> admin;
+  std::unique_ptr<net::WebSocketListener> websocket;  ///< null unless [websocket] enabled
 };
 
 Server::Server(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
@@ -284,6 +296,7 @@ Server::~Server() {
   impl_->acceptor.close(ignored);
   impl_->signals.cancel(ignored);
   impl_->admin.reset();
+  impl_->websocket.reset();
   impl_->srm.reset();
   impl_->control.restart();
   impl_->control.poll();
@@ -375,6 +388,11 @@ void Server::start() {
     asio::co_spawn(impl_->control, impl_->node_heartbeat(), asio::detached);
   }
   asio::co_spawn(impl_->control, impl_->accept_loop(), asio::detached);
+  if (config.websocket_enabled) {
+    impl_->websocket =
+        std::make_unique<net::WebSocketListener>(impl_->context, impl_->control, shard_ptrs);
+    impl_->websocket->start();
+  }
   impl_->signals.async_wait([this](boost::system::error_code e, int) {
     if (!e) {
       impl_->begin_shutdown();
@@ -414,7 +432,8 @@ void Server::write_ready_file(const std::filesystem::path& path) const {
     std::ofstream out(tmp, std::ios::trunc);
     out << "{\"client_port\": " << client_port() << ", \"pid\": " << ::getpid()
         << ", \"admin_port\": " << (impl_->admin ? impl_->admin->port() : 0)
-        << ", \"srm_port\": " << (impl_->srm ? impl_->srm->service_port() : 0) << "}\n";
+        << ", \"srm_port\": " << (impl_->srm ? impl_->srm->service_port() : 0)
+        << ", \"websocket_port\": " << (impl_->websocket ? impl_->websocket->port() : 0) << "}\n";
   }
   std::filesystem::rename(tmp, path);
 }

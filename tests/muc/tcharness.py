@@ -320,12 +320,18 @@ def _toml(value):
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
-def config_text(db_url, muc):
-    """The broker's TOML configuration: localhost on an ephemeral port, TLS, `muc` settings."""
+def config_text(db_url, muc, sections=None):
+    """The broker's TOML configuration: localhost on an ephemeral port, TLS, `muc` settings and
+    other `sections` ({"websocket": {"enabled": True}, ...}; "tls" entries add to [tls])."""
     crt, key = certificate()
-    lines = ["[node]", f"domain = {_toml(DOMAIN)}", "", "[client]", "port = 0", "",
-             "[tls]", f"certificate = {_toml(crt)}", f"private_key = {_toml(key)}", "",
-             "[storage]", f"url = {_toml(db_url)}", "", "[muc]"]
+    sections = dict(sections or {})
+    tls = {"certificate": crt, "private_key": key, **sections.pop("tls", {})}
+    lines = ["[node]", f"domain = {_toml(DOMAIN)}", "", "[client]", "port = 0", "", "[tls]"]
+    lines += [f"{k} = {_toml(v)}" for k, v in tls.items()]
+    lines += ["", "[storage]", f"url = {_toml(db_url)}", ""]
+    for name, settings in sections.items():
+        lines += [f"[{name}]"] + [f"{k} = {_toml(v)}" for k, v in settings.items()] + [""]
+    lines.append("[muc]")
     for k, v in (muc or {}).items():
         lines.append(f"{k} = {_toml(v)}")
     lines += ["", "[log]", 'level = "debug"', ""]
@@ -373,7 +379,8 @@ class Broker:
     """One tcbroker process on its own database. start()/stop()/kill() may repeat; the
     database (and so the rooms) survive them."""
 
-    def __init__(self, name, muc=None, users=USERS, backend=None):
+    def __init__(self, name, muc=None, users=USERS, backend=None, sections=None):
+        self.sections = sections
         self.binary = _require_env("TC_BROKER")
         self.ctl = _require_env("TC_CTL")
         self.backend = backend or BACKEND
@@ -409,7 +416,7 @@ class Broker:
     def _write_config(self, muc):
         self.config = os.path.join(self.dir, "tc.toml")
         with open(self.config, "w") as f:
-            f.write(config_text(self.db_url, muc))
+            f.write(config_text(self.db_url, muc, self.sections))
 
     def add_user(self, name, password=PASSWORD):
         _run([self.ctl, "--config", self.config, "users", "add", name, "--password", password],
@@ -438,6 +445,7 @@ class Broker:
                 with open(self.ready_path) as f:
                     ready = json.loads(f.read())
                 self.port = int(ready["client_port"])
+                self.ready = ready
                 if int(ready.get("pid", self.proc.pid)) != self.proc.pid:
                     raise RuntimeError(f"ready file names pid {ready['pid']}, "
                                        f"started {self.proc.pid}")

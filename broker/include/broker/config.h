@@ -75,6 +75,22 @@ struct Config {
     return muc_domain.empty() ? "conference." + domain : muc_domain;
   }
 
+  // [websocket] XMPP over WebSocket (RFC 7395) for web clients, and XEP-0156 discovery
+  bool websocket_enabled = false;
+  std::string websocket_address = "127.0.0.1";
+  std::uint16_t websocket_port = 5280;  ///< 0 = any free port (tests)
+  std::string websocket_path = "/xmpp-websocket";
+  bool websocket_tls = false;  ///< wss:// with [tls]'s certificate on this port
+  /// Plain ws:// that a TLS-terminating reverse proxy fronts: counts as encrypted.
+  bool websocket_consider_secure = false;
+  /// Origins (e.g. "https://chat.example.com") allowed besides the same origin; "*" = any.
+  std::vector<std::string> websocket_allowed_origins;
+  std::string websocket_public_url;  ///< host-meta's URL; "" = from the request's Host
+  std::size_t websocket_max_message_bytes = 256 * 1024;
+  std::chrono::milliseconds websocket_idle_timeout{60'000};  ///< ping at half, close at full
+  std::chrono::milliseconds websocket_handshake_timeout{10'000};
+  std::size_t websocket_max_connections_per_ip = 100;
+
   // [storage]
   std::string storage_url = "sqlite://tcbroker.db";
 

@@ -149,6 +149,24 @@ void check_node_name(const std::string& v) {
   }
 }
 
+void check_url_path(const std::string& v) {
+  if (v.empty() || v.front() != '/') {
+    throw std::invalid_argument("must start with '/', got \"" + v + "\"");
+  }
+  for (const char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7f || ch == '?' || ch == '#') {
+      throw std::invalid_argument("\"" + v + "\" is not a plain URL path");
+    }
+  }
+}
+
+void check_websocket_url(const std::string& v) {
+  if (!v.empty() && v.rfind("ws://", 0) != 0 && v.rfind("wss://", 0) != 0) {
+    throw std::invalid_argument("must start with ws:// or wss://, got \"" + v + "\"");
+  }
+}
+
 std::map<std::string, std::map<std::string, Setter>> schema(const std::filesystem::path& base) {
   using C = Config;
   return {
@@ -190,6 +208,19 @@ std::map<std::string, std::map<std::string, Setter>> schema(const std::filesyste
         {"retention_max_days", integer(&C::muc_retention_max_days, 1, 36'500)},
         {"retention_interval", duration(&C::muc_retention_interval, 0.05, 86'400 * 7)},
         {"presence_broadcast_cap", integer(&C::muc_presence_broadcast_cap, 0, 10'000'000)}}},
+      {"websocket",
+       {{"enabled", boolean(&C::websocket_enabled)},
+        {"address", string(&C::websocket_address, check_not_empty)},
+        {"port", integer(&C::websocket_port, 0, 65535)},
+        {"path", string(&C::websocket_path, check_url_path)},
+        {"tls", boolean(&C::websocket_tls)},
+        {"consider_secure", boolean(&C::websocket_consider_secure)},
+        {"allowed_origins", string_list(&C::websocket_allowed_origins)},
+        {"public_url", string(&C::websocket_public_url, check_websocket_url)},
+        {"max_message_bytes", integer(&C::websocket_max_message_bytes, 1024, 64 * 1024 * 1024)},
+        {"idle_timeout", duration(&C::websocket_idle_timeout, 1, 86'400)},
+        {"handshake_timeout", duration(&C::websocket_handshake_timeout, 0.1, 600)},
+        {"max_connections_per_ip", integer(&C::websocket_max_connections_per_ip, 1, 10'000'000)}}},
       {"storage", {{"url", string(&C::storage_url, check_not_empty)}}},
       {"admin",
        {{"address", string(&C::admin_address, check_not_empty)},
@@ -262,6 +293,9 @@ Config parse_config(std::string_view toml_text, const std::filesystem::path& bas
   if (config.tls_required && config.tls_certificate.empty()) {
     throw ConfigError("tls.certificate",
                       "TLS is required (tls.required = true) but no certificate is configured");
+  }
+  if (config.websocket_tls && config.tls_certificate.empty()) {
+    throw ConfigError("websocket.tls", "wss needs tls.certificate and tls.private_key");
   }
   if (config.muc_retention_min_days > config.muc_retention_max_days) {
     throw ConfigError("muc.retention_min_days", "must not exceed muc.retention_max_days");

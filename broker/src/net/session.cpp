@@ -29,16 +29,16 @@ constexpr auto kCloseGrace = std::chrono::seconds(5);
 
 }  // namespace
 
-Session::Session(ServerContext& server, Shard& shard, net::Transport::Tcp::socket socket)
+Session::Session(ServerContext& server, Shard& shard, std::shared_ptr<net::Transport> transport)
     : server_(server),
       shard_(shard),
-      transport_(std::move(socket)),
+      transport_(std::move(transport)),
       parser_(xmpp::ParserLimits{server.config.max_stanza_bytes, server.config.max_depth,
                                  server.config.max_attributes}),
-      auth_timer_(transport_.executor()),
-      close_timer_(transport_.executor()),
+      auth_timer_(transport_->executor()),
+      close_timer_(transport_->executor()),
       stream_id_(xmpp::random_token(16)),
-      remote_(transport_.remote_address()) {
+      remote_(transport_->remote_address()) {
   ++server_.metrics.connections_open;
 }
 
@@ -59,7 +59,7 @@ void Session::start() {
       self->stream_error("connection-timeout", "authentication took too long");
     }
   });
-  asio::co_spawn(transport_.executor(), read_loop(), [self = shared_from_this()](auto ep) {
+  asio::co_spawn(transport_->executor(), read_loop(), [self = shared_from_this()](auto ep) {
     if (ep) {
       try {
         std::rethrow_exception(ep);
@@ -74,13 +74,13 @@ void Session::start() {
 }
 
 void Session::deliver(Wire wire) {
-  asio::post(transport_.executor(), [self = shared_from_this(), wire = std::move(wire)]() mutable {
+  asio::post(transport_->executor(), [self = shared_from_this(), wire = std::move(wire)]() mutable {
     self->send(std::move(wire));
   });
 }
 
 void Session::close_with(std::string condition, std::string text) {
-  asio::post(transport_.executor(),
+  asio::post(transport_->executor(),
              [self = shared_from_this(), condition = std::move(condition), text = std::move(text)] {
                self->stream_error(condition, text);
              });
@@ -93,7 +93,7 @@ net::Awaitable<void> Session::read_loop() {
   std::vector<char> buffer(16 * 1024);
   std::vector<xmpp::StreamEvent> events;
   while (!closing_ && phase_ != Phase::Closed) {
-    const auto got = co_await transport_.read_some(asio::buffer(buffer));
+    const auto got = co_await transport_->read_some(asio::buffer(buffer));
     const auto ec = std::get<0>(got);
     const auto n = std::get<1>(got);
     if (ec) {
@@ -138,7 +138,7 @@ net::Awaitable<void> Session::on_event(xmpp::StreamEvent& event) {
     case xmpp::StreamEvent::Kind::StreamClose:
       // RFC 6120 §4.4: answer the close, then end the connection.
       closing_ = true;
-      send(to_wire(std::string("</stream:stream>")));
+      send(to_wire(std::string(net::stream_close(framing()))));
       close_after_flush_ = true;
       if (!writing_) {
         close_now();
@@ -151,12 +151,7 @@ net::Awaitable<void> Session::on_event(xmpp::StreamEvent& event) {
 }
 
 net::Awaitable<void> Session::on_stream_open(const XmlElement& header) {
-  std::string open =
-      "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-      "xmlns:stream='http://etherx.jabber.org/streams' id='" +
-      stream_id_ + "' from='" + xmpp::xml_escape(server_.config.domain) +
-      "' version='1.0' xml:lang='en'>";
-  send(to_wire(std::move(open)));
+  send(to_wire(net::stream_open(framing(), stream_id_, server_.config.domain)));
   header_sent_ = true;
 
   if (header.name() != "stream" || header.xmlns() != ns::kStream) {
@@ -177,14 +172,22 @@ net::Awaitable<void> Session::on_stream_open(const XmlElement& header) {
     co_return;
   }
   if (phase_ == Phase::Header) {
-    phase_ = (server_.config.tls_required && !transport_.is_tls()) ? Phase::Tls : Phase::Auth;
+    const bool needs_tls = server_.config.tls_required && !transport_->is_secure();
+    if (needs_tls && !transport_->can_start_tls()) {
+      // A WebSocket cannot start TLS inside the stream (RFC 7395 §3.7).
+      stream_error("policy-violation",
+                   "this server requires encryption: connect with wss://, or set "
+                   "websocket.consider_secure behind a TLS-terminating proxy");
+      co_return;
+    }
+    phase_ = needs_tls ? Phase::Tls : Phase::Auth;
   }
   send_features();
 }
 
 void Session::send_features() {
   XmlElement features("features", ns::kStream);
-  const bool can_tls = server_.tls != nullptr && !transport_.is_tls();
+  const bool can_tls = server_.tls != nullptr && transport_->can_start_tls();
   if (phase_ == Phase::Tls || phase_ == Phase::Auth) {
     if (can_tls) {
       auto& starttls = features.add_child("starttls", ns::kTls);
@@ -210,7 +213,7 @@ void Session::send_features() {
     features.add_child("sm", ns::kStreamManagement);
   }
   // The features element carries the stream prefix, which our serialiser does not do.
-  std::string wire = "<stream:features>";
+  std::string wire = net::stream_element_start(framing(), "features");
   for (const auto& child : features.nodes()) {
     child.append_to(wire, ns::kClient);
   }
@@ -234,7 +237,7 @@ net::Awaitable<void> Session::on_element(XmlElement& element) {
       if (element.xmlns() == ns::kSasl) {
         co_await on_sasl(element);
       } else if (element.name() == "starttls" && element.xmlns() == ns::kTls &&
-                 server_.tls != nullptr && !transport_.is_tls()) {
+                 server_.tls != nullptr && transport_->can_start_tls()) {
         co_await on_starttls();
       } else if (element.name() == "iq" && element.xmlns() == ns::kClient &&
                  element.child("query", ns::kRegister) != nullptr) {
@@ -296,23 +299,20 @@ void Session::send(Wire wire) {
   queue_.push_back(std::move(wire));
   if (!writing_) {
     writing_ = true;
-    asio::co_spawn(transport_.executor(), write_loop(), asio::detached);
+    asio::co_spawn(transport_->executor(), write_loop(), asio::detached);
   }
 }
 
 net::Awaitable<void> Session::write_loop() {
   auto self = shared_from_this();
   std::vector<Wire> batch;
-  std::vector<asio::const_buffer> buffers;
   while (!queue_.empty() && phase_ != Phase::Closed) {
     batch.clear();
-    buffers.clear();
     while (!queue_.empty() && batch.size() < 64) {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
-      buffers.push_back(asio::buffer(*batch.back()));
     }
-    const auto wrote = co_await transport_.write(buffers);
+    const auto wrote = co_await transport_->write(batch);
     const auto ec = std::get<0>(wrote);
     for (const auto& w : batch) {
       queued_bytes_ -= w->size();
@@ -329,8 +329,8 @@ net::Awaitable<void> Session::write_loop() {
 }
 
 void Session::close_moved(std::string endpoint, std::string text, std::string extra_xml) {
-  asio::post(transport_.executor(), [self = shared_from_this(), endpoint = std::move(endpoint),
-                                     text = std::move(text), extra = std::move(extra_xml)] {
+  asio::post(transport_->executor(), [self = shared_from_this(), endpoint = std::move(endpoint),
+                                      text = std::move(text), extra = std::move(extra_xml)] {
     self->stream_error(endpoint.empty() ? "reset" : "see-other-host", text, endpoint, extra);
   });
 }
@@ -346,15 +346,19 @@ void Session::stream_error(std::string_view condition, std::string_view text,
   }
   closing_ = true;
   ++server_.metrics.stream_errors;
-  std::string wire;
   if (!header_sent_) {
     // RFC 6120 §4.9.1.1: an error before the header still needs an opened stream.
-    wire =
-        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-        "xmlns:stream='http://etherx.jabber.org/streams' id='" +
-        stream_id_ + "' from='" + xmpp::xml_escape(server_.config.domain) + "' version='1.0'>";
+    send(to_wire(net::stream_open(framing(), stream_id_, server_.config.domain)));
+    header_sent_ = true;
   }
-  wire += "<stream:error><" + std::string(condition) + " xmlns='" + ns::kStreamErrors + "'";
+  if (condition == "see-other-host" && framing() == net::Framing::WebSocket) {
+    // A host:port means nothing to a web client, which dials its configured URL again
+    // (RFC 7395 §3.6.1 would name a ws:// URI); any node of the group serves it.
+    condition = "reset";
+    content = {};
+  }
+  std::string wire = net::stream_element_start(framing(), "error");
+  wire += "<" + std::string(condition) + " xmlns='" + ns::kStreamErrors + "'";
   wire += content.empty() ? "/>"
                           : ">" + xmpp::xml_escape(content) + "</" + std::string(condition) + ">";
   if (!text.empty()) {
@@ -362,8 +366,9 @@ void Session::stream_error(std::string_view condition, std::string_view text,
             "</text>";
   }
   wire += extra_xml;
-  wire += "</stream:error></stream:stream>";
+  wire += "</stream:error>";
   send(to_wire(std::move(wire)));
+  send(to_wire(std::string(net::stream_close(framing()))));
   close_after_flush_ = true;
   if (!writing_) {
     close_now();
@@ -385,34 +390,40 @@ void Session::close_now() {
   phase_ = Phase::Closed;
   closing_ = true;
   auth_timer_.cancel();
-  transport_.close();
+  transport_->close();
 }
 
 void Session::on_closed() {
-  close_timer_.cancel();
-  if (!registered_in_router_) {
+  if (registered_in_router_) {
+    registered_in_router_ = false;
+    server_.router.unbind(jid_, this);
+    // RFC 6121 §4.5.2: the server sends unavailable presence on the client's behalf, to its
+    // other resources if it was available, and to every room and user it sent presence to
+    // (a client may join rooms without ever sending initial presence).
+    XmlElement gone("presence", ns::kClient);
+    gone.set_attr("from", jid_.str());
+    gone.set_attr("type", "unavailable");
+    if (available_) {
+      available_ = false;
+      broadcast_own_presence(gone);
+    }
+    end_directed_presence(gone);
+    spdlog::debug("c2s {}: {} disconnected", stream_id_, jid_.str());
+  }
+  if (!writing_) {
+    close_timer_.cancel();
     close_now();
     return;
   }
-  registered_in_router_ = false;
-  server_.router.unbind(jid_, this);
-  // RFC 6121 §4.5.2: the server sends unavailable presence on the client's behalf, to its
-  // other resources if it was available, and to every room and user it sent presence to
-  // (a client may join rooms without ever sending initial presence).
-  XmlElement gone("presence", ns::kClient);
-  gone.set_attr("from", jid_.str());
-  gone.set_attr("type", "unavailable");
-  if (available_) {
-    available_ = false;
-    broadcast_own_presence(gone);
-  }
-  end_directed_presence(gone);
-  spdlog::debug("c2s {}: {} disconnected", stream_id_, jid_.str());
-  if (!writing_) {
-    close_now();
-  } else {
-    close_after_flush_ = true;
-  }
+  // A stream error and its close are still being written (over WebSocket, one message
+  // each): let them out, within the grace.
+  close_after_flush_ = true;
+  close_timer_.expires_after(kCloseGrace);
+  close_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (auto self = weak.lock(); self && !ec) {
+      self->close_now();
+    }
+  });
 }
 
 }  // namespace tc::broker

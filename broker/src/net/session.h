@@ -32,7 +32,7 @@ struct ServerContext;
 /// the server's own IQs).
 class Session final : public ClientStream, public std::enable_shared_from_this<Session> {
  public:
-  Session(ServerContext& server, Shard& shard, net::Transport::Tcp::socket socket);
+  Session(ServerContext& server, Shard& shard, std::shared_ptr<net::Transport> transport);
   ~Session() override;
 
   /// Starts reading. Call once, on the shard.
@@ -85,6 +85,8 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   void send(Wire wire);
   void send(const xmpp::XmlElement& element);
   void send_features();
+  /// RFC 7395 framing or RFC 6120's, as the transport speaks.
+  net::Framing framing() const { return transport_->framing(); }
   /// Sends a stream error and </stream:stream>, then closes once that is written.
   void stream_error(std::string_view condition, std::string_view text = {});
   void stream_error(std::string_view condition, std::string_view text, std::string_view content,
@@ -94,7 +96,7 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
 
   ServerContext& server_;
   Shard& shard_;
-  net::Transport transport_;
+  std::shared_ptr<net::Transport> transport_;
   xmpp::StreamParser parser_;
   boost::asio::steady_timer auth_timer_;
   boost::asio::steady_timer close_timer_;

@@ -40,8 +40,8 @@ XmlElement sasl_element(std::string name, std::string_view payload) {
 }  // namespace
 
 bool Session::plain_allowed() const {
-  return transport_.is_tls() ||
-         (server_.config.allow_plain_without_tls && transport_.is_loopback());
+  return transport_->is_secure() ||
+         (server_.config.allow_plain_without_tls && transport_->is_loopback());
 }
 
 // ---- STARTTLS (RFC 6120 §5) ----
@@ -61,7 +61,7 @@ net::Awaitable<void> Session::on_starttls() {
   if (closing_) {
     co_return;
   }
-  const auto ec = co_await transport_.start_tls(*server_.tls);
+  const auto ec = co_await transport_->start_tls(*server_.tls);
   if (ec) {
     spdlog::info("c2s {}: TLS handshake with {} failed: {}", stream_id_, remote_, ec.message());
     closing_ = true;
@@ -256,7 +256,7 @@ net::Awaitable<void> Session::on_register_iq(const XmlElement& iq) {
     send(make_error_reply(iq, Condition::ServiceUnavailable, "in-band registration is disabled"));
     co_return;
   }
-  if (server_.config.tls_required && !transport_.is_tls()) {
+  if (server_.config.tls_required && !transport_->is_secure()) {
     send(make_error_reply(iq, Condition::NotAllowed, "STARTTLS first"));
     co_return;
   }

@@ -5,13 +5,30 @@
 
 namespace tc::broker::net {
 
-Transport::Transport(Tcp::socket socket) : tcp_(std::move(socket)) {}
+Awaitable<boost::system::error_code> Transport::start_tls(asio::ssl::context&) {
+  co_return asio::error::operation_not_supported;
+}
 
-Transport::Tcp::socket& Transport::socket() {
+std::string describe_peer(const asio::ip::tcp::socket& socket) {
+  boost::system::error_code ec;
+  const auto ep = socket.remote_endpoint(ec);
+  if (ec) {
+    return "?";
+  }
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+TcpTransport::TcpTransport(Tcp::socket socket) : tcp_(std::move(socket)) {}
+
+TcpTransport::Tcp::socket& TcpTransport::socket() {
   return tls_ ? tls_->next_layer() : tcp_;
 }
 
-Awaitable<std::tuple<boost::system::error_code, std::size_t>> Transport::read_some(
+const TcpTransport::Tcp::socket& TcpTransport::socket() const {
+  return tls_ ? tls_->next_layer() : tcp_;
+}
+
+Awaitable<std::tuple<boost::system::error_code, std::size_t>> TcpTransport::read_some(
     asio::mutable_buffer buffer) {
   if (tls_) {
     co_return co_await tls_->async_read_some(buffer, kAsTuple);
@@ -19,42 +36,39 @@ Awaitable<std::tuple<boost::system::error_code, std::size_t>> Transport::read_so
   co_return co_await tcp_.async_read_some(buffer, kAsTuple);
 }
 
-Awaitable<std::tuple<boost::system::error_code, std::size_t>> Transport::write(
-    const std::vector<asio::const_buffer>& buffers) {
-  if (tls_) {
-    co_return co_await asio::async_write(*tls_, buffers, kAsTuple);
+Awaitable<std::tuple<boost::system::error_code, std::size_t>> TcpTransport::write(
+    const std::vector<Wire>& wires) {
+  buffers_.clear();
+  for (const auto& w : wires) {
+    buffers_.push_back(asio::buffer(*w));
   }
-  co_return co_await asio::async_write(tcp_, buffers, kAsTuple);
+  if (tls_) {
+    co_return co_await asio::async_write(*tls_, buffers_, kAsTuple);
+  }
+  co_return co_await asio::async_write(tcp_, buffers_, kAsTuple);
 }
 
-Awaitable<boost::system::error_code> Transport::start_tls(asio::ssl::context& context) {
+Awaitable<boost::system::error_code> TcpTransport::start_tls(asio::ssl::context& context) {
   tls_ = std::make_unique<asio::ssl::stream<Tcp::socket>>(std::move(tcp_), context);
   const auto done = co_await tls_->async_handshake(asio::ssl::stream_base::server, kAsTuple);
   co_return std::get<0>(done);
 }
 
-bool Transport::is_loopback() const {
+bool TcpTransport::is_loopback() const {
   boost::system::error_code ec;
-  const auto& s = tls_ ? tls_->next_layer() : tcp_;
-  const auto ep = s.remote_endpoint(ec);
+  const auto ep = socket().remote_endpoint(ec);
   return !ec && ep.address().is_loopback();
 }
 
-std::string Transport::remote_address() const {
-  boost::system::error_code ec;
-  const auto& s = tls_ ? tls_->next_layer() : tcp_;
-  const auto ep = s.remote_endpoint(ec);
-  if (ec) {
-    return "?";
-  }
-  return ep.address().to_string() + ":" + std::to_string(ep.port());
+std::string TcpTransport::remote_address() const {
+  return describe_peer(socket());
 }
 
-asio::any_io_executor Transport::executor() {
+asio::any_io_executor TcpTransport::executor() {
   return socket().get_executor();
 }
 
-void Transport::close() {
+void TcpTransport::close() {
   boost::system::error_code ec;
   socket().shutdown(Tcp::socket::shutdown_both, ec);
   socket().close(ec);

@@ -14,8 +14,9 @@ namespace {
 class RouterTest : public ::testing::Test {
  protected:
   std::shared_ptr<Session> make_session() {
-    return std::make_shared<Session>(server_, shard_,
-                                     net::Transport::Tcp::socket(shard_.context()));
+    return std::make_shared<Session>(
+        server_, shard_,
+        std::make_shared<net::TcpTransport>(net::TcpTransport::Tcp::socket(shard_.context())));
   }
   static xmpp::Jid jid(std::string_view s) { return *xmpp::Jid::parse(s); }
 
