@@ -287,6 +287,7 @@ class Node:
         self.client_port = th.free_port()
         self.admin_port = th.free_port()
         self.srm_port = th.free_port()
+        self.ws_port = th.free_port()
         self.config = os.path.join(self.dir, f"{name}.toml")
         self.log_path = os.path.join(self.dir, "broker.log")
         self.ready_path = os.path.join(self.dir, "ready.json")
@@ -294,8 +295,12 @@ class Node:
         self.starts = 0
         self.token = TOKEN
 
-    def write_config(self, db_url, muc, relogin):
-        text = th.config_text(db_url, muc)
+    def write_config(self, db_url, muc, relogin, websocket=False):
+        sections = None
+        if websocket:
+            sections = {"websocket": {"enabled": True, "port": self.ws_port,
+                                      "consider_secure": True}}
+        text = th.config_text(db_url, muc, sections)
         text = text.replace("[node]\n", f"[node]\nname = {th._toml(self.name)}\n", 1)
         text = text.replace("[client]\nport = 0",
                             f'[client]\naddress = "127.0.0.1"\nport = {self.client_port}', 1)
@@ -425,7 +430,8 @@ class Pair:
     """Two nodes, one database, one redundancy group "pair"."""
 
     def __init__(self, backend="sqlite", tcbroker=None, tcctl=None, settings=None, ha=True,
-                 users=(), muc=None, relogin=RELOGIN, pg=None, root=None, group="pair"):
+                 users=(), muc=None, relogin=RELOGIN, pg=None, root=None, group="pair",
+                 websocket=False):
         self.tcbroker, self.tcctl = tool_paths(tcbroker, tcctl)
         self.backend = backend
         self.group = group
@@ -441,7 +447,7 @@ class Pair:
         self.nodes = {n: Node(self, n) for n in NODE_NAMES}
         self.muc = {"default_persistent": True, **(muc or {})}
         for node in self.nodes.values():
-            node.write_config(self.db_url, self.muc, relogin)
+            node.write_config(self.db_url, self.muc, relogin, websocket)
         self.relogin = relogin
         self.settings = dict(FAST_SETTINGS, **(settings or {}))
         self.ha = ha

@@ -1074,6 +1074,7 @@ class MucTestCase(unittest.IsolatedAsyncioTestCase):
     TEST_TIMEOUT. On failure the broker log and the clients' stanza traces are printed."""
 
     MUC_CONFIG = {}
+    SECTIONS = None  # other configuration sections: {"websocket": {...}}
     TEST_TIMEOUT = 60.0
     OWN_BROKER = True
     broker = None
@@ -1088,7 +1089,7 @@ class MucTestCase(unittest.IsolatedAsyncioTestCase):
     def setUpClass(cls):
         super().setUpClass()
         if cls.OWN_BROKER:
-            cls.broker = Broker(cls.__name__.lower(), muc=cls.MUC_CONFIG)
+            cls.broker = Broker(cls.__name__.lower(), muc=cls.MUC_CONFIG, sections=cls.SECTIONS)
             try:
                 cls.broker.start()
             except Exception:

@@ -3,14 +3,26 @@
 visible (so tests can send what a browser never would: binary, unmasked, oversized frames),
 every read bounded by a timeout."""
 
+import asyncio
 import base64
 import hashlib
 import os
 import socket
 import struct
 import time
+import xml.etree.ElementTree as ET
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
+NS_STREAM = "http://etherx.jabber.org/streams"
+NS_STREAMS_ERR = "urn:ietf:params:xml:ns:xmpp-streams"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+OPEN = f"<open xmlns='{NS_FRAMING}' to='localhost' version='1.0'/>"
+CLOSE = f"<close xmlns='{NS_FRAMING}'/>"
+PASSWORD = "secret-pw"  # tests/muc/tcharness.py's
+TIMEOUT = float(os.environ.get("TC_MUC_TIMEOUT", "20"))
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
@@ -177,3 +189,68 @@ class WsClient:
             self.sock.close()
         except OSError:
             pass
+
+
+# ---- XMPP over the WebSocket (RFC 7395) ----
+
+def parse(message):
+    """One WebSocket message is one complete XML document (RFC 7395 §3.3.3)."""
+    return ET.fromstring(message)
+
+
+def plain(user, password=PASSWORD):
+    token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+    return f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{token}</auth>"
+
+
+class XmppWs:
+    """A logged-in (or not) XMPP-over-WebSocket client; blocking calls run in a thread so that
+    slixmpp clients in the same test keep running."""
+
+    def __init__(self, port, **kwargs):
+        self.c = WsClient(port, **kwargs)
+        self.jid = None
+
+    async def send(self, text):
+        await asyncio.to_thread(self.c.send, text)
+
+    async def recv(self, timeout=None):
+        return parse(await asyncio.to_thread(self.c.recv, timeout))
+
+    async def until_closed(self, timeout=None):
+        messages, code = await asyncio.to_thread(self.c.recv_until_closed, timeout)
+        return [parse(m) for m in messages], code
+
+    async def expect(self, pred, what, timeout=None):
+        """Reads messages until one matches `pred` (others are kept in .seen)."""
+        deadline = time.monotonic() + (timeout or TIMEOUT)
+        seen = []
+        while time.monotonic() < deadline:
+            el = await self.recv(max(0.1, deadline - time.monotonic()))
+            if pred(el):
+                return el
+            seen.append(ET.tostring(el, encoding="unicode")[:300])
+        raise AssertionError(f"{what} not received; got {seen}")
+
+    async def open_stream(self):
+        await self.send(OPEN)
+        opened = await self.recv()
+        assert opened.tag == f"{{{NS_FRAMING}}}open", opened.tag
+        features = await self.recv()
+        assert features.tag == f"{{{NS_STREAM}}}features", features.tag
+        return opened, features
+
+    async def login(self, user, resource="web"):
+        await self.open_stream()
+        await self.send(plain(user))
+        ok = await self.recv()
+        assert ok.tag == f"{{{NS_SASL}}}success", ET.tostring(ok)
+        await self.open_stream()
+        await self.send(f"<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='{NS_BIND}'>"
+                        f"<resource>{resource}</resource></bind></iq>")
+        bound = await self.recv()
+        self.jid = bound.find(f"{{{NS_BIND}}}bind/{{{NS_BIND}}}jid").text
+        return self
+
+    def close(self):
+        self.c.close()
