@@ -322,11 +322,15 @@ def _toml(value):
 
 def config_text(db_url, muc, sections=None):
     """The broker's TOML configuration: localhost on an ephemeral port, TLS, `muc` settings and
-    other `sections` ({"websocket": {"enabled": True}, ...}; "tls" entries add to [tls])."""
+    other `sections` ({"websocket": {"enabled": True}, ...}; "client" and "tls" entries add to
+    those sections)."""
     crt, key = certificate()
     sections = dict(sections or {})
     tls = {"certificate": crt, "private_key": key, **sections.pop("tls", {})}
-    lines = ["[node]", f"domain = {_toml(DOMAIN)}", "", "[client]", "port = 0", "", "[tls]"]
+    client = {"port": 0, **sections.pop("client", {})}
+    lines = ["[node]", f"domain = {_toml(DOMAIN)}", "", "[client]"]
+    lines += [f"{k} = {_toml(v)}" for k, v in client.items()]
+    lines += ["", "[tls]"]
     lines += [f"{k} = {_toml(v)}" for k, v in tls.items()]
     lines += ["", "[storage]", f"url = {_toml(db_url)}", ""]
     for name, settings in sections.items():

@@ -31,7 +31,8 @@ WEBSOCKET = {"enabled": True, "port": 0, "consider_secure": True, "allowed_origi
 
 
 class WebSocketCase(th.MucTestCase):
-    SECTIONS = {"websocket": WEBSOCKET}
+    # The stanza limit is below the message limit, so both can be crossed separately.
+    SECTIONS = {"websocket": WEBSOCKET, "client": {"max_stanza_bytes": 4096}}
 
     @property
     def ws_port(self):
@@ -183,6 +184,53 @@ class Streams(WebSocketCase):
         await ws.send("<?pi something?><message xmlns='jabber:client'/>")
         messages, code = await ws.until_closed()
         self.assert_stream_error(messages, code, "restricted-xml")
+
+    async def test_the_same_bad_input_as_over_tcp_ends_only_that_stream(self):
+        # tests/integration/raw_stream_test.cpp's cases, one WebSocket message each.
+        bystander = await self.ws().login("bob")
+        cases = [
+            ("<!-- comments are not allowed in XMPP -->", ("restricted-xml",)),
+            ("<?xml-stylesheet href='evil.xsl'?>", ("restricted-xml",)),
+            ("<!DOCTYPE foo [<!ENTITY x 'y'>]>", ("restricted-xml", "not-well-formed")),
+            ("<message><body></message>", ("not-well-formed",)),
+            ("<message>\x01\x02\x03</message>", ("not-well-formed",)),
+            ("</message>", ("not-well-formed",)),
+            ("<a:b xmlns:c='d'/>", ("not-well-formed",)),
+            # Over client.max_stanza_bytes (4096) but within the message limit (8192).
+            ("<message xmlns='jabber:client' to='alice@localhost'><body>" + "x" * 6000
+             + "</body></message>", ("policy-violation",)),
+        ]
+        for bad, conditions in cases:
+            ws = self.ws()
+            await ws.open_stream()
+            await ws.send(bad)
+            messages, code = await ws.until_closed()
+            errors = [m for m in messages if m.tag == f"{{{NS_STREAM}}}error"]
+            self.assertTrue(errors, f"no stream error after {bad[:60]!r}")
+            got = [c.tag.split("}")[1] for c in errors[-1]]
+            self.assertTrue(any(c in got for c in conditions), f"{bad[:60]!r}: {got}")
+            self.assertEqual(messages[-1].tag, f"{{{NS_FRAMING}}}close")
+            self.assertEqual(code, 1000)
+            await self.still_serves(bystander)
+
+    async def test_entity_expansion_before_the_stream_is_refused(self):
+        ws = self.ws()
+        await ws.send("<?xml version='1.0'?><!DOCTYPE open [<!ENTITY lol 'lol'>"
+                      "<!ENTITY lol2 '&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;'>]>"
+                      f"<open xmlns='{NS_FRAMING}' to='localhost' version='1.0'/>")
+        messages, code = await ws.until_closed()
+        self.assert_stream_error(messages, code, "restricted-xml")
+        self.assertNotIn("lollol", "".join(ET.tostring(m, encoding="unicode") for m in messages))
+
+    async def test_client_vanishing_mid_message_hurts_nobody(self):
+        bystander = await self.ws().login("bob")
+        ws = self.ws()
+        await ws.open_stream()
+        # A frame header announcing 1000 bytes, then 10 of them, then the connection ends.
+        await asyncio.to_thread(ws.c.sock.sendall, bytes([0x81, 0x80 | 126, 0x03, 0xE8])
+                                + b"\0\0\0\0" + b"<message x")
+        ws.close()
+        await self.still_serves(bystander)
 
     async def test_stanzas_before_authentication_are_refused(self):
         ws = self.ws()

@@ -111,7 +111,8 @@ std::string inbound(std::string_view message) {
   while (!text.empty() && is_space(text.front())) {
     text.remove_prefix(1);
   }
-  if (text.substr(0, 5) == "<?xml") {
+  if (text.size() > 5 && text.substr(0, 5) == "<?xml" && is_space(text[5])) {
+    // An XML declaration (not a processing instruction whose name starts with "xml").
     const auto end = text.find("?>");
     if (end != std::string_view::npos) {
       text.remove_prefix(end + 2);
