@@ -24,6 +24,7 @@
 #include "net/websocket_listener.h"
 #include "server_context.h"
 #include "shard/shard.h"
+#include "systemd_notify.h"
 
 namespace tc::broker {
 
@@ -32,11 +33,11 @@ using asio::ip::tcp;
 
 namespace {
 
-std::unique_ptr<asio::ssl::context> make_tls_context(const Config& config) {
+std::shared_ptr<asio::ssl::context> make_tls_context(const Config& config) {
   if (config.tls_certificate.empty()) {
     return nullptr;
   }
-  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
   ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                    asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
@@ -130,6 +131,7 @@ struct Server::Impl {
       return;
     }
     spdlog::info("shutting down");
+    notifier.notify("STOPPING=1\nSTATUS=shutting down");
     if (srm && srm->clustered()) {
       // A clean stop hands this node's users and rooms to its peer first (Peer Reboot).
       srm->shutdown([this] { asio::post(control, [this] { finish_shutdown(); }); });
@@ -244,6 +246,101 @@ struct Server::Impl {
     asio::co_spawn(control, accept_loop(), asio::detached);
   }
 
+  /// SIGHUP: reads the configuration file again and applies what can change without a
+  /// restart (the log level, the TLS certificate and key: new handshakes use them, open
+  /// sessions keep theirs). A bad file changes nothing and says why.
+  void reload() {
+    const auto& current = context.config;
+    if (current.file.empty()) {
+      spdlog::warn("SIGHUP: started without a configuration file; nothing to reload");
+      return;
+    }
+    notifier.notify("RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC=" +
+                    std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::steady_clock::now().time_since_epoch())
+                                       .count()));
+    try {
+      const Config fresh = load_config(current.file);
+      auto tls = make_tls_context(fresh);
+      spdlog::set_level(spdlog::level::from_str(fresh.log_level));
+      context.set_tls_context(std::move(tls));
+      std::vector<std::string> restart;
+      auto differs = [&restart](bool changed, const char* name) {
+        if (changed) {
+          restart.emplace_back(name);
+        }
+      };
+      differs(fresh.node_name != current.node_name, "node.name");
+      differs(fresh.domain != current.domain, "node.domain");
+      differs(fresh.client_address != current.client_address ||
+                  fresh.client_port != current.client_port,
+              "client.address/port");
+      differs(fresh.storage_url != current.storage_url, "storage.url");
+      differs(fresh.tls_required != current.tls_required, "tls.required");
+      differs(fresh.websocket_enabled != current.websocket_enabled ||
+                  fresh.websocket_port != current.websocket_port ||
+                  fresh.websocket_address != current.websocket_address,
+              "websocket.enabled/address/port");
+      differs(fresh.conference_domain() != current.conference_domain(), "muc.domain");
+      spdlog::info(
+          "SIGHUP: configuration reloaded from {}: log level {}, TLS {}", current.file.string(),
+          fresh.log_level,
+          fresh.tls_certificate.empty() ? std::string("off") : fresh.tls_certificate.string());
+      if (!restart.empty()) {
+        std::string names;
+        for (const auto& n : restart) {
+          names += (names.empty() ? "" : ", ") + n;
+        }
+        spdlog::warn("SIGHUP: changed settings that take effect only after a restart: {}", names);
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("SIGHUP: configuration not reloaded, the running one stays: {}", e.what());
+    }
+    notifier.notify("READY=1\nSTATUS=" + status_line());
+  }
+
+  void wait_reload() {
+    reload_signal.async_wait([this](boost::system::error_code ec, int) {
+      if (ec || context.shutting_down) {
+        return;
+      }
+      reload();
+      wait_reload();
+    });
+  }
+
+  /// WATCHDOG=1 at half systemd's timeout while every shard's event loop still runs tasks:
+  /// a stuck shard withholds it and systemd restarts the node (its peer takes over first).
+  net::Awaitable<void> watchdog(std::chrono::microseconds timeout) {
+    asio::steady_timer timer(control);
+    const auto period = timeout / 2;
+    while (!context.shutting_down) {
+      auto answered = std::make_shared<std::atomic<std::size_t>>(0);
+      for (auto& shard : shards) {
+        asio::post(shard->executor(), [answered] { ++*answered; });
+      }
+      timer.expires_after(period);
+      co_await timer.async_wait(net::kAsTuple);
+      if (context.shutting_down) {
+        break;
+      }
+      if (*answered == shards.size()) {
+        notifier.notify("WATCHDOG=1");
+      } else {
+        spdlog::warn(
+            "watchdog: {} of {} shard(s) did not run a task within {} ms; not telling "
+            "systemd we are alive",
+            shards.size() - *answered, shards.size(),
+            std::chrono::duration_cast<std::chrono::milliseconds>(period).count());
+      }
+    }
+  }
+
+  std::string status_line() const {
+    return "serving " + context.config.domain + " on " + context.config.client_address + ":" +
+           std::to_string(context.client_port_bound);
+  }
+
   /// Users whose partition now lives on `endpoint` log in again there.
   void move_users(const std::string& partition, const std::string& endpoint) {
     const auto view = cluster->get();
@@ -277,6 +374,8 @@ struct Server::Impl {
   tcp::acceptor acceptor{control};
   asio::steady_timer shutdown_grace{control};
   asio::signal_set signals{control, SIGINT, SIGTERM};
+  asio::signal_set reload_signal{control, SIGHUP};
+  SystemdNotifier notifier;
   std::vector<std::unique_ptr<Shard>> shards;
   std::unique_ptr<ha::ClusterView> cluster;
   std::unique_ptr<ha::Srm> srm;
@@ -295,6 +394,7 @@ Server::~Server() {
   boost::system::error_code ignored;
   impl_->acceptor.close(ignored);
   impl_->signals.cancel(ignored);
+  impl_->reload_signal.cancel(ignored);
   impl_->admin.reset();
   impl_->websocket.reset();
   impl_->srm.reset();
@@ -308,7 +408,7 @@ Server::~Server() {
 
 void Server::start() {
   auto& config = impl_->context.config;
-  impl_->context.tls = make_tls_context(config);
+  impl_->context.set_tls_context(make_tls_context(config));
   impl_->context.cpu =
       std::make_unique<CpuPool>(std::max<std::size_t>(1, std::thread::hardware_concurrency() / 2));
   prepare_store(config.storage_url, impl_->context.shutting_down);
@@ -398,10 +498,15 @@ void Server::start() {
       impl_->begin_shutdown();
     }
   });
-  spdlog::info("node {} serving {} (rooms at {}) on {}:{} with {} shard(s), TLS {}",
-               config.node_name, config.domain, config.conference_domain(), config.client_address,
-               client_port(), shard_count,
-               impl_->context.tls ? (config.tls_required ? "required" : "offered") : "off");
+  impl_->wait_reload();
+  if (const auto timeout = impl_->notifier.watchdog_timeout()) {
+    asio::co_spawn(impl_->control, impl_->watchdog(*timeout), asio::detached);
+  }
+  spdlog::info(
+      "node {} serving {} (rooms at {}) on {}:{} with {} shard(s), TLS {}", config.node_name,
+      config.domain, config.conference_domain(), config.client_address, client_port(), shard_count,
+      impl_->context.tls_context() ? (config.tls_required ? "required" : "offered") : "off");
+  impl_->notifier.notify("READY=1\nSTATUS=" + impl_->status_line());
 }
 
 void Server::run() {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <boost/asio/ssl/context.hpp>
@@ -43,7 +44,6 @@ struct ServerContext {
   ServerContext& operator=(const ServerContext&) = delete;
 
   Config config;
-  std::unique_ptr<boost::asio::ssl::context> tls;  ///< null when no certificate configured
   Router router;
   std::unique_ptr<muc::MucService> muc;  ///< the text-conference service
   std::unique_ptr<CpuPool> cpu;          ///< PBKDF2 and other CPU-heavy work
@@ -55,6 +55,17 @@ struct ServerContext {
   std::atomic<bool> auth_serving{true};  ///< the authentication critical service runs
   std::uint16_t client_port_bound = 0;
   std::string admin_url;
+
+  /// The TLS context new handshakes use (null when no certificate is configured). SIGHUP
+  /// swaps it; a connection keeps the context it started with (OpenSSL counts references).
+  std::shared_ptr<boost::asio::ssl::context> tls_context() const {
+    std::lock_guard lock(tls_mutex_);
+    return tls_;
+  }
+  void set_tls_context(std::shared_ptr<boost::asio::ssl::context> tls) {
+    std::lock_guard lock(tls_mutex_);
+    tls_ = std::move(tls);
+  }
 
   /// What a moved client is told: where to go and when to log in again (SPEC.md section 2).
   std::string relogin_text(const std::string& node) const {
@@ -70,6 +81,10 @@ struct ServerContext {
            std::to_string(config.relogin_min.count()) + "' max-ms='" +
            std::to_string(config.relogin_max.count()) + "'/>";
   }
+
+ private:
+  mutable std::mutex tls_mutex_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
 };
 
 }  // namespace tc::broker

@@ -412,6 +412,7 @@ class Broker:
         self.proc = None
         self.port = None
         self.starts = 0
+        self.env = None  # the process environment (None: this one's)
         _brokers.append(self)
         if not template:
             for user in users:
@@ -437,7 +438,7 @@ class Broker:
         self.proc = subprocess.Popen(
             [self.binary, "--config", self.config, "--ready-file", self.ready_path],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent)
+            preexec_fn=_die_with_parent, env=self.env)
         log_file.close()
         # The ready file is the only signal the broker gives; poll it against a deadline.
         deadline = time.monotonic() + PROCESS_TIMEOUT

@@ -187,7 +187,7 @@ net::Awaitable<void> Session::on_stream_open(const XmlElement& header) {
 
 void Session::send_features() {
   XmlElement features("features", ns::kStream);
-  const bool can_tls = server_.tls != nullptr && transport_->can_start_tls();
+  const bool can_tls = server_.tls_context() != nullptr && transport_->can_start_tls();
   if (phase_ == Phase::Tls || phase_ == Phase::Auth) {
     if (can_tls) {
       auto& starttls = features.add_child("starttls", ns::kTls);
@@ -237,7 +237,7 @@ net::Awaitable<void> Session::on_element(XmlElement& element) {
       if (element.xmlns() == ns::kSasl) {
         co_await on_sasl(element);
       } else if (element.name() == "starttls" && element.xmlns() == ns::kTls &&
-                 server_.tls != nullptr && transport_->can_start_tls()) {
+                 server_.tls_context() != nullptr && transport_->can_start_tls()) {
         co_await on_starttls();
       } else if (element.name() == "iq" && element.xmlns() == ns::kClient &&
                  element.child("query", ns::kRegister) != nullptr) {

@@ -47,7 +47,8 @@ bool Session::plain_allowed() const {
 // ---- STARTTLS (RFC 6120 §5) ----
 
 net::Awaitable<void> Session::on_starttls() {
-  if (server_.tls == nullptr) {
+  const auto tls = server_.tls_context();
+  if (tls == nullptr) {
     send(XmlElement("failure", ns::kTls));
     stream_error("undefined-condition", "TLS is not configured");
     co_return;
@@ -61,7 +62,7 @@ net::Awaitable<void> Session::on_starttls() {
   if (closing_) {
     co_return;
   }
-  const auto ec = co_await transport_->start_tls(*server_.tls);
+  const auto ec = co_await transport_->start_tls(*tls);
   if (ec) {
     spdlog::info("c2s {}: TLS handshake with {} failed: {}", stream_id_, remote_, ec.message());
     closing_ = true;

@@ -177,7 +177,8 @@ struct WebSocketListener::Impl : std::enable_shared_from_this<Impl> {
         counts->acquire(endpoint.address().to_string(), config().websocket_max_connections_per_ip);
     beast::tcp_stream stream(std::move(socket));
     if (config().websocket_tls) {
-      beast::ssl_stream<beast::tcp_stream> tls(std::move(stream), *server.tls);
+      const auto context = server.tls_context();
+      beast::ssl_stream<beast::tcp_stream> tls(std::move(stream), *context);
       beast::get_lowest_layer(tls).expires_after(config().websocket_handshake_timeout);
       const auto shaken = co_await tls.async_handshake(asio::ssl::stream_base::server, kAsTuple);
       if (std::get<0>(shaken)) {

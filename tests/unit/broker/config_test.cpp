@@ -103,5 +103,53 @@ TEST(Config, MissingFileIsAClearError) {
   EXPECT_THROW(load_config("/nonexistent/tcbroker.toml"), ConfigError);
 }
 
+TEST(Config, WebSocketSection) {
+  const auto c = parse(R"(
+[tls]
+required = false
+[websocket]
+enabled = true
+address = "0.0.0.0"
+port = 5443
+path = "/ws"
+consider_secure = true
+allowed_origins = ["https://chat.example.org", "*"]
+public_url = "wss://chat.example.org/ws"
+max_message_bytes = 65536
+idle_timeout = 30
+handshake_timeout = 2.5
+max_connections_per_ip = 7
+)");
+  EXPECT_TRUE(c.websocket_enabled);
+  EXPECT_EQ(c.websocket_address, "0.0.0.0");
+  EXPECT_EQ(c.websocket_port, 5443);
+  EXPECT_EQ(c.websocket_path, "/ws");
+  EXPECT_TRUE(c.websocket_consider_secure);
+  EXPECT_EQ(c.websocket_allowed_origins.size(), 2u);
+  EXPECT_EQ(c.websocket_public_url, "wss://chat.example.org/ws");
+  EXPECT_EQ(c.websocket_max_message_bytes, 65536u);
+  EXPECT_EQ(c.websocket_idle_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(c.websocket_handshake_timeout, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c.websocket_max_connections_per_ip, 7u);
+  const auto d = parse("[tls]\nrequired = false\n");
+  EXPECT_FALSE(d.websocket_enabled);
+  EXPECT_EQ(d.websocket_port, 5280);
+  EXPECT_EQ(d.websocket_path, "/xmpp-websocket");
+}
+
+TEST(Config, WebSocketBadValuesAreNamed) {
+  const std::string base = "[tls]\nrequired = false\n[websocket]\n";
+  EXPECT_EQ(error_setting(base + "path = 'xmpp'\n"), "websocket.path");
+  EXPECT_EQ(error_setting(base + "path = '/a b'\n"), "websocket.path");
+  EXPECT_EQ(error_setting(base + "path = '/a?b'\n"), "websocket.path");
+  EXPECT_EQ(error_setting(base + "public_url = 'https://x/ws'\n"), "websocket.public_url");
+  EXPECT_EQ(error_setting(base + "allowed_origins = ['']\n"), "websocket.allowed_origins");
+  EXPECT_EQ(error_setting(base + "max_message_bytes = 10\n"), "websocket.max_message_bytes");
+  EXPECT_EQ(error_setting(base + "idle_timeout = 0\n"), "websocket.idle_timeout");
+  EXPECT_EQ(error_setting(base + "port = 70000\n"), "websocket.port");
+  // wss needs the certificate of [tls].
+  EXPECT_EQ(error_setting(base + "tls = true\n"), "websocket.tls");
+}
+
 }  // namespace
 }  // namespace tc::broker
