@@ -61,6 +61,11 @@ bool declares_default_namespace(std::string_view text, std::size_t pos) {
   return false;
 }
 
+/// A namespace that is not the streams one: an <open/> outside the framing namespace gets a
+/// header in it, which the session refuses with invalid-namespace (an empty one would not
+/// even be well-formed XML).
+constexpr std::string_view kNotTheStreamNamespace = "urn:tcbroker:not-the-framing-namespace";
+
 void append_attr(std::string& out, std::string_view key, const std::string& value) {
   if (value.empty()) {
     return;
@@ -68,7 +73,22 @@ void append_attr(std::string& out, std::string_view key, const std::string& valu
   out += ' ';
   out += key;
   out += "='";
-  out += xmpp::xml_escape(value);
+  for (const char c : xmpp::xml_escape(value)) {
+    // Attribute-value normalisation would turn these into spaces (XML 1.0 §3.3.3).
+    switch (c) {
+      case '\t':
+        out += "&#9;";
+        break;
+      case '\n':
+        out += "&#10;";
+        break;
+      case '\r':
+        out += "&#13;";
+        break;
+      default:
+        out += c;
+    }
+  }
   out += '\'';
 }
 
@@ -142,7 +162,7 @@ std::string inbound(std::string_view message) {
     return framed ? std::string("</stream:stream>") : std::string(text);
   }
   std::string header = "<stream:stream xmlns='jabber:client' xmlns:stream='";
-  header += xmpp::xml_escape(framed ? std::string_view(ns::kStream) : element.xmlns());
+  header += framed ? std::string_view(ns::kStream) : kNotTheStreamNamespace;
   header += '\'';
   append_attr(header, "to", std::string(element.attr("to")));
   append_attr(header, "version", std::string(element.attr("version")));

@@ -29,8 +29,9 @@ namespace ws {
 /// byte stream): <open/> in the framing namespace becomes a stream header carrying its to,
 /// version and xml:lang, <close/> becomes </stream:stream>, and anything else passes unchanged,
 /// so that the parser judges it (and reports malformed XML as it does for TCP). A leading XML
-/// declaration is dropped. An <open/> in another namespace becomes a header in that namespace,
-/// which the session refuses with invalid-namespace.
+/// declaration is dropped. An <open/> in any other namespace (the streams one included) becomes
+/// a header in a namespace that is not the streams one, which the session refuses with
+/// invalid-namespace.
 std::string inbound(std::string_view message);
 
 /// One outbound element as a WebSocket message: a top-level message, presence or iq that
