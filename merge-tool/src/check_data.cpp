@@ -66,7 +66,9 @@ std::string bare_jid_problem(std::string_view jid, bool needs_local) {
 
 /// Whether `xml` is exactly one well-formed element, as the archive serves it.
 bool one_element(const std::string& xml) {
-  xmpp::StreamParser parser;
+  // No size limit: the stanza was accepted and stored by the node; its size is not ours to
+  // judge here (the merge copies it in pieces, whatever its size).
+  xmpp::StreamParser parser(xmpp::ParserLimits{.max_stanza_bytes = xml.size() + 1024});
   std::vector<xmpp::StreamEvent> events;
   static constexpr std::string_view kHeader =
       "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
@@ -126,7 +128,7 @@ void check_data(Source& source, const std::string& where, const JobOptions& opti
       last_room = r.source_jid;
       check_room(r, options, domains, report);
     });
-  } catch (const DbError& e) {
+  } catch (const std::runtime_error& e) {  // DataError, or DbError from the driver
     // The same conversion merge makes (a created_at or subject_at that is not a number).
     report.error("room-unreadable", "rooms",
                  "the room after '" + last_room + "' (in the source's order): " + e.what() +
@@ -161,7 +163,7 @@ void check_data(Source& source, const std::string& where, const JobOptions& opti
         last_key = m.key;
         return true;
       });
-    } catch (const DbError& e) {
+    } catch (const std::runtime_error& e) {  // DataError, or DbError from the driver
       // The same conversion merge makes: the row after `last_key` would stop the merge.
       report.error("message-unreadable", room.source_jid,
                    "room '" + room.source_jid + "', the message after " +

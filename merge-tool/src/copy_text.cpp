@@ -101,4 +101,22 @@ bool decode_copy_line(std::string_view line, Row& row) {
   return true;
 }
 
+void append_copy_field(std::string& out, std::string_view text) {
+  std::size_t plain = 0;  // text[plain, i) needs no escape
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const char* escaped = c == '\\'   ? "\\\\"
+                          : c == '\t' ? "\\t"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                                      : nullptr;
+    if (escaped != nullptr) {
+      out.append(text.substr(plain, i - plain));
+      out.append(escaped, 2);
+      plain = i + 1;
+    }
+  }
+  out.append(text.substr(plain));
+}
+
 }  // namespace tc::merge

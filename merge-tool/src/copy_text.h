@@ -12,4 +12,8 @@ namespace tc::merge {
 /// undoing the backslash escapes; `\N` is NULL. Returns false on a malformed escape.
 bool decode_copy_line(std::string_view line, Row& row);
 
+/// Appends `text` to `out` as one COPY FROM STDIN text field: backslash, tab, newline and
+/// carriage return escaped.
+void append_copy_field(std::string& out, std::string_view text);
+
 }  // namespace tc::merge

@@ -59,10 +59,25 @@ class DbError : public std::runtime_error {
 /// The tc_ tables' columns are storage's (storage/columns.h).
 using Column = storage::columns::Column;
 
-/// Called for each row of a query; return false to stop early.
-using RowSink = std::function<bool(const Row&)>;
+/// Called for each row of a query; return false to stop early. The sink may move values out
+/// of the row (a stanza may be megabytes); the driver refills every field for the next row.
+using RowSink = std::function<bool(Row& row)>;
 /// Fills `row` with the next row to load and returns true, or returns false at the end.
 using RowSource = std::function<bool(Row& row)>;
+
+/// A COPY ... FROM STDIN in progress (PostgreSQL), inside the caller's transaction. Fields are
+/// escaped into a small buffer that is sent whenever it fills, so a row costs its own bytes once
+/// whatever its size: no row, batch or escaped copy of a large stanza is ever held. Destroying
+/// it unfinished cancels the COPY (the transaction then fails and must roll back).
+class CopyIn {
+ public:
+  virtual ~CopyIn() = default;
+  virtual void field(std::string_view text) = 0;
+  virtual void integer(long long value) = 0;
+  virtual void end_row() = 0;
+  /// Ends the COPY; throws DbError when the server refused a row (the message names it).
+  virtual void finish() = 0;
+};
 
 /// One connection. Not thread-safe. Statements outside begin()/commit() autocommit.
 class Db {
@@ -98,6 +113,13 @@ class Db {
   /// the others a prepared INSERT per row (all in the caller's transaction).
   virtual void bulk_insert(std::string_view table, std::span<const Column> columns,
                            const RowSource& next);
+  /// Starts COPY `table` (`columns`) FROM STDIN inside the current transaction; nullptr when
+  /// the driver has no COPY (then use bulk_insert()).
+  virtual std::unique_ptr<CopyIn> copy_in(std::string_view table, std::span<const Column> columns) {
+    (void)table;
+    (void)columns;
+    return nullptr;
+  }
 
   /// Whether a table (or view) of that name exists, from the catalog: needs no privilege on it.
   bool table_exists(std::string_view table);
@@ -135,6 +157,13 @@ class Transaction {
   ~Transaction() {
     if (!done_) {
       db_.rollback();
+    }
+  }
+  /// Rolls back now (before the destructor would), so the connection can be used again.
+  void rollback() noexcept {
+    if (!done_) {
+      db_.rollback();
+      done_ = true;
     }
   }
   void commit() {

@@ -1,9 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // PostgreSQL through libpqxx 6.4. Reads that may be large use COPY (query) TO STDOUT; loads use
-// COPY FROM STDIN (pqxx::stream_to). Every pqxx exception becomes a DbError in guarded().
+// COPY FROM STDIN. Every pqxx exception becomes a DbError in guarded().
+//
+// The COPYs run on libpq's handle of pqxx's connection (PgConnection keeps it), inside pqxx's
+// transaction: pqxx 6.4's stream_from/stream_to hold each row two or three times over (the
+// line, a copy with its newline, the tuple), which for a 16 MB stanza is most of the memory
+// budget. Here a row arrives once (libpq's buffer, then the decoded fields) and leaves in
+// 256 kB pieces.
 #include <array>
+#include <optional>
+#include <string>
 #include <utility>
 
+#include <libpq-fe.h>
 #include <pqxx/pqxx>
 
 #include "storage/store.h"
@@ -96,6 +105,162 @@ void copy_dispatch(std::size_t n, pqxx::transaction_base& tx, const std::string&
   }
 }
 
+/// A pqxx connection that also keeps libpq's handle (pqxx 6.4 does not expose it): the
+/// connection policy sees every handle pqxx creates.
+class PgConnection final : public pqxx::connection_base {
+ public:
+  explicit PgConnection(const std::string& options) : connection_base(policy_), policy_(options) {
+    init();
+  }
+  ~PgConnection() { close(); }
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  PGconn* handle() const { return policy_.handle_; }
+
+ private:
+  class Policy final : public pqxx::connect_direct {
+   public:
+    explicit Policy(const std::string& options) : connect_direct(options) {}
+    handle do_startconnect(handle orig) override {
+      handle_ = connect_direct::do_startconnect(orig);
+      return handle_;
+    }
+    handle do_completeconnect(handle orig) override {
+      handle_ = connect_direct::do_completeconnect(orig);
+      return handle_;
+    }
+    handle do_dropconnect(handle orig) noexcept override {
+      handle_ = connect_direct::do_dropconnect(orig);
+      return handle_;
+    }
+    handle do_disconnect(handle orig) noexcept override {
+      handle_ = connect_direct::do_disconnect(orig);
+      return handle_;
+    }
+    PGconn* handle_ = nullptr;
+  };
+  Policy policy_;
+};
+
+/// A DbError from a libpq result (the same classification as convert()).
+DbError result_error(PGconn* conn, const PGresult* r) {
+  std::string message = r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(conn);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+    message.pop_back();
+  }
+  const char* field = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string state = field != nullptr ? field : "";
+  if (state == "42501") {
+    return DbError(DbFailure::Permission, message);
+  }
+  if (state == "42P01" || state == "42703") {
+    return DbError(DbFailure::Missing, message);
+  }
+  if (PQstatus(conn) != CONNECTION_OK || state.starts_with("08") || state.starts_with("57P")) {
+    return DbError(DbFailure::Connect, message);
+  }
+  return DbError(DbFailure::Other, state.empty() ? message : message + " [" + state + "]");
+}
+
+/// Runs `sql`, which must start a COPY in `expected` state.
+void start_copy(PGconn* conn, const std::string& sql, ExecStatusType expected) {
+  PGresult* r = PQexec(conn, sql.c_str());
+  if (PQresultStatus(r) != expected) {
+    DbError e = result_error(conn, r);
+    PQclear(r);
+    throw e;
+  }
+  PQclear(r);
+}
+
+/// Reads the results that end a COPY; throws the first error.
+void end_copy(PGconn* conn) {
+  std::optional<DbError> error;
+  while (PGresult* r = PQgetResult(conn)) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && !error) {
+      error = result_error(conn, r);
+    }
+    PQclear(r);
+  }
+  if (error) {
+    throw *error;
+  }
+}
+
+class PgCopyIn final : public CopyIn {
+ public:
+  PgCopyIn(PGconn* conn, const std::string& sql) : conn_(conn) {
+    start_copy(conn_, sql, PGRES_COPY_IN);
+    buffer_.reserve(kChunk + 4096);
+  }
+  ~PgCopyIn() override {
+    if (conn_ != nullptr) {
+      // Cancelled (an exception on the way): the server fails the COPY, and with it the
+      // transaction, which the caller rolls back.
+      PQputCopyEnd(conn_, "tc-merge: batch abandoned");
+      while (PGresult* r = PQgetResult(conn_)) {
+        PQclear(r);
+      }
+    }
+  }
+  PgCopyIn(const PgCopyIn&) = delete;
+  PgCopyIn& operator=(const PgCopyIn&) = delete;
+
+  void field(std::string_view text) override {
+    separate();
+    // Escaped in slices, so the buffer never holds more than a chunk of a large value.
+    while (!text.empty()) {
+      const std::string_view slice = text.substr(0, kChunk);
+      append_copy_field(buffer_, slice);
+      text.remove_prefix(slice.size());
+      if (buffer_.size() >= kChunk) {
+        send();
+      }
+    }
+  }
+  void integer(long long value) override {
+    separate();
+    buffer_ += std::to_string(value);
+  }
+  void end_row() override {
+    buffer_.push_back('\n');
+    first_ = true;
+    if (buffer_.size() >= kChunk) {
+      send();
+    }
+  }
+  void finish() override {
+    send();
+    PGconn* conn = std::exchange(conn_, nullptr);
+    if (PQputCopyEnd(conn, nullptr) != 1) {
+      throw result_error(conn, nullptr);
+    }
+    end_copy(conn);
+  }
+
+ private:
+  static constexpr std::size_t kChunk = 256 * 1024;
+
+  void separate() {
+    if (!first_) {
+      buffer_.push_back('\t');
+    }
+    first_ = false;
+  }
+  void send() {
+    if (!buffer_.empty() &&
+        PQputCopyData(conn_, buffer_.data(), static_cast<int>(buffer_.size())) != 1) {
+      throw result_error(conn_, nullptr);
+    }
+    buffer_.clear();
+  }
+
+  PGconn* conn_;
+  std::string buffer_;
+  bool first_ = true;
+};
+
 class PgDb final : public Db {
  private:
   template <class F>
@@ -114,7 +279,7 @@ class PgDb final : public Db {
     if (tx_) {
       f(*tx_);
     } else {
-      pqxx::nontransaction tx{conn_};
+      pqxx::nontransaction tx{*conn_};
       f(tx);
     }
   }
@@ -157,30 +322,58 @@ class PgDb final : public Db {
 
   void stream(std::string_view sql, std::span<const Param> params, const RowSink& sink) override {
     guarded([&] {
-      const std::string text = "(" + inline_params(sql, params) + ")";
-      with_tx([&](pqxx::transaction_base& tx) {
-        pqxx::stream_from in{tx, text};
-        std::string line;
-        Row row;
-        bool wanted = true;
-        while (in.get_raw_line(line)) {
-          if (!wanted) {
-            continue;  // a COPY cannot be stopped early; drain it
+      PGconn* conn = conn_->handle();
+      start_copy(conn, "COPY (" + inline_params(sql, params) + ") TO STDOUT", PGRES_COPY_OUT);
+      // Whatever happens (the sink throws), the COPY is read to its end so the connection
+      // stays usable: a COPY cannot be stopped early.
+      struct Drain {
+        PGconn* conn;
+        bool done = false;
+        ~Drain() {
+          if (done) {
+            return;
           }
-          if (!decode_copy_line(line, row)) {
-            throw DbError(DbFailure::Other, "malformed COPY line from the server");
+          char* line = nullptr;
+          while (PQgetCopyData(conn, &line, 0) > 0) {
+            PQfreemem(line);
           }
+          while (PGresult* r = PQgetResult(conn)) {
+            PQclear(r);
+          }
+        }
+      } drain{conn};
+      Row row;
+      bool wanted = true;
+      for (;;) {
+        char* line = nullptr;
+        const int n = PQgetCopyData(conn, &line, 0);
+        if (n == -1) {
+          break;
+        }
+        if (n < 0) {
+          throw result_error(conn, nullptr);
+        }
+        bool ok = true;
+        if (wanted) {
+          ok = decode_copy_line(std::string_view(line, static_cast<std::size_t>(n)), row);
+        }
+        PQfreemem(line);  // before the sink: a large row is held once, decoded
+        if (!ok) {
+          throw DbError(DbFailure::Other, "malformed COPY line from the server");
+        }
+        if (wanted) {
           wanted = sink(row);
         }
-        in.complete();
-      });
+      }
+      drain.done = true;
+      end_copy(conn);
       return 0;
     });
   }
 
   void begin() override {
     guarded([&] {
-      tx_ = std::make_unique<pqxx::work>(conn_);
+      tx_ = std::make_unique<pqxx::work>(*conn_);
       return 0;
     });
   }
@@ -203,6 +396,17 @@ class PgDb final : public Db {
   }
   bool in_transaction() const override { return tx_ != nullptr; }
 
+  std::unique_ptr<CopyIn> copy_in(std::string_view table,
+                                  std::span<const Column> columns) override {
+    return guarded([&] {
+      std::string sql = "COPY " + std::string(table) + " (";
+      for (std::size_t i = 0; i < columns.size(); ++i) {
+        sql += (i ? ", " : "") + std::string(columns[i].name);
+      }
+      return std::make_unique<PgCopyIn>(conn_->handle(), sql + ") FROM STDIN");
+    });
+  }
+
   void bulk_insert(std::string_view table, std::span<const Column> columns,
                    const RowSource& next) override {
     guarded([&] {
@@ -219,9 +423,9 @@ class PgDb final : public Db {
   }
 
  private:
-  static pqxx::connection guarded_connect(const std::string& url) {
+  static std::unique_ptr<PgConnection> guarded_connect(const std::string& url) {
     try {
-      return pqxx::connection{storage::postgres_uri_with_defaults(url, "tc-merge")};
+      return std::make_unique<PgConnection>(storage::postgres_uri_with_defaults(url, "tc-merge"));
     } catch (const std::exception& e) {
       throw DbError(DbFailure::Connect, convert(e).what());
     }
@@ -271,13 +475,13 @@ class PgDb final : public Db {
       } else if (std::holds_alternative<long long>(p)) {
         out += std::to_string(std::get<long long>(p));
       } else {
-        out += conn_.quote(std::get<std::string>(p));
+        out += conn_->quote(std::get<std::string>(p));
       }
     }
     return out;
   }
 
-  pqxx::connection conn_;
+  std::unique_ptr<PgConnection> conn_;
   std::unique_ptr<pqxx::work> tx_;
 };
 

@@ -106,12 +106,16 @@ class SqliteDb final : public Db {
     if (read_only && !std::filesystem::exists(path)) {
       throw DbError(DbFailure::Connect, "SQLite: no such file " + path);
     }
-    try {
-      session_ = open_soci_sqlite(path, read_only);
-    } catch (const std::exception& e) {
-      throw DbError(DbFailure::Connect, std::string("SQLite: ") + e.what());
+    if (read_only) {
+      open_read_only(path);
+    } else {
+      try {
+        session_ = open_soci_sqlite(path, false);
+      } catch (const std::exception& e) {
+        throw DbError(DbFailure::Connect, std::string("SQLite: ") + e.what());
+      }
+      db_ = static_cast<sqlite3*>(native_sqlite_handle(*session_));
     }
-    db_ = static_cast<sqlite3*>(native_sqlite_handle(*session_));
     sqlite3_busy_timeout(db_, 30000);
     if (read_only) {
       exec("PRAGMA query_only = ON", {});
@@ -120,6 +124,9 @@ class SqliteDb final : public Db {
   ~SqliteDb() override {
     cache_.clear();
     rollback();
+    if (!session_) {
+      sqlite3_close(db_);
+    }
   }
 
   Dialect dialect() const override { return Dialect::Sqlite; }
@@ -166,6 +173,37 @@ class SqliteDb final : public Db {
   bool in_transaction() const override { return in_tx_; }
 
  private:
+  /// A source: opened through a URI with mode=ro, so SQLite never creates the file or writes
+  /// to it. With immutable=1 too unless a -wal file holds content (a node that crashed, or
+  /// runs): immutable takes no locks and creates no -shm/-wal beside the source, which may sit
+  /// in a read-only directory, but it would not see what the WAL holds. Validation refuses a
+  /// source whose node runs, so no writer can appear while the merge reads.
+  void open_read_only(const std::string& path) {
+    std::error_code ec;
+    const auto wal = std::filesystem::file_size(path + "-wal", ec);
+    const bool wal_holds_data = !ec && wal > 0;
+    std::string uri = "file:";
+    for (const char c : path) {
+      // RFC 3986 escapes for what SQLite's URI parser would read as syntax.
+      if (c == '%' || c == '?' || c == '#' || c == ' ') {
+        static constexpr char kHex[] = "0123456789ABCDEF";
+        uri += '%';
+        uri += kHex[static_cast<unsigned char>(c) >> 4];
+        uri += kHex[static_cast<unsigned char>(c) & 15];
+      } else {
+        uri += c;
+      }
+    }
+    uri += wal_holds_data ? "?mode=ro" : "?mode=ro&immutable=1";
+    if (sqlite3_open_v2(uri.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) !=
+        SQLITE_OK) {
+      const std::string message = std::string("SQLite: ") + sqlite3_errmsg(db_);
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw DbError(DbFailure::Connect, message);
+    }
+  }
+
   Statement& prepare(std::string_view sql) {
     auto it = cache_.find(sql);
     if (it == cache_.end()) {

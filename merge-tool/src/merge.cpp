@@ -10,6 +10,7 @@
 #include <atomic>
 #include <exception>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <span>
@@ -55,10 +56,20 @@ class TargetWriter {
     if (!copy_) {
       return;
     }
-    for (const TableSpec* t : {&kAccounts, &kRooms, &kAffiliations, &kArchive}) {
+    for (const TableSpec* t : {&kAccounts, &kRooms, &kAffiliations}) {
       db_.exec("CREATE TEMP TABLE IF NOT EXISTS " + stage(*t) + " (LIKE " +
                std::string(t->table.name) + ") ON COMMIT DELETE ROWS");
     }
+  }
+
+  /// PostgreSQL: a COPY straight into tc_archive (the target's seq follows the order rows are
+  /// sent in). No ON CONFLICT here: the checkpoint committed with each batch is what keeps a
+  /// message from being copied twice, and should a duplicate (room_jid, stanza_id) still
+  /// arrive, the unique index fails the batch loudly instead of dropping a message silently.
+  /// nullptr elsewhere: use load().
+  std::unique_ptr<CopyIn> copy_archive() {
+    return copy_ ? db_.copy_in(kArchive.table.name, storage::columns::kArchiveInsertColumns)
+                 : nullptr;
   }
 
   void load(const TableSpec& t, std::vector<Row>& rows) {
@@ -121,25 +132,64 @@ std::string source_name(char label) {
   return std::string(1, static_cast<char>(label - 32));
 }
 
-/// The JID rewriting a room's stanzas get on top of the source's own (vendor alias) rewriting.
-JidRewriter room_rewriter(Source& src, const RoomResult& room) {
-  JidRewriter r;
-  if (room.action == "rename") {
-    r.rename_room(src.rewriter().apply_jid(room.source_room), room.target_room);
+/// Policy "rename": the room's new JID goes into its key and into the address attributes of its
+/// stored stanzas (rename_room_addresses), never into what users wrote.
+struct RoomRename {
+  std::string from;  ///< the room's JID as the source reader gives it (after alias rewriting)
+  std::string to;
+  bool empty() const { return from.empty(); }
+};
+
+RoomRename room_rename(Source& src, const RoomResult& room) {
+  if (room.action != "rename") {
+    return {};
   }
-  return r;
+  return {src.rewriter().apply_jid(room.source_room), room.target_room};
 }
 
-/// Reads a source room's messages (after `after`), transformed exactly as they are written.
-void each_target_message(Source& src, const RoomResult& room, long long after,
-                         const std::function<bool(SourceMessage&)>& fn) {
-  const JidRewriter rename = room_rewriter(src, room);
-  src.each_message(room.source_room, after, [&](SourceMessage& m) {
-    if (!rename.empty()) {
-      m.stanza_xml = rename.apply(m.stanza_xml);
+/// The key of an archive row in a report: the room and its key in the source.
+std::string archive_key(const RoomResult& room, const SourceMessage& m) {
+  return "(room_jid '" + room.source_room + "', seq " + std::to_string(m.key) + ")";
+}
+
+void rename_or_throw(std::string& stanza_xml, std::string_view from, std::string_view to,
+                     const std::string& key) {
+  if (!rename_room_addresses(stanza_xml, from, to)) {
+    throw DataError("tc_archive", key, "the stored stanza cannot be scanned for its addresses");
+  }
+}
+
+void add_to_digest(RoomDigest& digest, const SourceMessage& m) {
+  digest.add(m.stanza_id, m.sender_nick, m.sender_jid, m.kind, m.stanza_xml, m.created_at);
+}
+
+/// Runs `f`, naming `s` in any DataError it throws.
+template <class F>
+void in_source(Source& s, F&& f) {
+  try {
+    f();
+  } catch (DataError& e) {
+    if (e.where().empty()) {
+      e.set_where("source " + source_name(s.label()));
     }
-    return fn(m);
-  });
+    throw;
+  }
+}
+
+/// The integer columns of an account row must be numbers (the target converts them).
+void check_account(const Row& row) {
+  const auto& columns = storage::columns::kAccountColumns;
+  for (std::size_t i = 0; i < std::size(columns) && i < row.size(); ++i) {
+    if (!columns[i].integer) {
+      continue;
+    }
+    try {
+      (void)to_int(row[i]);
+    } catch (const DbError& e) {
+      throw DataError("tc_accounts", "username '" + row[0].value_or("") + "'",
+                      std::string(columns[i].name) + ": " + e.what());
+    }
+  }
 }
 
 void copy_metadata(Job& job, Source& a, Source& b, const Plan& plan, TargetWriter& writer,
@@ -151,47 +201,61 @@ void copy_metadata(Job& job, Source& a, Source& b, const Plan& plan, TargetWrite
   Source* second = prefer_b ? &a : &b;
   long long accounts = 0;
   for (Source* s : {first, second}) {
-    s->each_account([&](Row& row) {
-      rows.push_back(std::move(row));
-      ++accounts;
-      if (rows.size() >= kBatch) {
-        writer.load(kAccounts, rows);
-      }
+    in_source(*s, [&] {
+      s->each_account([&](Row& row) {
+        check_account(row);
+        rows.push_back(std::move(row));
+        ++accounts;
+        if (rows.size() >= kBatch) {
+          writer.load(kAccounts, rows);
+        }
+      });
     });
     writer.load(kAccounts, rows);
   }
   long long rooms = 0;
   for (Source* s : {first, second}) {
     const std::string& node = s->label() == 'a' ? job.a.node : job.b.node;
-    s->each_room([&](SourceRoom& r) {
-      const PlanRoom* p = plan.find(s->label(), r.source_jid);
-      if (p == nullptr || p->action == "skip") {
-        return;
-      }
-      ++rooms;
-      rows.push_back({p->target_jid, r.config_json, std::to_string(r.persistent), r.subject,
-                      r.subject_nick, std::to_string(r.subject_at),
-                      r.host_node.empty() ? node : r.host_node, std::to_string(r.created_at)});
-      if (rows.size() >= kBatch) {
-        writer.load(kRooms, rows);
-      }
+    in_source(*s, [&] {
+      s->each_room([&](SourceRoom& r) {
+        const PlanRoom* p = plan.find(s->label(), r.source_jid);
+        if (p == nullptr || p->action == "skip") {
+          return;
+        }
+        ++rooms;
+        rows.push_back({p->target_jid, r.config_json, std::to_string(r.persistent), r.subject,
+                        r.subject_nick, std::to_string(r.subject_at),
+                        r.host_node.empty() ? node : r.host_node, std::to_string(r.created_at)});
+        if (rows.size() >= kBatch) {
+          writer.load(kRooms, rows);
+        }
+      });
     });
     writer.load(kRooms, rows);
   }
   long long affiliations = 0;
   for (Source* s : {first, second}) {
-    s->each_affiliation([&](SourceAffiliation& aff) {
-      const PlanRoom* p = plan.find(s->label(), aff.room_source_jid);
-      if ((p != nullptr && p->action == "skip") ||
-          (p == nullptr && s->kind() == SourceKind::Vendor)) {
-        return;
-      }
-      ++affiliations;
-      rows.push_back({p != nullptr ? p->target_jid : aff.room_source_jid, aff.user_jid,
-                      aff.affiliation, aff.reason, aff.nick});
-      if (rows.size() >= kBatch) {
-        writer.load(kAffiliations, rows);
-      }
+    in_source(*s, [&] {
+      s->each_affiliation([&](SourceAffiliation& aff) {
+        const PlanRoom* p = plan.find(s->label(), aff.room_source_jid);
+        if ((p != nullptr && p->action == "skip") ||
+            (p == nullptr && s->kind() == SourceKind::Vendor)) {
+          return;
+        }
+        if (aff.affiliation != "owner" && aff.affiliation != "admin" &&
+            aff.affiliation != "member" && aff.affiliation != "outcast") {
+          throw DataError(
+              "tc_room_affiliations",
+              "(room_jid '" + aff.room_source_jid + "', user_jid '" + aff.user_jid + "')",
+              "the affiliation '" + aff.affiliation + "' is none of owner, admin, member, outcast");
+        }
+        ++affiliations;
+        rows.push_back({p != nullptr ? p->target_jid : aff.room_source_jid, aff.user_jid,
+                        aff.affiliation, aff.reason, aff.nick});
+        if (rows.size() >= kBatch) {
+          writer.load(kAffiliations, rows);
+        }
+      });
     });
     writer.load(kAffiliations, rows);
   }
@@ -200,10 +264,17 @@ void copy_metadata(Job& job, Source& a, Source& b, const Plan& plan, TargetWrite
                accounts, rooms, affiliations);
 }
 
-/// Copies one room's remaining archive. Returns the messages copied by this run.
+/// Copies one room's remaining archive, in batches of at most `batch_rows` messages or
+/// `batch_bytes` bytes, each in one target transaction with the room's checkpoint. Into
+/// PostgreSQL the rows go straight into tc_archive by COPY as they are read, so a batch is never
+/// held in memory (one message at a time is); elsewhere a batch is collected, then inserted.
+/// Returns the messages copied by this run.
 long long copy_room(Job& job, Source& src, RoomResult& room, Db& target, JobStore& store,
                     TargetWriter& writer, const Tuning& tuning, Progress& progress) {
-  std::vector<Row> batch;
+  std::optional<Transaction> tx;
+  std::unique_ptr<CopyIn> copy;  // after tx: an unfinished COPY is cancelled before the rollback
+  std::vector<Row> rows;         // targets without COPY
+  long long n = 0;
   std::size_t bytes = 0;
   long long last_key = room.checkpoint;
   long long copied_now = 0;
@@ -213,37 +284,82 @@ long long copy_room(Job& job, Source& src, RoomResult& room, Db& target, JobStor
   if (room.checkpoint == kBeforeFirst) {
     digest.emplace();
   }
+  const auto open = [&] {
+    if (!tx) {
+      tx.emplace(target);
+      copy = writer.copy_archive();
+    }
+  };
   const auto flush = [&](bool done) {
-    const auto n = static_cast<long long>(batch.size());
-    Transaction tx(target);
-    writer.load(kArchive, batch);
+    open();  // an empty last batch still commits the checkpoint that marks the room done
+    if (copy) {
+      try {
+        copy->finish();
+      } catch (const DbError& e) {
+        if (e.failure() != DbFailure::Other) {
+          throw;
+        }
+        // The server refused a row (PostgreSQL's message names the key and the COPY line).
+        throw DataError("tc_archive",
+                        "(room_jid '" + room.source_room + "', a message after seq " +
+                            (room.checkpoint == kBeforeFirst ? std::string("the start")
+                                                             : std::to_string(room.checkpoint)) +
+                            ")",
+                        e.what());
+      }
+      copy.reset();
+    } else {
+      writer.load(kArchive, rows);
+    }
     store.checkpoint(job.id, room, last_key, room.copied + n, done);
     if (done && digest) {
       room.source_count = static_cast<long long>(digest->count());
       room.source_digest = digest->finish();
       store.save_verification(job.id, room);
     }
-    tx.commit();
+    tx->commit();
+    tx.reset();
     room.checkpoint = last_key;
     room.copied += n;
     room.done = done;
     copied_now += n;
-    bytes = 0;
     progress.add(n);
+    n = 0;
+    bytes = 0;
     if (tuning.throttle.count() > 0) {
       std::this_thread::sleep_for(tuning.throttle);
     }
   };
-  each_target_message(src, room, room.checkpoint, [&](SourceMessage& m) {
+  const RoomRename rename = room_rename(src, room);
+  src.each_message(room.source_room, room.checkpoint, [&](SourceMessage& m) {
+    // The checksum is of the source as it was; verification undoes the rename on the target
+    // side, so a change to anything but the renamed addresses fails it.
     if (digest) {
-      digest->add(m.stanza_id, m.sender_nick, m.sender_jid, m.kind, m.stanza_xml, m.created_at);
+      add_to_digest(*digest, m);
     }
-    bytes += m.stanza_xml.size() + 64;
+    if (!rename.empty()) {
+      rename_or_throw(m.stanza_xml, rename.from, rename.to, archive_key(room, m));
+    }
+    open();
+    bytes +=
+        m.stanza_xml.size() + m.stanza_id.size() + m.sender_nick.size() + m.sender_jid.size() + 64;
     last_key = m.key;
-    batch.push_back({std::to_string(m.key), room.target_room, std::move(m.stanza_id),
-                     std::move(m.sender_nick), std::move(m.sender_jid), std::move(m.kind),
-                     std::move(m.stanza_xml), std::to_string(m.created_at)});
-    if (batch.size() >= tuning.batch_rows || bytes >= tuning.batch_bytes) {
+    ++n;
+    if (copy) {
+      copy->field(room.target_room);
+      copy->field(m.stanza_id);
+      copy->field(m.sender_nick);
+      copy->field(m.sender_jid);
+      copy->field(m.kind);
+      copy->field(m.stanza_xml);
+      copy->integer(m.created_at);
+      copy->end_row();
+    } else {
+      rows.push_back({std::to_string(m.key), room.target_room, std::move(m.stanza_id),
+                      std::move(m.sender_nick), std::move(m.sender_jid), std::move(m.kind),
+                      std::move(m.stanza_xml), std::to_string(m.created_at)});
+    }
+    if (static_cast<std::size_t>(n) >= tuning.batch_rows || bytes >= tuning.batch_bytes) {
       flush(false);
     }
     return true;
@@ -252,12 +368,16 @@ long long copy_room(Job& job, Source& src, RoomResult& room, Db& target, JobStor
   return copied_now;
 }
 
+/// Compares one room's source, as it was, with the target: counts and SHA-256 over every
+/// message in order. A renamed room's target stanzas are hashed with the rename undone (its new
+/// JID back to the old one in the address attributes only), so its bodies must be byte-identical
+/// to the source's for the digests to agree.
 void verify_room(Source& src, RoomResult& room, Db& target, const Tuning& tuning) {
+  const RoomRename rename = room_rename(src, room);
   if (room.source_digest.empty()) {
     RoomDigest source_digest;
-    each_target_message(src, room, kBeforeFirst, [&](SourceMessage& m) {
-      source_digest.add(m.stanza_id, m.sender_nick, m.sender_jid, m.kind, m.stanza_xml,
-                        m.created_at);
+    src.each_message(room.source_room, kBeforeFirst, [&](SourceMessage& m) {
+      add_to_digest(source_digest, m);
       return true;
     });
     room.source_count = static_cast<long long>(source_digest.count());
@@ -266,9 +386,14 @@ void verify_room(Source& src, RoomResult& room, Db& target, const Tuning& tuning
   RoomDigest target_digest;
   scan_rows(target, tuning.page_rows,
             "stanza_id, sender_nick, sender_jid, kind, stanza_xml, created_at, seq", "tc_archive",
-            "room_jid = ?", {room.target_room}, {{"seq", 6, true}}, [&](const Row& r) {
+            "room_jid = ?", {room.target_room}, {{"seq", 6, true}}, [&](Row& r) {
+              std::string stanza = std::move(r[4]).value_or("");
+              if (!rename.empty()) {
+                // Only the tool's own output is scanned here; an unscannable one fails below.
+                rename_room_addresses(stanza, rename.to, rename.from);
+              }
               target_digest.add(r[0].value_or(""), r[1].value_or(""), r[2].value_or(""),
-                                r[3].value_or(""), r[4].value_or(""), to_int(r[5]));
+                                r[3].value_or(""), stanza, to_int(r[5]));
               return true;
             });
   room.target_count = static_cast<long long>(target_digest.count());
@@ -355,6 +480,25 @@ void for_each_room(std::vector<Worker>& workers, std::vector<RoomResult*> todo,
 
 void refuse(std::FILE* out, const std::string& why) {
   std::fprintf(out, "merge refused: %s\n", why.c_str());
+}
+
+/// A data error met during the merge: reported with the row, recorded in the job. Returns the
+/// exit status.
+int stopped(Job& job, JobStore& store, const DataError& e, const std::string& state,
+            std::FILE* out) {
+  const std::string where = e.where().empty() ? std::string("a source") : e.where();
+  std::fprintf(out,
+               "merge stopped: %s: %s\n"
+               "  %s. Fix the row in %s (or delete it), then run `tc-merge validate %lld` and "
+               "`tc-merge merge %lld` again.\n",
+               where.c_str(), e.what(), state.c_str(), where.c_str(), job.id, job.id);
+  boost::json::object summary;
+  summary["stopped"] = where + ": " + e.what();
+  summary["table"] = e.table();
+  summary["row"] = e.key();
+  job.summary = boost::json::serialize(summary);
+  store.update(job);
+  return 1;
 }
 
 }  // namespace
@@ -454,7 +598,12 @@ int merge(Job& job, Db& target, const std::string& target_url, JobStore& store,
 
   if (job.phase.empty()) {
     std::vector<Finding> plan_findings;
-    const Plan plan = build_plan(*a, *b, job, plan_findings);
+    Plan plan;
+    try {
+      plan = build_plan(*a, *b, job, plan_findings);
+    } catch (const DataError& e) {
+      return stopped(job, store, e, "nothing was written; the target is as it was", out);
+    }
     for (const Finding& f : plan_findings) {
       if (f.severity == Severity::Error) {
         refuse(out, "the sources changed since validation: " + f.subject + ": " + f.message);
@@ -475,7 +624,12 @@ int merge(Job& job, Db& target, const std::string& target_url, JobStore& store,
     }
     Transaction tx(target);
     store.insert_rooms(job.id, rooms);
-    copy_metadata(job, *a, *b, plan, writer, out);
+    try {
+      copy_metadata(job, *a, *b, plan, writer, out);
+    } catch (const DataError& e) {
+      tx.rollback();  // nothing of this run stays: the target is as it was before
+      return stopped(job, store, e, "nothing was written; the target is as it was", out);
+    }
     job.phase = "archive";
     job.status = std::string(status::kMerging);
     job.merge_started_at = now_ms();
@@ -506,9 +660,20 @@ int merge(Job& job, Db& target, const std::string& target_url, JobStore& store,
         todo.push_back(&r);
       }
     }
-    for_each_room(workers, todo, [&](Worker& w, RoomResult& r) {
-      copy_room(job, w.source(r.source), r, *w.target, *w.store, *w.writer, tuning, progress);
-    });
+    try {
+      for_each_room(workers, todo, [&](Worker& w, RoomResult& r) {
+        Source& src = w.source(r.source);
+        in_source(
+            src, [&] { copy_room(job, src, r, *w.target, *w.store, *w.writer, tuning, progress); });
+      });
+    } catch (const DataError& e) {
+      progress.finish();
+      // The batch that met the row rolled back; every committed batch has its checkpoint.
+      return stopped(job, store, e,
+                     "the batches committed before it are kept with their checkpoints; the "
+                     "next run resumes after them",
+                     out);
+    }
     progress.finish();
     job.phase = "verify";
     store.update(job);

@@ -39,7 +39,7 @@ void scan_rows(Db& db, std::size_t page_rows, const std::string& columns, const 
     sql += " ORDER BY " + order + db.limit_clause(static_cast<long long>(page_rows));
     std::size_t rows = 0;
     bool stop = false;
-    db.query(sql, params, [&](const Row& row) {
+    db.query(sql, params, [&](Row& row) {
       ++rows;
       std::vector<Param> key;
       for (const ScanKey& k : keys) {

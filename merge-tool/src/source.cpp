@@ -65,6 +65,12 @@ bool known_schema_version(int version) {
 Source::Source(char label, std::unique_ptr<Db> db, SourceKind kind, std::size_t page_rows)
     : label_(label), db_(std::move(db)), kind_(kind), page_rows_(page_rows) {}
 
+DataError Source::data_error(std::string table, std::string key, const std::string& why) const {
+  DataError e(std::move(table), std::move(key), why);
+  e.set_where(std::string("source ") + static_cast<char>(label_ - 32));
+  return e;
+}
+
 Inspection Source::inspect() {
   Inspection out;
   const bool has_ours = db_->table_exists("tc_schema_version");
@@ -170,12 +176,16 @@ void Source::each_room(const std::function<void(SourceRoom&)>& fn) {
            r.source_jid = text(row[0]);
            r.jid = r.source_jid;
            r.config_json = text(row[1]);
-           r.persistent = static_cast<int>(to_int(row[2]));
+           try {
+             r.persistent = static_cast<int>(to_int(row[2]));
+             r.subject_at = to_int(row[5]);
+             r.created_at = to_int(row[7]);
+           } catch (const DbError& e) {
+             throw data_error("tc_rooms", "jid '" + r.source_jid + "'", e.what());
+           }
            r.subject = text(row[3]);
            r.subject_nick = text(row[4]);
-           r.subject_at = to_int(row[5]);
            r.host_node = text(row[6]);
-           r.created_at = to_int(row[7]);
            fn(r);
            return true;
          });
@@ -304,14 +314,21 @@ void Source::each_message(const std::string& source_jid, long long after,
   SourceMessage m;
   if (kind_ == SourceKind::Tc) {
     scan("seq, stanza_id, sender_nick, sender_jid, kind, stanza_xml, created_at", "tc_archive",
-         "room_jid = ? AND seq > ?", {source_jid, after}, {{"seq", 0, true}}, [&](const Row& row) {
-           m.key = to_int(row[0]);
-           m.stanza_id = text(row[1]);
-           m.sender_nick = text(row[2]);
-           m.sender_jid = text(row[3]);
-           m.kind = text(row[4]);
-           m.stanza_xml = text(row[5]);
-           m.created_at = to_int(row[6]);
+         "room_jid = ? AND seq > ?", {source_jid, after}, {{"seq", 0, true}}, [&](Row& row) {
+           try {
+             m.key = to_int(row[0]);
+             m.created_at = to_int(row[6]);
+           } catch (const DbError& e) {
+             throw data_error("tc_archive",
+                              "(room_jid '" + source_jid + "', seq " + text(row[0]) + ")",
+                              e.what());
+           }
+           // Moved, not copied: a stanza may be megabytes (memory is bounded in bytes).
+           m.stanza_id = std::move(row[1]).value_or("");
+           m.sender_nick = std::move(row[2]).value_or("");
+           m.sender_jid = std::move(row[3]).value_or("");
+           m.kind = std::move(row[4]).value_or("");
+           m.stanza_xml = std::move(row[5]).value_or("");
            return fn(m);
          });
     return;

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,28 @@ namespace tc::merge {
 /// the tool learns it.
 inline constexpr int kKnownSchemaVersions[] = {1, 2, 3};
 bool known_schema_version(int version);
+
+/// A source row the merge cannot convert into what it writes: a number that is not one, a
+/// stanza that cannot be scanned, a value the target refuses. Validation reports each of these
+/// before a merge starts, so meeting one during a merge means the source changed since (or a
+/// check is missing). Names the row by its table and key, for the operator to fix.
+class DataError : public std::runtime_error {
+ public:
+  DataError(std::string table, std::string key, const std::string& why)
+      : std::runtime_error(table + " row " + key + ": " + why),
+        table_(std::move(table)),
+        key_(std::move(key)) {}
+  const std::string& table() const { return table_; }
+  const std::string& key() const { return key_; }
+  /// "source A" or "source B", once known.
+  const std::string& where() const { return where_; }
+  void set_where(std::string where) { where_ = std::move(where); }
+
+ private:
+  std::string table_;
+  std::string key_;
+  std::string where_;
+};
 
 struct SourceRoom {
   std::string source_jid;  ///< as stored in the source
@@ -118,6 +141,8 @@ class Source {
             const RowSink& sink);
 
   void vendor_message(const Row& row, const std::string& room_jid, SourceMessage& out);
+  /// A DataError naming this source.
+  DataError data_error(std::string table, std::string key, const std::string& why) const;
 
   char label_;
   std::unique_ptr<Db> db_;

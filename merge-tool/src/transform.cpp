@@ -171,6 +171,89 @@ std::string JidRewriter::apply(std::string_view text) const {
   return out;
 }
 
+std::optional<std::size_t> rename_room_addresses(std::string& xml, std::string_view from_bare,
+                                                 std::string_view to_bare) {
+  const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  const auto same_nocase = [](std::string_view x, std::string_view y) {
+    return x.size() == y.size() && std::equal(x.begin(), x.end(), y.begin(), [](char p, char q) {
+             return std::tolower(static_cast<unsigned char>(p)) ==
+                    std::tolower(static_cast<unsigned char>(q));
+           });
+  };
+  // Markup that is skipped whole: what it holds is text or a declaration, never an address.
+  static constexpr std::pair<std::string_view, std::string_view> kSkipped[] = {
+      {"<!--", "-->"}, {"<![CDATA[", "]]>"}, {"<?", "?>"}, {"</", ">"}, {"<!", ">"}};
+  std::size_t renamed = 0;
+  std::size_t i = 0;
+  for (;;) {
+    // Outside a tag, '<' in well-formed XML always starts markup: text holds it as &lt;.
+    i = xml.find('<', i);
+    if (i == std::string::npos) {
+      return renamed;
+    }
+    bool skipped = false;
+    for (const auto& [open, close] : kSkipped) {
+      if (std::string_view(xml).substr(i, open.size()) == open) {
+        const auto end = xml.find(close, i + open.size());
+        if (end == std::string::npos) {
+          return std::nullopt;
+        }
+        i = end + close.size();
+        skipped = true;
+        break;
+      }
+    }
+    if (skipped) {
+      continue;
+    }
+    // A start tag: the name, then name="value" pairs up to '>' or '/>'.
+    std::size_t j = i + 1;
+    while (j < xml.size() && !is_space(xml[j]) && xml[j] != '>' && xml[j] != '/') {
+      ++j;
+    }
+    for (;;) {
+      while (j < xml.size() && is_space(xml[j])) {
+        ++j;
+      }
+      if (j >= xml.size()) {
+        return std::nullopt;
+      }
+      if (xml[j] == '>' || xml[j] == '/') {
+        break;
+      }
+      const std::size_t name_begin = j;
+      while (j < xml.size() && xml[j] != '=' && !is_space(xml[j])) {
+        ++j;
+      }
+      const std::string_view name = std::string_view(xml).substr(name_begin, j - name_begin);
+      while (j < xml.size() && (is_space(xml[j]) || xml[j] == '=')) {
+        ++j;
+      }
+      if (j >= xml.size() || (xml[j] != '\'' && xml[j] != '"')) {
+        return std::nullopt;
+      }
+      const std::size_t value_begin = j + 1;
+      const std::size_t value_end = xml.find(xml[j], value_begin);
+      if (value_end == std::string::npos) {
+        return std::nullopt;
+      }
+      j = value_end + 1;
+      if (name != "from" && name != "to" && name != "jid" && name != "by") {
+        continue;
+      }
+      const std::string_view value =
+          std::string_view(xml).substr(value_begin, value_end - value_begin);
+      const std::string_view bare = value.substr(0, value.find('/'));
+      if (same_nocase(bare, from_bare)) {
+        xml.replace(value_begin, bare.size(), to_bare);
+        j += to_bare.size() - bare.size();  // unsigned wrap-around cancels out when shorter
+        ++renamed;
+      }
+    }
+    i = j;
+  }
+}
+
 std::string xml_escape(std::string_view text) {
   std::string out;
   out.reserve(text.size());

@@ -38,6 +38,19 @@ class JidRewriter {
   std::map<std::string, std::string, std::less<>> rooms_;    // lower-case bare -> bare
 };
 
+/// Renames a room in the address attributes of one stored stanza, in place (policy "rename").
+/// Address attributes are `from`, `to`, `jid` and `by` on any element (the envelope of the
+/// archived stanza, a nested forwarded stanza, MUC <item jid/>, XEP-0359 <stanza-id by/>,
+/// XEP-0033 <address jid/>); one is renamed when its whole value is the room's bare JID or an
+/// occupant JID of it (`room/nick`, the nick kept byte for byte), compared case-insensitively.
+/// Nothing else changes: text content (bodies, subjects), CDATA, comments, other attributes
+/// (reasons, ids, <occupant-id/>) and the stanza's spelling (quotes, spacing, entities) stay
+/// byte-identical. Mentions of the room in text are history and are never rewritten.
+/// `xml` must be well-formed (validation parses every stanza); returns the number of
+/// attributes renamed, or nullopt when a tag or quoted value is not closed (nothing changed).
+std::optional<std::size_t> rename_room_addresses(std::string& xml, std::string_view from_bare,
+                                                 std::string_view to_bare);
+
 std::string xml_escape(std::string_view text);
 /// Replaces the five predefined entities and numeric character references.
 std::string xml_unescape(std::string_view text);

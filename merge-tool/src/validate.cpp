@@ -244,6 +244,10 @@ std::vector<Finding> validate(Job& job, Db& target, JobStore& store, const Crede
     } catch (const DbError& e) {
       f.push_back({Severity::Error, "check-failed", "sources",
                    std::string("could not read the sources to plan the merge: ") + e.what()});
+    } catch (const DataError& e) {
+      // Reported above by check_data (room-unreadable); the plan cannot be built without it.
+      f.push_back({Severity::Error, "check-failed", "sources",
+                   std::string("could not read the sources to plan the merge: ") + e.what()});
     }
   } else {
     f.push_back({Severity::Info, "plan-skipped", "sources",

@@ -14,6 +14,7 @@
 #include <pqxx/pqxx>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +43,20 @@ std::string replace_all(std::string text, const std::string& from, const std::st
     text.replace(at, from.size(), to);
   }
   return text;
+}
+
+/// A room renamed in the address attributes (from, to, jid, by) only, never in text or other
+/// attributes: what a rename must do to a stored stanza. Attributes written ` name="value"` or
+/// ` name='value'`, as every stanza in these tests is.
+std::string rename_in_attributes(std::string xml, const std::string& room, const std::string& to) {
+  for (const std::string name : {"from", "to", "jid", "by"}) {
+    for (const std::string q : {"\"", "'"}) {
+      const std::string open = " " + name + "=" + q;
+      xml = replace_all(xml, open + room + q, open + to + q);
+      xml = replace_all(xml, open + room + "/", open + to + "/");
+    }
+  }
+  return xml;
 }
 
 [[noreturn]] void exec_merge(const std::vector<std::string>& args,
@@ -102,8 +117,10 @@ RunResult run_merge(const std::vector<std::string>& args,
   }
   close(fds[0]);
   int status = 0;
-  waitpid(pid, &status, 0);
+  rusage usage{};
+  wait4(pid, &status, 0, &usage);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.peak_rss_kb = usage.ru_maxrss;
   return result;
 }
 
@@ -146,7 +163,11 @@ RoomDigests pg_room_digests(const std::string& url,
     const std::string to = renamed == renames.end() ? room : renamed->second;
     const pqxx::result r = tx.exec_params(
         "SELECT count(*), md5(string_agg(stanza_id || chr(31) || sender_nick || chr(31) || "
-        "sender_jid || chr(31) || kind || chr(31) || replace(stanza_xml, $2, $3) || chr(31) || "
+        "sender_jid || chr(31) || kind || chr(31) || "
+        // The rename in address attributes only, as rename_in_attributes() does.
+        "regexp_replace(stanza_xml, '( (from|to|jid|by)=[\"''])' || regexp_replace($2, "
+        "'([.*+?^$(){}|\\[\\]\\\\])', '\\\\\\1', 'g') || "
+        "'([\"''/])', '\\1' || $3 || '\\3', 'g') || chr(31) || "
         "created_at::text, chr(30) ORDER BY seq)) FROM tc_archive WHERE room_jid = $1",
         room, room, to);
     out[to] = {r[0][0].as<long long>(), r[0][1].as<std::string>()};
@@ -180,7 +201,7 @@ RoomDigests sqlite_room_digests(const std::string& path,
     }
     ++count;
     all += col(1) + '\x1f' + col(2) + '\x1f' + col(3) + '\x1f' + col(4) + '\x1f' +
-           replace_all(col(5), room, to) + '\x1f' + col(6);
+           rename_in_attributes(col(5), room, to) + '\x1f' + col(6);
   }
   sqlite3_finalize(st);
   sqlite3_close(db);

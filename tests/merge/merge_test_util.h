@@ -14,8 +14,9 @@
 namespace tc::merge::test {
 
 struct RunResult {
-  int status = -1;     ///< exit status; -1 when killed or timed out
-  std::string output;  ///< stdout and stderr, interleaved
+  int status = -1;       ///< exit status; -1 when killed or timed out
+  std::string output;    ///< stdout and stderr, interleaved
+  long peak_rss_kb = 0;  ///< the process's peak resident set (VmHWM, getrusage ru_maxrss)
 };
 
 /// Runs tc-merge with `args` and extra environment variables; kills it after `timeout`.
@@ -32,7 +33,8 @@ int wait_for(pid_t pid, std::chrono::seconds timeout);
 /// Per room: message count and MD5 over (stanza_id, sender_nick, sender_jid, kind, stanza_xml,
 /// created_at) in seq order, computed the same way for PostgreSQL (in SQL) and SQLite (in C++).
 /// `renames` maps a room JID to the JID it must have in the target (applied to the room key and
-/// inside stanza_xml), so a source's digests can be compared with the target's.
+/// to attribute values inside stanza_xml, never to text), so a source's digests can be compared
+/// with the target's.
 using RoomDigests = std::map<std::string, std::pair<long long, std::string>>;
 RoomDigests pg_room_digests(const std::string& url,
                             const std::map<std::string, std::string>& renames = {});

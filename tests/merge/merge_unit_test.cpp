@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // Unit tests of tc-merge's pure parts: COPY text decoding, JID rewriting, credentials, the
 // vendor conversions, timestamps, the room digest.
+#include <functional>
+
 #include <gtest/gtest.h>
+
+#include "xmpp/stream_parser.h"
 
 #include "copy_text.h"
 #include "credentials.h"
@@ -22,6 +26,25 @@ TEST(CopyText, DecodesEscapesAndNulls) {
   EXPECT_EQ(row[3], "");
   EXPECT_EQ(row[4], "\n\rAA");
   EXPECT_EQ(row[5], "");
+}
+
+TEST(CopyText, EncodedFieldsDecodeToThemselves) {
+  const std::string fields[] = {
+      "plain", "tab\there", "new\nline\r\n", "back\\slash\\N", "caf\xC3\xA9 \xF0\x9F\x8E\x89", ""};
+  std::string line;
+  for (const std::string& f : fields) {
+    if (!line.empty() || &f != &fields[0]) {
+      line.push_back('\t');
+    }
+    append_copy_field(line, f);
+  }
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  Row row;
+  ASSERT_TRUE(decode_copy_line(line, row));
+  ASSERT_EQ(row.size(), std::size(fields));
+  for (std::size_t i = 0; i < row.size(); ++i) {
+    EXPECT_EQ(row[i], fields[i]);
+  }
 }
 
 TEST(CopyText, KeepsUtf8AndRejectsTrailingBackslash) {
@@ -55,6 +78,117 @@ TEST(JidRewriter, RenamesWholeRoomJidsOnly) {
             "<message from=\"dev-b@conference.localhost/ann\"><stanza-id "
             "by=\"dev-b@conference.localhost\"/></message>");
   EXPECT_EQ(r.apply("webdev@conference.localhost"), "webdev@conference.localhost");
+}
+
+// Issue 17: renaming a room changes the addresses of its stanzas, never what users wrote.
+constexpr std::string_view kIssueBody =
+    "please move to dev@conference.localhost, see xmpp:dev@conference.localhost?join "
+    "(DEV@CONFERENCE.LOCALHOST/bob)";
+
+TEST(RenameRoomAddresses, RenamesEnvelopeAndAddressesButNoText) {
+  const std::string body(kIssueBody);
+  std::string xml =
+      "<message from='dev@conference.localhost/ann' type='groupchat' id='m1'>"
+      "<body>" +
+      body +
+      "</body>"
+      "<subject>dev@conference.localhost</subject>"
+      "<x xmlns='http://jabber.org/protocol/muc#user'><item "
+      "jid='Dev@Conference.Localhost/bob' reason='dev@conference.localhost'/></x>"
+      "<occupant-id xmlns='urn:xmpp:occupant-id:0' id='dev@conference.localhost'/>"
+      "<stanza-id xmlns=\"urn:xmpp:sid:0\" id=\"s1\" by=\"dev@conference.localhost\"/>"
+      "<html><![CDATA[<a to='dev@conference.localhost'/>]]></html></message>";
+  const auto n =
+      rename_room_addresses(xml, "dev@conference.localhost", "dev-imp2@conference.localhost");
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, 3u);
+  EXPECT_EQ(
+      xml,
+      "<message from='dev-imp2@conference.localhost/ann' type='groupchat' id='m1'>"
+      "<body>" +
+          body +
+          "</body>"
+          "<subject>dev@conference.localhost</subject>"
+          "<x xmlns='http://jabber.org/protocol/muc#user'><item "
+          "jid='dev-imp2@conference.localhost/bob' reason='dev@conference.localhost'/></x>"
+          "<occupant-id xmlns='urn:xmpp:occupant-id:0' id='dev@conference.localhost'/>"
+          "<stanza-id xmlns=\"urn:xmpp:sid:0\" id=\"s1\" by=\"dev-imp2@conference.localhost\"/>"
+          "<html><![CDATA[<a to='dev@conference.localhost'/>]]></html></message>");
+  // Undoing it gives the source back, byte for byte (what verification relies on), apart from
+  // the case of an address that was written in capitals.
+  rename_room_addresses(xml, "dev-imp2@conference.localhost", "dev@conference.localhost");
+  EXPECT_NE(xml.find("<body>" + body + "</body>"), std::string::npos);
+  EXPECT_NE(xml.find("from='dev@conference.localhost/ann'"), std::string::npos);
+}
+
+TEST(RenameRoomAddresses, LeavesOtherRoomsAndOddSpellingsAlone) {
+  std::string xml =
+      "<message to = \"webdev@conference.localhost\" from=\"dev@conference.localhost.evil/x\" "
+      "title='a > b'><body>x</body><addresses><address jid='dev@conference.localhost'/>"
+      "</addresses></message>";
+  const auto n = rename_room_addresses(xml, "dev@conference.localhost", "d@c");
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, 1u);
+  EXPECT_NE(xml.find("<address jid='d@c'/>"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("webdev@conference.localhost"), std::string::npos);
+  EXPECT_NE(xml.find("dev@conference.localhost.evil/x"), std::string::npos);
+  std::string cut = "<message from='dev@conference.localhost";
+  EXPECT_FALSE(rename_room_addresses(cut, "dev@conference.localhost", "d@c").has_value());
+  EXPECT_EQ(cut, "<message from='dev@conference.localhost");
+}
+
+// The rename, seen through the project's XML parser: the same tree, with only the renamed
+// attributes different, for stanzas written every way the archive holds them.
+TEST(RenameRoomAddresses, ParsedTreeDiffersOnlyInRenamedAttributes) {
+  const auto parse = [](const std::string& xml) {
+    xmpp::StreamParser parser(xmpp::ParserLimits{1 << 20, 48, 64});
+    std::vector<xmpp::StreamEvent> events;
+    EXPECT_TRUE(
+        parser.feed("<stream:stream xmlns='jabber:client' "
+                    "xmlns:stream='http://etherx.jabber.org/streams'>",
+                    events));
+    EXPECT_TRUE(parser.feed(xml, events));
+    EXPECT_EQ(events.size(), 2u);
+    return events.back().element;
+  };
+  // Compares a and b node by node; attributes named from/to/jid/by may differ by the rename.
+  std::function<void(const xmpp::XmlElement&, const xmpp::XmlElement&)> same;
+  same = [&](const xmpp::XmlElement& a, const xmpp::XmlElement& b) {
+    ASSERT_EQ(a.name(), b.name());
+    ASSERT_EQ(a.text(), b.text());
+    ASSERT_EQ(a.attrs().size(), b.attrs().size());
+    for (std::size_t i = 0; i < a.attrs().size(); ++i) {
+      const auto& [k, v] = a.attrs()[i];
+      EXPECT_EQ(k, b.attrs()[i].first);
+      std::string expected = v;
+      if ((k == "from" || k == "to" || k == "jid" || k == "by") &&
+          to_lower(bare_jid(v)) == "dev@conference.localhost") {
+        expected = "dev-b@conference.localhost" + v.substr(bare_jid(v).size());
+      }
+      EXPECT_EQ(b.attrs()[i].second, expected) << k;
+    }
+    ASSERT_EQ(a.nodes().size(), b.nodes().size());
+    for (std::size_t i = 0; i < a.nodes().size(); ++i) {
+      same(a.nodes()[i], b.nodes()[i]);
+    }
+  };
+  for (const std::string& xml : {
+           "<message from=\"dev@conference.localhost/O&apos;Brien\" type=\"groupchat\"><body>" +
+               std::string(kIssueBody) + " &lt;dev@conference.localhost&gt;</body></message>",
+           std::string("<presence from='dev@conference.localhost/a' to='u@localhost/r'><x "
+                       "xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' "
+                       "jid='u@localhost/r' role='participant'/></x></presence>"),
+           std::string("<message><forwarded xmlns='urn:xmpp:forward:0'><message "
+                       "from='DEV@conference.localhost/z' to=\"dev@conference.localhost\"><body "
+                       "xml:lang='en'>a\tb\n c ' \" &amp; dev@conference.localhost/z</body>"
+                       "</message></forwarded></message>"),
+       }) {
+    SCOPED_TRACE(xml);
+    std::string renamed = xml;
+    ASSERT_TRUE(
+        rename_room_addresses(renamed, "dev@conference.localhost", "dev-b@conference.localhost"));
+    same(parse(xml), parse(renamed));
+  }
 }
 
 TEST(Credentials, PutsPasswordsBackAndRemovesPlaceholders) {
