@@ -18,6 +18,7 @@
 #include "admin/admin_server.h"
 #include "ha/cluster_view.h"
 #include "ha/srm.h"
+#include "net/component_link.h"
 #include "net/session.h"
 #include "net/tokens.h"
 #include "net/user_routing.h"
@@ -149,6 +150,9 @@ struct Server::Impl {
     if (websocket) {
       websocket->stop();
     }
+    if (component) {
+      component->stop();
+    }
     auto close_sessions = [this] {
       for (const auto& s : context.router.all()) {
         s->close_with("system-shutdown", "the server is shutting down");
@@ -218,6 +222,9 @@ struct Server::Impl {
       if (websocket) {
         websocket->stop();
       }
+      if (component) {
+        component->stop();
+      }
       for (const auto& s : context.router.all()) {
         s->close_with("system-shutdown", "the router service was stopped on this node");
       }
@@ -228,6 +235,9 @@ struct Server::Impl {
     }
     if (websocket) {
       websocket->resume();
+    }
+    if (component) {
+      component->resume();
     }
     const auto address = asio::ip::make_address(context.config.client_address, ec);
     tcp::endpoint endpoint(address, context.client_port_bound);
@@ -381,6 +391,7 @@ struct Server::Impl {
   std::unique_ptr<ha::Srm> srm;
   std::unique_ptr<admin::AdminServer> admin;
   std::unique_ptr<net::WebSocketListener> websocket;  ///< null unless [websocket] enabled
+  std::shared_ptr<net::ComponentLink> component;      ///< null unless [component] enabled
 };
 
 Server::Server(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
@@ -397,6 +408,7 @@ Server::~Server() {
   impl_->reload_signal.cancel(ignored);
   impl_->admin.reset();
   impl_->websocket.reset();
+  impl_->component.reset();  // its coroutines on the shards hold it until those contexts go
   impl_->srm.reset();
   impl_->control.restart();
   impl_->control.poll();
@@ -488,6 +500,10 @@ void Server::start() {
     asio::co_spawn(impl_->control, impl_->node_heartbeat(), asio::detached);
   }
   asio::co_spawn(impl_->control, impl_->accept_loop(), asio::detached);
+  if (config.component_enabled) {
+    impl_->component = std::make_shared<net::ComponentLink>(impl_->context, *impl_->shards[0]);
+    impl_->component->start();
+  }
   if (config.websocket_enabled) {
     impl_->websocket =
         std::make_unique<net::WebSocketListener>(impl_->context, impl_->control, shard_ptrs);

@@ -295,11 +295,11 @@ class Node:
         self.starts = 0
         self.token = TOKEN
 
-    def write_config(self, db_url, muc, relogin, websocket=False):
-        sections = None
+    def write_config(self, db_url, muc, relogin, websocket=False, sections=None):
+        sections = dict(sections or {})
         if websocket:
-            sections = {"websocket": {"enabled": True, "port": self.ws_port,
-                                      "consider_secure": True}}
+            sections["websocket"] = {"enabled": True, "port": self.ws_port,
+                                     "consider_secure": True}
         text = th.config_text(db_url, muc, sections)
         text = text.replace("[node]\n", f"[node]\nname = {th._toml(self.name)}\n", 1)
         text = text.replace("[client]\nport = 0",
@@ -431,7 +431,7 @@ class Pair:
 
     def __init__(self, backend="sqlite", tcbroker=None, tcctl=None, settings=None, ha=True,
                  users=(), muc=None, relogin=RELOGIN, pg=None, root=None, group="pair",
-                 websocket=False):
+                 websocket=False, sections=None):
         self.tcbroker, self.tcctl = tool_paths(tcbroker, tcctl)
         self.backend = backend
         self.group = group
@@ -447,7 +447,7 @@ class Pair:
         self.nodes = {n: Node(self, n) for n in NODE_NAMES}
         self.muc = {"default_persistent": True, **(muc or {})}
         for node in self.nodes.values():
-            node.write_config(self.db_url, self.muc, relogin, websocket)
+            node.write_config(self.db_url, self.muc, relogin, websocket, sections)
         self.relogin = relogin
         self.settings = dict(FAST_SETTINGS, **(settings or {}))
         self.ha = ha

@@ -322,13 +322,14 @@ def _toml(value):
 
 def config_text(db_url, muc, sections=None):
     """The broker's TOML configuration: localhost on an ephemeral port, TLS, `muc` settings and
-    other `sections` ({"websocket": {"enabled": True}, ...}; "client" and "tls" entries add to
-    those sections)."""
+    other `sections` ({"websocket": {"enabled": True}, ...}; "node", "client" and "tls" entries
+    add to those sections)."""
     crt, key = certificate()
     sections = dict(sections or {})
     tls = {"certificate": crt, "private_key": key, **sections.pop("tls", {})}
     client = {"port": 0, **sections.pop("client", {})}
-    lines = ["[node]", f"domain = {_toml(DOMAIN)}", "", "[client]"]
+    node = {"domain": DOMAIN, **sections.pop("node", {})}
+    lines = ["[node]"] + [f"{k} = {_toml(v)}" for k, v in node.items()] + ["", "[client]"]
     lines += [f"{k} = {_toml(v)}" for k, v in client.items()]
     lines += ["", "[tls]"]
     lines += [f"{k} = {_toml(v)}" for k, v in tls.items()]

@@ -91,6 +91,15 @@ struct Config {
   std::chrono::milliseconds websocket_handshake_timeout{10'000};
   std::size_t websocket_max_connections_per_ip = 100;
 
+  // [component] XEP-0114: the rooms served to another XMPP server's users, as its component
+  // named muc.domain (both nodes of a pair dial it; the front server takes one at a time)
+  bool component_enabled = false;
+  std::string component_server = "127.0.0.1";
+  std::uint16_t component_port = 5347;
+  std::string component_secret;                 ///< "" = read component_secret_file
+  std::filesystem::path component_secret_file;  ///< one line
+  std::chrono::milliseconds component_reconnect{1'000};
+
   // [storage]
   std::string storage_url = "sqlite://tcbroker.db";
 

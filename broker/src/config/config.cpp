@@ -221,6 +221,13 @@ std::map<std::string, std::map<std::string, Setter>> schema(const std::filesyste
         {"idle_timeout", duration(&C::websocket_idle_timeout, 1, 86'400)},
         {"handshake_timeout", duration(&C::websocket_handshake_timeout, 0.1, 600)},
         {"max_connections_per_ip", integer(&C::websocket_max_connections_per_ip, 1, 10'000'000)}}},
+      {"component",
+       {{"enabled", boolean(&C::component_enabled)},
+        {"server", string(&C::component_server, check_not_empty)},
+        {"port", integer(&C::component_port, 1, 65535)},
+        {"secret", string(&C::component_secret, nullptr)},
+        {"secret_file", path(&C::component_secret_file, base)},
+        {"reconnect_interval", duration(&C::component_reconnect, 0.05, 3600)}}},
       {"storage", {{"url", string(&C::storage_url, check_not_empty)}}},
       {"admin",
        {{"address", string(&C::admin_address, check_not_empty)},
@@ -296,6 +303,12 @@ Config parse_config(std::string_view toml_text, const std::filesystem::path& bas
   }
   if (config.websocket_tls && config.tls_certificate.empty()) {
     throw ConfigError("websocket.tls", "wss needs tls.certificate and tls.private_key");
+  }
+  if (config.component_enabled && config.component_secret.empty() &&
+      config.component_secret_file.empty()) {
+    throw ConfigError("component.secret",
+                      "component mode needs the secret shared with the front server "
+                      "(component.secret or component.secret_file)");
   }
   if (config.muc_retention_min_days > config.muc_retention_max_days) {
     throw ConfigError("muc.retention_min_days", "must not exceed muc.retention_max_days");

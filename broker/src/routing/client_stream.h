@@ -10,8 +10,9 @@
 namespace tc::broker {
 
 /// A bound client stream, as the router hands it out: what the rooms, the user router and the
-/// SRM may do with a user's connection without knowing how it is carried (net::Session over
-/// TCP today; a WebSocket session is another framing of the same stream).
+/// SRM may do with a user's connection without knowing how it is carried: net::Session over
+/// TCP or a WebSocket, or net::ComponentLink, which stands for every user of a front server
+/// in component mode (XEP-0114).
 class ClientStream {
  public:
   virtual ~ClientStream() = default;

@@ -54,6 +54,9 @@ void Router::unbind(const xmpp::Jid& full, const ClientStream* session) {
 
 std::shared_ptr<ClientStream> Router::find(const xmpp::Jid& full) const {
   std::shared_lock lock(mu_);
+  if (foreign_ && full.domain() != local_domain_) {
+    return foreign_;
+  }
   const auto bare = table_.find(full.bare_str());
   if (bare == table_.end()) {
     return nullptr;
@@ -65,6 +68,10 @@ std::shared_ptr<ClientStream> Router::find(const xmpp::Jid& full) const {
 std::vector<std::shared_ptr<ClientStream>> Router::sessions_of(const xmpp::Jid& bare) const {
   std::vector<std::shared_ptr<ClientStream>> out;
   std::shared_lock lock(mu_);
+  if (foreign_ && bare.domain() != local_domain_) {
+    out.push_back(foreign_);
+    return out;
+  }
   const auto it = table_.find(bare.bare_str());
   if (it == table_.end()) {
     return out;
@@ -75,6 +82,24 @@ std::vector<std::shared_ptr<ClientStream>> Router::sessions_of(const xmpp::Jid& 
     }
   }
   return out;
+}
+
+void Router::set_foreign_route(std::string local_domain, std::shared_ptr<ClientStream> stream) {
+  std::unique_lock lock(mu_);
+  local_domain_ = std::move(local_domain);
+  foreign_ = std::move(stream);
+}
+
+void Router::clear_foreign_route(const ClientStream* stream) {
+  std::unique_lock lock(mu_);
+  if (foreign_.get() == stream) {
+    foreign_.reset();
+  }
+}
+
+bool Router::has_foreign_route() const {
+  std::shared_lock lock(mu_);
+  return foreign_ != nullptr;
 }
 
 std::vector<std::shared_ptr<ClientStream>> Router::all() const {

@@ -54,6 +54,15 @@ class Router {
   std::vector<std::shared_ptr<ClientStream>> all() const;
   std::size_t size() const;
 
+  // ---- component mode (XEP-0114) ----
+
+  /// Every JID outside `local_domain` is reached through `stream`, the link to the front
+  /// server whose users join our rooms: find() and sessions_of() answer with it.
+  void set_foreign_route(std::string local_domain, std::shared_ptr<ClientStream> stream);
+  /// Removes the foreign route if it is still `stream`.
+  void clear_foreign_route(const ClientStream* stream);
+  bool has_foreign_route() const;
+
   // ---- sessions on other nodes ----
 
   /// Sends announcements through `remote` from now on (null: standalone node).
@@ -100,6 +109,8 @@ class Router {
   std::map<std::string, std::map<std::string, Remote>, std::less<>> remote_;
   std::size_t remote_count_ = 0;
   RemoteRoutes* remote_routes_ = nullptr;
+  std::string local_domain_;
+  std::shared_ptr<ClientStream> foreign_;
 };
 
 }  // namespace tc::broker

@@ -151,5 +151,32 @@ TEST(Config, WebSocketBadValuesAreNamed) {
   EXPECT_EQ(error_setting(base + "tls = true\n"), "websocket.tls");
 }
 
+TEST(Config, ComponentSection) {
+  const auto c = parse(R"(
+[tls]
+required = false
+[muc]
+domain = "conference.example.org"
+[component]
+enabled = true
+server = "xmpp.example.org"
+port = 5347
+secret = "s3cret"
+reconnect_interval = 0.5
+)");
+  EXPECT_TRUE(c.component_enabled);
+  EXPECT_EQ(c.component_server, "xmpp.example.org");
+  EXPECT_EQ(c.component_port, 5347);
+  EXPECT_EQ(c.component_secret, "s3cret");
+  EXPECT_EQ(c.component_reconnect, std::chrono::milliseconds(500));
+  const std::string base = "[tls]\nrequired = false\n[component]\n";
+  // The front server authenticates the component by its secret: one is required.
+  EXPECT_EQ(error_setting(base + "enabled = true\n"), "component.secret");
+  EXPECT_EQ(error_setting(base + "port = 0\n"), "component.port");
+  EXPECT_EQ(error_setting(base + "reconnect_interval = 0\n"), "component.reconnect_interval");
+  EXPECT_EQ(parse(base + "enabled = true\nsecret_file = 'secret'\n").component_secret_file,
+            "/etc/tc/secret");
+}
+
 }  // namespace
 }  // namespace tc::broker

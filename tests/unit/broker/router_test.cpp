@@ -114,5 +114,26 @@ TEST_F(RouterTest, TheNewerSessionOfAFullJidWinsAcrossNodes) {
   EXPECT_EQ(locals[0].bound_at, 100);
 }
 
+TEST_F(RouterTest, ForeignRouteServesEveryJidOutsideTheLocalDomain) {
+  auto link = make_session();  // stands for the component link
+  auto local = make_session();
+  router_.bind(jid("bob@localhost/r"), local);
+  EXPECT_EQ(router_.find(jid("alice@example.org/phone")), nullptr);
+  router_.set_foreign_route("localhost", link);
+  EXPECT_TRUE(router_.has_foreign_route());
+  EXPECT_EQ(router_.find(jid("alice@example.org/phone")), link);
+  EXPECT_EQ(router_.sessions_of(jid("alice@example.org")),
+            std::vector<std::shared_ptr<ClientStream>>{link});
+  // Local users stay local, present or not.
+  EXPECT_EQ(router_.find(jid("bob@localhost/r")), local);
+  EXPECT_EQ(router_.find(jid("carol@localhost/r")), nullptr);
+  // Only the link that set the route may clear it (a late detach of an old connection).
+  router_.clear_foreign_route(local.get());
+  EXPECT_EQ(router_.find(jid("alice@example.org/phone")), link);
+  router_.clear_foreign_route(link.get());
+  EXPECT_FALSE(router_.has_foreign_route());
+  EXPECT_EQ(router_.find(jid("alice@example.org/phone")), nullptr);
+}
+
 }  // namespace
 }  // namespace tc::broker
