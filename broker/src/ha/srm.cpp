@@ -390,7 +390,11 @@ void Srm::refresh_registry() {
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_.wall_now().time_since_epoch())
           .count();
   row.client_endpoint = client_endpoint_of(self_);
-  row.srm_endpoint = server_.config.srm_address + ":" + std::to_string(service_port());
+  // What the peer dials: the advertised host when there is one (a node listening on 0.0.0.0
+  // in a container is reached by its container address or name).
+  row.srm_endpoint = (server_.config.advertised_host.empty() ? server_.config.srm_address
+                                                             : server_.config.advertised_host) +
+                     ":" + std::to_string(service_port());
   row.admin_url = server_.admin_url;
   row.state = std::string(to_string(state()));
   row.reason = std::string(to_string(reason()));
