@@ -9,10 +9,13 @@
 #include <set>
 #include <string_view>
 
+#include <expat.h>
+
 #include "storage/columns.h"
 #include "xmpp/jid.h"
 #include "xmpp/stream_parser.h"
 
+#include "budget.h"
 #include "engine.h"
 
 namespace tc::merge {
@@ -64,15 +67,118 @@ std::string bare_jid_problem(std::string_view jid, bool needs_local) {
   return "";
 }
 
-/// Whether `xml` is exactly one well-formed element, as the archive serves it.
-bool one_element(const std::string& xml) {
+constexpr std::string_view kStreamHeader =
+    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+
+/// The broker's StreamParser (xmpp/stream_parser.cpp) without the tree it builds: the same
+/// expat configuration and the same refusals (DTDs, entity declarations, processing
+/// instructions, comments, external entities; more than 48 levels or 64 attributes, namespace
+/// declarations included). For a large stanza, whose text the tree would hold once more while
+/// growing (twice its size at worst), so that validating it costs no more than reading it.
+class WellFormed {
+ public:
+  WellFormed() : parser_(XML_ParserCreateNS("UTF-8", '\x01')) {
+    if (parser_ == nullptr) {
+      throw std::bad_alloc();
+    }
+    XML_SetReturnNSTriplet(parser_, 1);
+    XML_SetUserData(parser_, this);
+    XML_SetElementHandler(parser_, &WellFormed::on_start, &WellFormed::on_end);
+    XML_SetStartNamespaceDeclHandler(parser_, &WellFormed::on_ns);
+    XML_SetStartDoctypeDeclHandler(parser_, [](void* self, const XML_Char*, const XML_Char*,
+                                               const XML_Char*, int) { refuse(self); });
+    XML_SetEntityDeclHandler(
+        parser_, [](void* self, const XML_Char*, int, const XML_Char*, int, const XML_Char*,
+                    const XML_Char*, const XML_Char*, const XML_Char*) { refuse(self); });
+    XML_SetProcessingInstructionHandler(
+        parser_, [](void* self, const XML_Char*, const XML_Char*) { refuse(self); });
+    XML_SetCommentHandler(parser_, [](void* self, const XML_Char*) { refuse(self); });
+    XML_SetExternalEntityRefHandler(
+        parser_, [](XML_Parser, const XML_Char*, const XML_Char*, const XML_Char*,
+                    const XML_Char*) { return static_cast<int>(XML_STATUS_ERROR); });
+    XML_SetParamEntityParsing(parser_, XML_PARAM_ENTITY_PARSING_NEVER);
+  }
+  ~WellFormed() { XML_ParserFree(parser_); }
+  WellFormed(const WellFormed&) = delete;
+  WellFormed& operator=(const WellFormed&) = delete;
+
+  /// Whether `xml`, after the stream header, is exactly one complete element.
+  bool one_element(std::string_view xml) {
+    constexpr std::size_t kSlice = 256 * 1024;
+    if (!parse(kStreamHeader)) {
+      return false;
+    }
+    while (!xml.empty()) {
+      const std::string_view slice = xml.substr(0, kSlice);
+      xml.remove_prefix(slice.size());
+      if (!parse(slice)) {
+        return false;
+      }
+    }
+    return !failed_ && stanzas_ == 1;
+  }
+
+ private:
+  static constexpr std::size_t kMaxDepth = 48;
+  static constexpr std::size_t kMaxAttributes = 64;
+
+  static WellFormed& self(void* user) { return *static_cast<WellFormed*>(user); }
+  static void refuse(void* user) {
+    self(user).failed_ = true;
+    XML_StopParser(self(user).parser_, XML_FALSE);
+  }
+  static void XMLCALL on_ns(void* user, const XML_Char*, const XML_Char*) {
+    ++self(user).pending_ns_;
+  }
+  static void XMLCALL on_start(void* user, const XML_Char*, const XML_Char** atts) {
+    WellFormed& w = self(user);
+    std::size_t attributes = w.pending_ns_;
+    w.pending_ns_ = 0;
+    for (const XML_Char** a = atts; *a != nullptr; a += 2) {
+      ++attributes;
+    }
+    if (attributes > kMaxAttributes || (w.depth_ > 0 && w.depth_ > kMaxDepth)) {
+      return refuse(user);
+    }
+    ++w.depth_;
+  }
+  static void XMLCALL on_end(void* user, const XML_Char*) {
+    WellFormed& w = self(user);
+    --w.depth_;
+    if (w.depth_ == 1) {
+      ++w.stanzas_;
+    }
+  }
+
+  bool parse(std::string_view bytes) {
+    if (!failed_ && XML_Parse(parser_, bytes.data(), static_cast<int>(bytes.size()), XML_FALSE) !=
+                        XML_STATUS_OK) {
+      failed_ = true;
+    }
+    return !failed_;
+  }
+
+  XML_Parser parser_;
+  std::size_t depth_ = 0;
+  std::size_t pending_ns_ = 0;
+  int stanzas_ = 0;
+  bool failed_ = false;
+};
+
+}  // namespace
+
+/// Whether `xml` is exactly one well-formed element, as the archive serves it: the broker's
+/// own StreamParser, or for a stanza of kLargeValue bytes or more the same checks without the
+/// tree (WellFormed).
+bool stanza_is_one_element(std::string_view xml) {
+  if (xml.size() >= kLargeValue) {
+    return WellFormed().one_element(xml);
+  }
   // No size limit: the stanza was accepted and stored by the node; its size is not ours to
   // judge here (the merge copies it in pieces, whatever its size).
   xmpp::StreamParser parser(xmpp::ParserLimits{.max_stanza_bytes = xml.size() + 1024});
   std::vector<xmpp::StreamEvent> events;
-  static constexpr std::string_view kHeader =
-      "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
-  if (!parser.feed(kHeader, events) || !parser.feed(xml, events)) {
+  if (!parser.feed(kStreamHeader, events) || !parser.feed(xml, events)) {
     return false;
   }
   int stanzas = 0;
@@ -81,6 +187,8 @@ bool one_element(const std::string& xml) {
   }
   return stanzas == 1;
 }
+
+namespace {
 
 /// One room's JID and domain.
 void check_room(const SourceRoom& r, const JobOptions& options, std::set<std::string>& domains,
@@ -155,7 +263,7 @@ void check_data(Source& source, const std::string& where, const JobOptions& opti
     long long last_key = 0;
     try {
       source.each_message(room.source_jid, 0, [&](SourceMessage& m) {
-        if (!one_element(m.stanza_xml)) {
+        if (!stanza_is_one_element(m.stanza_xml)) {
           report.error("message-xml-invalid", room.source_jid,
                        "room '" + room.source_jid + "', message " + std::to_string(m.key) + " (" +
                            m.stanza_id + "): the stored stanza is not one well-formed element");

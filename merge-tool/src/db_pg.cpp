@@ -8,6 +8,7 @@
 // budget. Here a row arrives once (libpq's buffer, then the decoded fields) and leaves in
 // 256 kB pieces.
 #include <array>
+#include <charconv>
 #include <optional>
 #include <string>
 #include <utility>
@@ -221,7 +222,9 @@ class PgCopyIn final : public CopyIn {
   }
   void integer(long long value) override {
     separate();
-    buffer_ += std::to_string(value);
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    buffer_.append(digits, end);
   }
   void end_row() override {
     buffer_.push_back('\n');

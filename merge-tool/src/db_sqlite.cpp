@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 
+#include "budget.h"
 #include "db_backends.h"
 #include "soci_sessions.h"
 
@@ -45,6 +46,8 @@ class Statement {
       }
     }
   }
+
+  sqlite3_stmt* get() const { return stmt_; }
 
   /// Releases the statement's read snapshot (and locks) until it runs again.
   void reset() { sqlite3_reset(stmt_); }
@@ -146,8 +149,24 @@ class SqliteDb final : public Db {
     st.bind(params);
     Row row;
     while (st.step()) {
+      // A large value is held by SQLite (read whole by the step) and by the row: both count
+      // against the budget before the row's copy is made, so while this waits for another
+      // worker's large value only SQLite's copy exists.
+      std::size_t large = 0;
+      for (int i = 0; i < sqlite3_column_count(st.get()); ++i) {
+        const auto bytes = static_cast<std::size_t>(sqlite3_column_bytes(st.get(), i));
+        large += bytes >= kLargeValue ? 2 * bytes : 0;
+      }
+      BudgetHold hold;
+      if (large > 0) {
+        hold.take(large);
+      }
       st.read(row);
-      if (!sink(row)) {
+      const bool more = sink(row);
+      if (large > 0) {
+        row.clear();  // before the budget is given back
+      }
+      if (!more) {
         break;
       }
     }

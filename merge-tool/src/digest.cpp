@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "digest.h"
 
+#include <charconv>
+#include <cstring>
 #include <stdexcept>
 
 #include <openssl/evp.h>
@@ -25,17 +27,37 @@ RoomDigest& RoomDigest::operator=(RoomDigest&&) noexcept = default;
 void RoomDigest::add(std::string_view stanza_id, std::string_view sender_nick,
                      std::string_view sender_jid, std::string_view kind,
                      std::string_view stanza_xml, long long created_at) {
-  const auto field = [this](std::string_view v) {
-    const std::string length = std::to_string(v.size()) + ":";
-    EVP_DigestUpdate(state_->ctx, length.data(), length.size());
-    EVP_DigestUpdate(state_->ctx, v.data(), v.size());
+  // One update per small field ("length:" and the value gathered), the stanza on its own.
+  char buffer[512];
+  std::size_t used = 0;
+  const auto flush = [&] {
+    EVP_DigestUpdate(state_->ctx, buffer, used);
+    used = 0;
+  };
+  const auto field = [&](std::string_view v) {
+    if (sizeof buffer - used < 24 + v.size()) {
+      flush();
+    }
+    used = static_cast<std::size_t>(
+        std::to_chars(buffer + used, buffer + sizeof buffer, v.size()).ptr - buffer);
+    buffer[used++] = ':';
+    if (v.size() <= sizeof buffer - used) {
+      std::memcpy(buffer + used, v.data(), v.size());
+      used += v.size();
+    } else {
+      flush();
+      EVP_DigestUpdate(state_->ctx, v.data(), v.size());
+    }
   };
   field(stanza_id);
   field(sender_nick);
   field(sender_jid);
   field(kind);
   field(stanza_xml);
-  field(std::to_string(created_at));
+  char number[24];
+  const auto end = std::to_chars(number, number + sizeof number, created_at).ptr;
+  field(std::string_view(number, static_cast<std::size_t>(end - number)));
+  flush();
   ++count_;
 }
 

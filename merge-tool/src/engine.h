@@ -86,6 +86,10 @@ void check_nodes(Db& db, const std::string& where, std::chrono::seconds stale_af
 void check_data(Source& source, const std::string& where, const JobOptions& options,
                 std::set<std::string>& domains, std::vector<Finding>& findings);
 
+/// Whether a stored stanza is exactly one well-formed element, as validation requires
+/// (check_data.cpp says how).
+bool stanza_is_one_element(std::string_view xml);
+
 /// Runs every check and records the run in the job store. Returns the findings.
 std::vector<Finding> validate(Job& job, Db& target, JobStore& store, const Credentials& creds,
                               const Tuning& tuning);

@@ -372,7 +372,8 @@ long long copy_room(Job& job, Source& src, RoomResult& room, Db& target, JobStor
 /// message in order. A renamed room's target stanzas are hashed with the rename undone (its new
 /// JID back to the old one in the address attributes only), so its bodies must be byte-identical
 /// to the source's for the digests to agree.
-void verify_room(Source& src, RoomResult& room, Db& target, const Tuning& tuning) {
+void verify_room(Source& src, RoomResult& room, Db& target, std::unique_ptr<Db>& target_side,
+                 const Reconnect& target_reconnect, const Tuning& tuning) {
   const RoomRename rename = room_rename(src, room);
   if (room.source_digest.empty()) {
     RoomDigest source_digest;
@@ -384,18 +385,17 @@ void verify_room(Source& src, RoomResult& room, Db& target, const Tuning& tuning
     room.source_digest = source_digest.finish();
   }
   RoomDigest target_digest;
-  scan_rows(target, tuning.page_rows,
-            "stanza_id, sender_nick, sender_jid, kind, stanza_xml, created_at, seq", "tc_archive",
-            "room_jid = ?", {room.target_room}, {{"seq", 6, true}}, [&](Row& r) {
-              std::string stanza = std::move(r[4]).value_or("");
-              if (!rename.empty()) {
-                // Only the tool's own output is scanned here; an unscannable one fails below.
-                rename_room_addresses(stanza, rename.to, rename.from);
-              }
-              target_digest.add(r[0].value_or(""), r[1].value_or(""), r[2].value_or(""),
-                                r[3].value_or(""), stanza, to_int(r[5]));
-              return true;
-            });
+  scan_archive(target, target_side, target_reconnect, tuning.page_rows, room.target_room,
+               kBeforeFirst, [&](Row& r) {
+                 if (!rename.empty() && r[5]) {
+                   // Only the tool's own output is scanned here; an unscannable one fails below.
+                   rename_room_addresses(*r[5], rename.to, rename.from);
+                 }
+                 target_digest.add(r[1].value_or(""), r[2].value_or(""), r[3].value_or(""),
+                                   r[4].value_or(""), r[5] ? std::string_view(*r[5]) : "",
+                                   to_int(r[6]));
+                 return true;
+               });
   room.target_count = static_cast<long long>(target_digest.count());
   room.target_digest = target_digest.finish();
   room.verified =
@@ -413,6 +413,8 @@ struct Worker {
   Db* target = nullptr;
   std::unique_ptr<JobStore> store;
   std::unique_ptr<TargetWriter> writer;
+  Reconnect target_reconnect;       ///< a second target connection, for large stanzas
+  std::unique_ptr<Db> target_side;  ///< opened by the first large stanza verification reads
 
   Source& source(char label) { return label == 'a' ? *a : *b; }
 };
@@ -439,6 +441,7 @@ std::vector<Worker> connect_workers(std::size_t n, const Job& job, const Credent
       w.b = w.own_b.get();
       w.target = w.own_target.get();
     }
+    w.target_reconnect = [url = with_password(target_url, creds.target)] { return open_db(url); };
     w.store = std::make_unique<JobStore>(*w.target);
     w.writer = std::make_unique<TargetWriter>(*w.target);
     w.writer->prepare();
@@ -681,6 +684,7 @@ int merge(Job& job, Db& target, const std::string& target_url, JobStore& store,
 
   std::fprintf(out, "verifying %zu rooms (per-room count and SHA-256 of source and target)\n",
                rooms.size());
+  std::fflush(out);  // the phases can be timed from the output
   std::vector<RoomResult*> to_verify;
   for (RoomResult& r : rooms) {
     if (r.action != "skip") {
@@ -688,7 +692,7 @@ int merge(Job& job, Db& target, const std::string& target_url, JobStore& store,
     }
   }
   for_each_room(workers, to_verify, [&](Worker& w, RoomResult& r) {
-    verify_room(w.source(r.source), r, *w.target, tuning);
+    verify_room(w.source(r.source), r, *w.target, w.target_side, w.target_reconnect, tuning);
     w.store->save_verification(job.id, r);
   });
   long long copied = 0;

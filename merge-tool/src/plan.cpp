@@ -56,8 +56,9 @@ std::unique_ptr<Source> open_source(char label, const SourceSpec& spec,
   const std::string name = label_name(label);
   std::unique_ptr<Source> source;
   try {
-    source = std::make_unique<Source>(label, open_db(with_password(spec.url, password), true),
-                                      spec.kind, tuning.page_rows);
+    const std::string url = with_password(spec.url, password);
+    source = std::make_unique<Source>(label, open_db(url, true), spec.kind, tuning.page_rows);
+    source->set_reconnect([url] { return open_db(url, true); });
   } catch (const DbError& e) {
     findings.push_back({Severity::Error, "source-unreachable", name,
                         std::string("cannot connect to ") + spec.url + ": " + e.what()});

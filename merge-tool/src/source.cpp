@@ -7,6 +7,8 @@
 
 #include "storage/columns.h"
 
+#include "budget.h"
+
 namespace tc::merge {
 namespace {
 
@@ -313,24 +315,26 @@ void Source::each_message(const std::string& source_jid, long long after,
                           const std::function<bool(SourceMessage&)>& fn) {
   SourceMessage m;
   if (kind_ == SourceKind::Tc) {
-    scan("seq, stanza_id, sender_nick, sender_jid, kind, stanza_xml, created_at", "tc_archive",
-         "room_jid = ? AND seq > ?", {source_jid, after}, {{"seq", 0, true}}, [&](Row& row) {
-           try {
-             m.key = to_int(row[0]);
-             m.created_at = to_int(row[6]);
-           } catch (const DbError& e) {
-             throw data_error("tc_archive",
-                              "(room_jid '" + source_jid + "', seq " + text(row[0]) + ")",
-                              e.what());
-           }
-           // Moved, not copied: a stanza may be megabytes (memory is bounded in bytes).
-           m.stanza_id = std::move(row[1]).value_or("");
-           m.sender_nick = std::move(row[2]).value_or("");
-           m.sender_jid = std::move(row[3]).value_or("");
-           m.kind = std::move(row[4]).value_or("");
-           m.stanza_xml = std::move(row[5]).value_or("");
-           return fn(m);
-         });
+    scan_archive(*db_, side_, reconnect_, page_rows_, source_jid, after, [&](Row& row) {
+      try {
+        m.key = to_int(row[0]);
+        m.created_at = to_int(row[6]);
+      } catch (const DbError& e) {
+        throw data_error("tc_archive", "(room_jid '" + source_jid + "', seq " + text(row[0]) + ")",
+                         e.what());
+      }
+      // Moved, not copied: a stanza may be megabytes (memory is bounded in bytes).
+      m.stanza_id = std::move(row[1]).value_or("");
+      m.sender_nick = std::move(row[2]).value_or("");
+      m.sender_jid = std::move(row[3]).value_or("");
+      m.kind = std::move(row[4]).value_or("");
+      m.stanza_xml = std::move(row[5]).value_or("");
+      const bool more = fn(m);
+      if (m.stanza_xml.size() >= kLargeValue) {
+        std::string().swap(m.stanza_xml);  // gone before its budget is given back
+      }
+      return more;
+    });
     return;
   }
   const std::string room_jid = rewriter_.apply_jid(source_jid);

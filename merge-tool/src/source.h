@@ -119,6 +119,9 @@ class Source {
   /// Vendor sources: the alias -> conference domain rewriting applied to every JID and stanza.
   void set_rewriter(JidRewriter rewriter) { rewriter_ = std::move(rewriter); }
   const JidRewriter& rewriter() const { return rewriter_; }
+  /// How to open a second read-only connection to this source (large stanzas are read over
+  /// it while the first streams; see scan_archive).
+  void set_reconnect(Reconnect reconnect) { reconnect_ = std::move(reconnect); }
 
   /// tc_nodes rows; nullopt when the table does not exist.
   std::optional<std::vector<NodeState>> nodes();
@@ -131,7 +134,9 @@ class Source {
   void each_affiliation(const std::function<void(SourceAffiliation&)>& fn);
   /// Per source room: messages, bytes and the highest key.
   std::vector<ArchiveStats> archive_stats();
-  /// The messages of one room with key > `after`, in order; `fn` returns false to stop.
+  /// The messages of one room with key > `after`, in order; `fn` returns false to stop. `fn`
+  /// must not keep a stanza of kLargeValue bytes or more past its return (memory is bounded in
+  /// bytes: see scan_archive).
   void each_message(const std::string& source_jid, long long after,
                     const std::function<bool(SourceMessage&)>& fn);
 
@@ -149,6 +154,8 @@ class Source {
   SourceKind kind_;
   std::size_t page_rows_;
   JidRewriter rewriter_;
+  Reconnect reconnect_;
+  std::unique_ptr<Db> side_;  ///< the second connection, once a large stanza needed it
 };
 
 }  // namespace tc::merge

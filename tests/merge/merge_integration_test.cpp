@@ -19,6 +19,16 @@
 #include "merge_test_util.h"
 #include "pg_launcher.h"
 
+// AddressSanitizer (GCC defines __SANITIZE_ADDRESS__, clang answers __has_feature).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TC_MERGE_TEST_CLANG_ASAN 1
+#endif
+#endif
+#ifndef TC_MERGE_TEST_CLANG_ASAN
+#define TC_MERGE_TEST_CLANG_ASAN 0
+#endif
+
 namespace tc::merge::test {
 namespace {
 
@@ -512,7 +522,15 @@ TEST_F(MergeTest, ValidateCleanMeansMergeSucceedsWhateverTheSourcesHold) {
 // TC_MERGE_ASSERT_RSS=1; the peaks are always printed.
 TEST_F(MergeTest, SixteenMegabyteMessageIsMergedWhole) {
   constexpr long kLimitKb = 64 * 1024;
+  // Issue 17, item 3: 64 MB whatever the input. Asserted in every build without AddressSanitizer.
+  // Under ASan tc-merge itself needs about twice that (its allocator's and shadow memory's
+  // overhead: ~127 MB validating, ~134 MB merging here), so there the bound is only asserted
+  // on request (TC_MERGE_ASSERT_RSS=1) and the figures are printed.
+#if defined(__SANITIZE_ADDRESS__) || TC_MERGE_TEST_CLANG_ASAN
   const bool assert_rss = std::getenv("TC_MERGE_ASSERT_RSS") != nullptr;
+#else
+  const bool assert_rss = true;
+#endif
   // ASan's quarantine would keep every freed buffer resident; the bound is about our copies.
   const std::vector<std::pair<std::string, std::string>> env = {
       {"ASAN_OPTIONS", "quarantine_size_mb=0:thread_local_quarantine_size_kb=0:detect_leaks=0"}};

@@ -1,15 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 // Unit tests of tc-merge's pure parts: COPY text decoding, JID rewriting, credentials, the
 // vendor conversions, timestamps, the room digest.
+#include <atomic>
+#include <chrono>
 #include <functional>
+#include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "xmpp/stream_parser.h"
 
+#include "budget.h"
 #include "copy_text.h"
 #include "credentials.h"
 #include "digest.h"
+#include "engine.h"
 #include "model.h"
 #include "transform.h"
 
@@ -273,6 +279,67 @@ TEST(Options, RoundTripThroughJson) {
   EXPECT_EQ(back.rename_suffix, "n2");
   EXPECT_EQ(back.vendor_aliases, o.vendor_aliases);
   EXPECT_EQ(back.stale_after.count(), 12);
+}
+
+// Validation checks a stanza of kLargeValue bytes or more without building its tree (issue 17,
+// item 3); it must answer as the broker's StreamParser does for the smaller ones.
+TEST(StanzaCheck, TreelessCheckAgreesWithTheParser) {
+  const std::string large(kLargeValue, 'x');
+  std::string deep;
+  for (int i = 0; i < 50; ++i) {
+    deep += "<x>";
+  }
+  deep += "PAD";
+  for (int i = 0; i < 50; ++i) {
+    deep += "</x>";
+  }
+  std::string many_attributes = "<message";
+  for (int i = 0; i < 70; ++i) {
+    many_attributes += " a" + std::to_string(i) + "='v'";
+  }
+  many_attributes += "><body>PAD</body></message>";
+  const std::pair<std::string, bool> cases[] = {
+      {"<message to='r@c.example'><body>PAD</body></message>", true},
+      {"<message><body>PAD &amp; &#x41; \xC3\xA9</body></message>  ", true},
+      {"<message xmlns:e='urn:e'><e:x>PAD</e:x></message>", true},
+      {"<message><body>PAD</body>", false},
+      {"<message><body>PAD</body></message><message/>", false},
+      {"<message><body>PAD</bod></message>", false},
+      {"<message><!--c--><body>PAD</body></message>", false},
+      {"<message><?pi x?><body>PAD</body></message>", false},
+      {"<message><body>PAD &bogus;</body></message>", false},
+      {"<message><e:x>PAD</e:x></message>", false},
+      {"<message><body>PAD < </body></message>", false},
+      {deep, false},
+      {many_attributes, false},
+  };
+  for (const auto& [pattern, ok] : cases) {
+    for (const std::string& pad : {std::string("x"), large}) {
+      std::string xml = pattern;
+      xml.replace(xml.find("PAD"), 3, pad);
+      SCOPED_TRACE(pattern + (pad.size() > 1 ? " (large)" : " (small)"));
+      EXPECT_EQ(stanza_is_one_element(xml), ok);
+    }
+  }
+}
+
+// The byte budget: a second large value waits for the first; a thread never waits for itself.
+TEST(ByteBudget, OneLargeValueAtATime) {
+  ByteBudget budget(10);
+  budget.acquire(8);
+  budget.acquire(8);  // the same thread: its own value seen twice
+  std::atomic<bool> got{false};
+  std::thread other([&] {
+    budget.acquire(4);
+    got = true;
+    budget.release(4);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(got.load());
+  budget.release(8);
+  budget.release(8);
+  other.join();
+  EXPECT_TRUE(got.load());
 }
 
 }  // namespace
