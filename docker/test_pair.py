@@ -37,7 +37,7 @@ def ha_status(service):
 
 
 def states(status):
-    return {n["node"]: (n.get("state"), n.get("reason")) for n in status.get("nodes", [])}
+    return {n["name"]: (n.get("state"), n.get("reason")) for n in status.get("nodes", [])}
 
 
 def wait(pred, what, timeout=120):

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <spdlog/spdlog.h>
 
 #include "storage/errc.h"
@@ -57,6 +58,32 @@ Srm::~Srm() {
 }
 
 // ---- start-up ----
+
+/// The address the peer dials for this node's SRM port: ha.advertised_host when set (a name
+/// is resolved here, once: the peer link dials addresses, and a container's own name resolves
+/// to its address on the compose network), else ha.address.
+std::string Srm::srm_host() {
+  if (!srm_host_.empty()) {
+    return srm_host_;
+  }
+  const auto& advertised = server_.config.advertised_host;
+  srm_host_ = advertised.empty() ? server_.config.srm_address : advertised;
+  boost::system::error_code ec;
+  if (!advertised.empty() && (asio::ip::make_address(advertised, ec), ec)) {
+    asio::ip::tcp::resolver resolver(control_);
+    const auto found = resolver.resolve(asio::ip::tcp::v4(), advertised, "", ec);
+    if (!ec && !found.empty()) {
+      srm_host_ = found.begin()->endpoint().address().to_string();
+      spdlog::info("srm: advertising {} ({}) as this node's node-to-node address", srm_host_,
+                   advertised);
+    } else {
+      spdlog::warn("srm: cannot resolve ha.advertised_host \"{}\" ({}); the peer may not reach "
+                   "this node",
+                   advertised, ec.message());
+    }
+  }
+  return srm_host_;
+}
 
 void Srm::configure() {
   auto job = [](storage::Store& s) { return s.list_groups(); };
@@ -390,11 +417,7 @@ void Srm::refresh_registry() {
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_.wall_now().time_since_epoch())
           .count();
   row.client_endpoint = client_endpoint_of(self_);
-  // What the peer dials: the advertised host when there is one (a node listening on 0.0.0.0
-  // in a container is reached by its container address or name).
-  row.srm_endpoint = (server_.config.advertised_host.empty() ? server_.config.srm_address
-                                                             : server_.config.advertised_host) +
-                     ":" + std::to_string(service_port());
+  row.srm_endpoint = srm_host() + ":" + std::to_string(service_port());
   row.admin_url = server_.admin_url;
   row.state = std::string(to_string(state()));
   row.reason = std::string(to_string(reason()));

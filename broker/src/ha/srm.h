@@ -185,6 +185,8 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
   std::string self_;
   std::string peer_;
   std::string peer_client_endpoint_;
+  std::string srm_host_;  ///< srm_host(), resolved once
+  std::string srm_host();
   std::map<std::string, std::string> client_endpoints_;
 
   bool performing_ = false;
