@@ -70,6 +70,12 @@ async def main():
          states(s).get("node1", (None,))[0] == "Normal" and
          states(s).get("node2", (None,))[0] == "Normal", "both nodes Normal")
     print("pair up:", states(ha_status("node2")), flush=True)
+    # The image's HEALTHCHECK (tcctl ha status), run on demand: podman without systemd has
+    # no timer that runs it by itself.
+    for service in ("node1", "node2"):
+        subprocess.run(["podman", "healthcheck", "run", container(service)], check=True,
+                       timeout=30)
+    print("healthchecks pass", flush=True)
     alice, bob = await login("alice", NODE1), await login("bob", NODE2)
     room = f"docker-{int(time.time())}@{th.MUC_DOMAIN}"
     await alice.join(room, "alice")

@@ -77,9 +77,10 @@ std::string Srm::srm_host() {
       spdlog::info("srm: advertising {} ({}) as this node's node-to-node address", srm_host_,
                    advertised);
     } else {
-      spdlog::warn("srm: cannot resolve ha.advertised_host \"{}\" ({}); the peer may not reach "
-                   "this node",
-                   advertised, ec.message());
+      spdlog::warn(
+          "srm: cannot resolve ha.advertised_host \"{}\" ({}); the peer may not reach "
+          "this node",
+          advertised, ec.message());
     }
   }
   return srm_host_;

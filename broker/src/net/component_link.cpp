@@ -90,10 +90,11 @@ int ComponentLink::shard_index() const {
 
 void ComponentLink::start() {
   asio::post(shard_.executor(), [self = shared_from_this()] {
-    if (self->running_) {
-      return;
-    }
     self->running_ = true;
+    if (self->looping_) {
+      return;  // a loop still winding down after stop() sees running_ again and goes on
+    }
+    self->looping_ = true;
     asio::co_spawn(self->shard_.executor(), self->run(), asio::detached);
   });
 }
@@ -140,6 +141,7 @@ Awaitable<void> ComponentLink::run() {
     retry_.expires_after(server_.config.component_reconnect);
     co_await retry_.async_wait(kAsTuple);
   }
+  looping_ = false;
 }
 
 Awaitable<std::string> ComponentLink::attach_once() {

@@ -72,7 +72,8 @@ class ComponentLink final : public ClientStream,
   boost::asio::steady_timer retry_;
   xmpp::StreamParser parser_;
   std::string stream_id_;
-  bool running_ = false;
+  bool running_ = false;  ///< wanted: start()/resume() set it, stop() clears it
+  bool looping_ = false;  ///< run() is active
   bool attached_ = false;
   bool header_seen_ = false;
   std::size_t in_flight_ = 0;  ///< stanzas handed to the rooms and not yet handled
