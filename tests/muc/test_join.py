@@ -153,6 +153,17 @@ class JoinTests(MucTestCase):
         self.assertEqual(p.xml.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}jid-malformed") is
                          not None, True, str(p))
 
+    async def test_join_without_nick_creates_no_room(self):
+        bob = await self.client("bob")
+        room = self.room()
+        bob.send(f"<presence to={q(room)}><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+        p = await bob.expect(is_presence(room, "error"), "error for a nickless first join")
+        self.assertIsNotNone(p.xml.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}jid-malformed"),
+                             str(p))
+        # Nothing was created: the next join with a nickname creates the room (201).
+        joined = await bob.join(room, "Bob")
+        self.assertIn(201, joined.codes)
+
     async def test_nick_change(self):
         alice, bob = await self.clients_for("alice", "bob")
         room = self.room()

@@ -361,6 +361,9 @@ void MucService::ShardRooms::on_loaded(const Jid& room_jid, Result<Room::Loaded>
     if (!join) {
       if (p.stanza.name() != "presence") {
         bounce(p.stanza, Condition::ItemNotFound, "no such room");
+      } else if (p.stanza.attr("type").empty()) {
+        // XEP-0045 §7.2.1: a join needs a nickname; a new room is not created without one.
+        bounce(p.stanza, Condition::JidMalformed, "a nickname is required");
       }
       continue;
     }
