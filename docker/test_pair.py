@@ -11,9 +11,10 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "muc"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "ha"))
 
-import tcharness as th  # noqa: E402
+import haharness as hh  # noqa: E402
+from haharness import th  # noqa: E402
 
 PROJECT = sys.argv[1] if len(sys.argv) > 1 else "tcbroker-pair"
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret"}
@@ -40,17 +41,6 @@ def states(status):
     return {n["name"]: (n.get("state"), n.get("reason")) for n in status.get("nodes", [])}
 
 
-def wait(pred, what, timeout=120):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.5)
-
-
 async def login(user, port):
     deadline = time.monotonic() + 90
     while True:
@@ -65,10 +55,9 @@ async def login(user, port):
 
 
 async def main():
-    status = wait(lambda: ha_status("node2"), "node2's admin API answers")
-    wait(lambda: (s := ha_status("node2")) and
-         states(s).get("node1", (None,))[0] == "Normal" and
-         states(s).get("node2", (None,))[0] == "Normal", "both nodes Normal")
+    both_normal = lambda: (s := ha_status("node2")) and all(  # noqa: E731
+        states(s).get(n, (None,))[0] == "Normal" for n in ("node1", "node2"))
+    await hh.poll_until(both_normal, 120, "both nodes Normal")
     print("pair up:", states(ha_status("node2")), flush=True)
     # The image's HEALTHCHECK (tcctl ha status), run on demand: podman without systemd has
     # no timer that runs it by itself.
@@ -86,8 +75,9 @@ async def main():
 
     killed = time.monotonic()
     subprocess.run(["podman", "kill", "-s", "KILL", container("node1")], check=True, timeout=30)
-    wait(lambda: (s := ha_status("node2")) and
-         states(s).get("node2", (None,))[0] == "Running in Backup Mode", "node2 took over", 60)
+    await hh.poll_until(lambda: (s := ha_status("node2")) and
+                        states(s).get("node2", (None,))[0] == "Running in Backup Mode", 60,
+                        "node2 took over")
     print(f"node2 took over {time.monotonic() - killed:.1f} s after the kill: "
           f"{states(ha_status('node2'))}", flush=True)
     alice = await login("alice", NODE2)

@@ -19,6 +19,7 @@
 #include "ha/cluster_view.h"
 #include "ha/srm.h"
 #include "net/component_link.h"
+#include "net/listen.h"
 #include "net/session.h"
 #include "net/tokens.h"
 #include "net/user_routing.h"
@@ -239,18 +240,10 @@ struct Server::Impl {
     if (component) {
       component->resume();
     }
-    const auto address = asio::ip::make_address(context.config.client_address, ec);
-    tcp::endpoint endpoint(address, context.client_port_bound);
-    acceptor.open(endpoint.protocol(), ec);
-    acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    acceptor.bind(endpoint, ec);
-    if (!ec) {
-      acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    }
+    ec = net::listen_on(acceptor, context.config.client_address, context.client_port_bound);
     if (ec) {
       spdlog::error("router: cannot listen again on port {}: {}", context.client_port_bound,
                     ec.message());
-      acceptor.close(ec);
       return;
     }
     asio::co_spawn(control, accept_loop(), asio::detached);
@@ -433,20 +426,15 @@ void Server::start() {
   }
 
   boost::system::error_code ec;
-  const auto address = asio::ip::make_address(config.client_address, ec);
+  (void)asio::ip::make_address(config.client_address, ec);
   if (ec) {
     throw ConfigError("client.address", "\"" + config.client_address + "\" is not an IP address");
   }
-  tcp::endpoint endpoint(address, config.client_port);
-  auto& acceptor = impl_->acceptor;
-  acceptor.open(endpoint.protocol());
-  acceptor.set_option(tcp::acceptor::reuse_address(true));
-  acceptor.bind(endpoint, ec);
+  ec = net::listen_on(impl_->acceptor, config.client_address, config.client_port);
   if (ec) {
     throw std::runtime_error("cannot listen on " + config.client_address + ":" +
                              std::to_string(config.client_port) + ": " + ec.message());
   }
-  acceptor.listen(asio::socket_base::max_listen_connections);
   impl_->context.client_port_bound = client_port();
 
   std::vector<Shard*> shard_ptrs;

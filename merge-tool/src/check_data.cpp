@@ -209,25 +209,33 @@ void check_room(const SourceRoom& r, const JobOptions& options, std::set<std::st
 
 }  // namespace
 
+void each_unconvertible_account_column(
+    const Row& row,
+    const std::function<void(std::string_view column, const std::string& why)>& on_bad) {
+  const auto& columns = storage::columns::kAccountColumns;
+  for (std::size_t i = 0; i < std::size(columns) && i < row.size(); ++i) {
+    if (!columns[i].integer) {
+      continue;
+    }
+    try {
+      (void)to_int(row[i]);
+    } catch (const DbError& e) {
+      on_bad(columns[i].name, e.what());
+    }
+  }
+}
+
 void check_data(Source& source, const std::string& where, const JobOptions& options,
                 std::set<std::string>& domains, std::vector<Finding>& findings) {
   Reporter report(findings, where);
 
   // Accounts go over as rows: their integer columns are converted on the way in.
   source.each_account([&](Row& row) {
-    const auto& columns = storage::columns::kAccountColumns;
-    for (std::size_t i = 0; i < std::size(columns) && i < row.size(); ++i) {
-      if (!columns[i].integer) {
-        continue;
-      }
-      try {
-        (void)to_int(row[i]);
-      } catch (const DbError& e) {
-        const std::string user = row.empty() || !row[0] ? "?" : *row[0];
-        report.error("account-unreadable", user,
-                     "account '" + user + "': " + std::string(columns[i].name) + ": " + e.what());
-      }
-    }
+    each_unconvertible_account_column(row, [&](std::string_view column, const std::string& why) {
+      const std::string user = row.empty() || !row[0] ? "?" : *row[0];
+      report.error("account-unreadable", user,
+                   "account '" + user + "': " + std::string(column) + ": " + why);
+    });
   });
 
   std::string last_room;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -85,6 +86,12 @@ void check_nodes(Db& db, const std::string& where, std::chrono::seconds stale_af
 /// numbers are not numbers, stanzas that are not XML). Collects the rooms' domains.
 void check_data(Source& source, const std::string& where, const JobOptions& options,
                 std::set<std::string>& domains, std::vector<Finding>& findings);
+
+/// Calls on_bad(column, why) for each integer column of an account row that the target could
+/// not convert: merge stops at the first, validation reports them all.
+void each_unconvertible_account_column(
+    const Row& row,
+    const std::function<void(std::string_view column, const std::string& why)>& on_bad);
 
 /// Whether a stored stanza is exactly one well-formed element, as validation requires
 /// (check_data.cpp says how).

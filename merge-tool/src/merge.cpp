@@ -178,18 +178,10 @@ void in_source(Source& s, F&& f) {
 
 /// The integer columns of an account row must be numbers (the target converts them).
 void check_account(const Row& row) {
-  const auto& columns = storage::columns::kAccountColumns;
-  for (std::size_t i = 0; i < std::size(columns) && i < row.size(); ++i) {
-    if (!columns[i].integer) {
-      continue;
-    }
-    try {
-      (void)to_int(row[i]);
-    } catch (const DbError& e) {
-      throw DataError("tc_accounts", "username '" + row[0].value_or("") + "'",
-                      std::string(columns[i].name) + ": " + e.what());
-    }
-  }
+  each_unconvertible_account_column(row, [&row](std::string_view column, const std::string& why) {
+    throw DataError("tc_accounts", "username '" + row[0].value_or("") + "'",
+                    std::string(column) + ": " + why);
+  });
 }
 
 void copy_metadata(Job& job, Source& a, Source& b, const Plan& plan, TargetWriter& writer,

@@ -11,7 +11,6 @@ component: the other node attaches and the rooms keep their whole archive.
 import asyncio
 import os
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,14 +39,6 @@ def read(path):
         return f.read()
 
 
-async def poll(pred, what, timeout=th.TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.05)
-
-
 class ProsodyCase(HaTestCase):
     TEST_TIMEOUT = 180.0
 
@@ -70,8 +61,7 @@ class ProsodyCase(HaTestCase):
 
     async def history(self, c, room):
         results, _fin, _reply = await c.mam(room, max_=100)
-        return [th.body(m) if not hasattr(m, "find") else m.findtext(f"{{{th.NS_CLIENT}}}body")
-                for _id, m, _stamp, _s in results]
+        return [m.findtext(f"{{{th.NS_CLIENT}}}body") for _id, m, _stamp, _s in results]
 
 
 class Component(ProsodyCase):
@@ -85,7 +75,8 @@ class Component(ProsodyCase):
     async def test_prosody_users_chat_in_our_rooms_and_read_the_archive(self):
         b = self.make_broker()
         await asyncio.to_thread(b.start)
-        await poll(lambda: ATTACHED in read(b.log_path), "the component attached")
+        await hh.poll_until(lambda: ATTACHED in read(b.log_path), th.TIMEOUT,
+                            "the component attached")
         alice, bob = await self.user("alice"), await self.user("bob")
         room = self.room()
         await self.create_room(alice, room, "alice")
@@ -106,7 +97,8 @@ class Component(ProsodyCase):
         # The broker restarts: the link comes back, the room and its archive are there.
         await asyncio.to_thread(b.stop)
         await asyncio.to_thread(b.start)
-        await poll(lambda: read(b.log_path).count(ATTACHED) >= 2, "re-attached")
+        await hh.poll_until(lambda: read(b.log_path).count(ATTACHED) >= 2, th.TIMEOUT,
+                            "re-attached")
         await alice.join(room, "alice")
         self.assertEqual(await self.history(alice, room), ["hello through Prosody", "and back"])
         await alice.say(room, "after the restart")
@@ -114,7 +106,8 @@ class Component(ProsodyCase):
     async def test_wrong_secret_is_refused_and_retried(self):
         b = self.make_broker(secret="not-the-secret")
         await asyncio.to_thread(b.start)
-        await poll(lambda: "not attached" in read(b.log_path), "the refusal logged")
+        await hh.poll_until(lambda: "not attached" in read(b.log_path), th.TIMEOUT,
+                            "the refusal logged")
         log = read(b.log_path)
         self.assertIn("not-authorized", log)
         self.assertTrue(b.running())
@@ -135,7 +128,8 @@ class ComponentPair(ProsodyCase):
     async def test_kill_the_attached_node_and_the_other_takes_over(self):
         pair = await self.make_pair(muc=MUC, sections={"node": NODE,
                                               "component": component(self.prosody)})
-        await poll(lambda: len(self.attached(pair)) == 1, "exactly one node attached")
+        await hh.poll_until(lambda: len(self.attached(pair)) == 1, th.TIMEOUT,
+                            "exactly one node attached")
         [holder] = self.attached(pair)
         other = "node2" if holder == "node1" else "node1"
         alice, bob = await self.user("alice"), await self.user("bob")
@@ -159,7 +153,7 @@ class ComponentPair(ProsodyCase):
             said[room] = [f"before, on {node}"]
 
         pair.nodes[holder].kill()
-        await poll(lambda: other in self.attached(pair), f"{other} attached", timeout=20)
+        await hh.poll_until(lambda: other in self.attached(pair), 20, f"{other} attached")
         # The dead node's room is loaded on the survivor (its own rooms are live already, or
         # load at the next join: an empty persistent room is not kept in memory).
         await hh.poll_until(lambda: pair.room_hosts().get(rooms[holder]) == [other], 20,

@@ -18,9 +18,10 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "muc"))
+sys.path.insert(0, os.path.join(HERE, "..", "ha"))
 
-import tcharness as th  # noqa: E402
+import haharness as hh  # noqa: E402
+from haharness import th  # noqa: E402
 
 WATCHDOG_USEC = 400_000
 
@@ -156,8 +157,10 @@ class Systemd(th.MucTestCase):
                               "WATCHDOG_USEC": str(WATCHDOG_USEC), "WATCHDOG_PID": "1"})
         await asyncio.to_thread(b.start)
         await asyncio.to_thread(notify.wait_for, "READY")
+        # No WATCHDOG=1: it is for pid 1. The margin: 0.6 s is three of the half-timeout
+        # periods (0.2 s) in which a watchdog ping would otherwise have come.
         with self.assertRaises(socket.timeout):
-            await asyncio.to_thread(notify.next, 0.6)  # no WATCHDOG=1: it is for pid 1
+            await asyncio.to_thread(notify.next, 0.6)
         plain = self.broker_with({}, name="no-systemd")
         plain.env.pop("NOTIFY_SOCKET", None)
         await asyncio.to_thread(plain.start)
@@ -198,30 +201,25 @@ class Systemd(th.MucTestCase):
             f.write(config.replace('level = "info"', 'level = "debug"'))
         mark = len(read(b.log_path))
         b.proc.send_signal(signal.SIGHUP)
-        await th_poll(lambda: log_has("configuration reloaded", mark), "the reload logged")
+        await hh.poll_until(lambda: log_has("configuration reloaded", mark),
+                            th.TIMEOUT, "the reload logged")
         self.assertEqual(await asyncio.to_thread(starttls_fingerprint, b.port),
                          file_fingerprint(second[0]))
         await alice.say(room, "after the reload")  # the same session, still served
-        await th_poll(lambda: log_has(" debug ", mark), "debug lines after the level change")
+        await hh.poll_until(lambda: log_has(" debug ", mark),
+                            th.TIMEOUT, "debug lines after the level change")
 
         # A broken file changes nothing: the node keeps serving with what it has.
         with open(b.config, "w") as f:
             f.write("[node\n")
         mark = len(read(b.log_path))
         b.proc.send_signal(signal.SIGHUP)
-        await th_poll(lambda: log_has("configuration not reloaded", mark), "the refusal logged")
+        await hh.poll_until(lambda: log_has("configuration not reloaded", mark),
+                            th.TIMEOUT, "the refusal logged")
         self.assertEqual(await asyncio.to_thread(starttls_fingerprint, b.port),
                          file_fingerprint(second[0]))
         await alice.say(room, "after a bad reload")
         self.assertTrue(b.running())
-
-
-async def th_poll(pred, what, timeout=th.TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.05)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ missing subprotocol, idle peers, too many connections from one address).
 """
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -84,7 +85,6 @@ class Discovery(WebSocketCase):
             w.get, self.ws_port, "/.well-known/host-meta.json", "chat.example.org")
         self.assertEqual(status, 200)
         self.assertEqual(headers["content-type"], "application/json")
-        import json
         self.assertEqual(json.loads(body), {"links": [{
             "rel": "urn:xmpp:alt-connections:websocket",
             "href": "wss://chat.example.org/xmpp-websocket"}]})

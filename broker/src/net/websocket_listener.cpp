@@ -13,6 +13,7 @@
 
 #include "xmpp/xml_element.h"
 
+#include "net/listen.h"
 #include "net/session.h"
 #include "net/websocket_transport.h"
 #include "server_context.h"
@@ -361,21 +362,17 @@ WebSocketListener::~WebSocketListener() {
 void WebSocketListener::start() {
   const auto& config = impl_->config();
   boost::system::error_code ec;
-  const auto address = asio::ip::make_address(config.websocket_address, ec);
+  (void)asio::ip::make_address(config.websocket_address, ec);
   if (ec) {
     throw ConfigError("websocket.address",
                       "\"" + config.websocket_address + "\" is not an IP address");
   }
-  const tcp::endpoint endpoint(address, config.websocket_port);
   auto& acceptor = impl_->acceptor;
-  acceptor.open(endpoint.protocol());
-  acceptor.set_option(tcp::acceptor::reuse_address(true));
-  acceptor.bind(endpoint, ec);
+  ec = listen_on(acceptor, config.websocket_address, config.websocket_port);
   if (ec) {
     throw std::runtime_error("cannot listen for WebSocket clients on " + config.websocket_address +
                              ":" + std::to_string(config.websocket_port) + ": " + ec.message());
   }
-  acceptor.listen(asio::socket_base::max_listen_connections);
   impl_->bound_port = acceptor.local_endpoint().port();
   asio::co_spawn(impl_->control, impl_->accept_loop(), asio::detached);
   spdlog::info("WebSocket clients on {}://{}:{}{} (host-meta at {})",
@@ -393,19 +390,9 @@ void WebSocketListener::resume() {
   if (acceptor.is_open() || impl_->bound_port == 0) {
     return;
   }
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(impl_->config().websocket_address, ec);
-  const tcp::endpoint endpoint(address, impl_->bound_port);
-  acceptor.open(endpoint.protocol(), ec);
-  acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  acceptor.bind(endpoint, ec);
-  if (!ec) {
-    acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  }
-  if (ec) {
+  if (const auto ec = listen_on(acceptor, impl_->config().websocket_address, impl_->bound_port)) {
     spdlog::error("router: cannot listen again for WebSocket clients on port {}: {}",
                   impl_->bound_port, ec.message());
-    acceptor.close(ec);
     return;
   }
   asio::co_spawn(impl_->control, impl_->accept_loop(), asio::detached);

@@ -97,11 +97,6 @@ void Router::clear_foreign_route(const ClientStream* stream) {
   }
 }
 
-bool Router::has_foreign_route() const {
-  std::shared_lock lock(mu_);
-  return foreign_ != nullptr;
-}
-
 std::vector<std::shared_ptr<ClientStream>> Router::all() const {
   std::vector<std::shared_ptr<ClientStream>> out;
   std::shared_lock lock(mu_);

@@ -61,7 +61,6 @@ class Router {
   void set_foreign_route(std::string local_domain, std::shared_ptr<ClientStream> stream);
   /// Removes the foreign route if it is still `stream`.
   void clear_foreign_route(const ClientStream* stream);
-  bool has_foreign_route() const;
 
   // ---- sessions on other nodes ----
 
