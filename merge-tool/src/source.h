@@ -22,9 +22,11 @@ namespace tc::merge {
 /// Schema versions whose tc_ tables this tool knows how to copy. Version 2 adds tc_nodes (node
 /// state, not copied). Version 3 adds columns to tc_nodes and the HA tables tc_leases,
 /// tc_settings, tc_groups and tc_group_nodes: per-cluster state, not copied either; the copied
-/// tables are unchanged. A newer schema may have changed a copied table, so it is refused until
-/// the tool learns it.
-inline constexpr int kKnownSchemaVersions[] = {1, 2, 3};
+/// tables are unchanged. Version 4 adds tc_room_groups (which redundancy group hosts each room):
+/// cluster state too, not copied; a merged target gets its placements from the broker's start-up
+/// backfill. A newer schema may have changed a copied table, so it is refused until the tool
+/// learns it.
+inline constexpr int kKnownSchemaVersions[] = {1, 2, 3, 4};
 bool known_schema_version(int version);
 
 /// A source row the merge cannot convert into what it writes: a number that is not one, a

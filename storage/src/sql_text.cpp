@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "sql_text.h"
 
+#include <algorithm>
+
 namespace tc::storage::sql {
 namespace {
 
@@ -63,6 +65,11 @@ std::string upsert(const columns::Table& table, Placeholders style) {
          ") DO UPDATE SET " + set;
 }
 
+std::string insert_new(const columns::Table& table, Placeholders style) {
+  return insert(table.name, table.columns, style) + " ON CONFLICT (" + std::string(table.key) +
+         ") DO NOTHING";
+}
+
 std::string assignments(std::span<const columns::Column> columns, Placeholders style, int first) {
   std::string out;
   for (const columns::Column& c : columns) {
@@ -71,6 +78,13 @@ std::string assignments(std::span<const columns::Column> columns, Placeholders s
     }
     out.append(c.name).append(" = ").append(placeholder(c, style, first++));
   }
+  return out;
+}
+
+std::vector<std::string> lock_order(std::span<const std::string> keys) {
+  std::vector<std::string> out(keys.begin(), keys.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

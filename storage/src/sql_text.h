@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "storage/columns.h"
 
@@ -27,8 +28,18 @@ std::string insert(std::string_view table, std::span<const columns::Column> colu
 /// column outside the key: the row is inserted or replaced. (PostgreSQL 9.5+, SQLite 3.24+.)
 std::string upsert(const columns::Table& table, Placeholders style);
 
+/// insert() of every column plus "ON CONFLICT (key) DO NOTHING": a row whose key is taken is left
+/// as it is, and the statement's affected-row count says whether this one was inserted.
+std::string insert_new(const columns::Table& table, Placeholders style);
+
 /// "a = $first, b = $first+1, ..." or "a = :a, b = :b, ...": the SET list of an UPDATE.
 std::string assignments(std::span<const columns::Column> columns, Placeholders style,
                         int first = 1);
+
+/// The keys of a batch write in the order every backend writes them: sorted by bytes, each once.
+/// Two transactions writing overlapping batches then take their row locks (PostgreSQL) in the
+/// same order, so neither waits on the other while holding a key the other waits on: no
+/// deadlock, whatever order the callers listed the keys in.
+std::vector<std::string> lock_order(std::span<const std::string> keys);
 
 }  // namespace tc::storage::sql

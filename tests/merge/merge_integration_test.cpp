@@ -167,6 +167,10 @@ TEST_F(MergeTest, SqliteToPostgresql) {
   const std::string b = dir_ + "/node-b.db";
   const std::string t = database("target");
   testdata("sqlite://" + a, "sqlite://" + b, {"--rooms", "80", "--messages", "4000"});
+  // Schema version 4: a source's room placements (tc_room_groups) are cluster state, not merged.
+  ASSERT_TRUE(sqlite_exec(a,
+                          "INSERT INTO tc_room_groups (room_jid, group_name) "
+                          "VALUES ('placed@conference.localhost', 'east')"));
   const std::string before_a = file_digest(a);
   const std::string before_b = file_digest(b);
   tool(t, {"jobs", "add", "--source-a", "sqlite://" + a, "--source-b", "sqlite://" + b}, 0);
@@ -175,6 +179,8 @@ TEST_F(MergeTest, SqliteToPostgresql) {
   expect_same_rooms(pg_room_digests(t), {sqlite_room_digests(a), sqlite_room_digests(b)});
   EXPECT_EQ(file_digest(a), before_a);
   EXPECT_EQ(file_digest(b), before_b);
+  EXPECT_EQ(pg_count(t, "SELECT max(version) FROM tc_schema_version"), 4);
+  EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_room_groups"), 0);
 }
 
 // 2a'. Sources are opened truly read-only: SQLite sources in WAL mode inside a read-only

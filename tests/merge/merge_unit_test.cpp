@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Unit tests of tc-merge's pure parts: COPY text decoding, JID rewriting, credentials, the
-// vendor conversions, timestamps, the room digest.
+// vendor conversions, timestamps, the room digest, the schema versions it accepts.
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "storage/store.h"
 #include "xmpp/stream_parser.h"
 
 #include "budget.h"
@@ -17,10 +18,23 @@
 #include "digest.h"
 #include "engine.h"
 #include "model.h"
+#include "source.h"
 #include "transform.h"
 
 namespace tc::merge {
 namespace {
+
+TEST(SchemaVersions, AcceptsEveryVersionUpToTheLatestStorageCreates) {
+  // `tc-merge jobs add` creates the target's schema with storage's migrate(), and sources are
+  // nodes of this release: both are at storage's latest version, so the tool must know it
+  // (version 4 added tc_room_groups, cluster state that is not merged).
+  for (int v = 1; v <= storage::Store::latest_schema_version(); ++v) {
+    EXPECT_TRUE(known_schema_version(v)) << v;
+  }
+  EXPECT_TRUE(known_schema_version(4));
+  EXPECT_FALSE(known_schema_version(0));
+  EXPECT_FALSE(known_schema_version(storage::Store::latest_schema_version() + 1));
+}
 
 TEST(CopyText, DecodesEscapesAndNulls) {
   Row row;

@@ -95,6 +95,10 @@ inline constexpr Table kGroups{"tc_groups", kGroupColumns, "name"};
 inline constexpr Column kGroupNodeColumns[] = {{"node"}, {"group_name"}, {"position", true}};
 inline constexpr Table kGroupNodes{"tc_group_nodes", kGroupNodeColumns, "node"};
 
+/// Schema version 4: which redundancy group hosts each room (the cluster database's table).
+inline constexpr Column kRoomGroupColumns[] = {{"room_jid"}, {"group_name"}};
+inline constexpr Table kRoomGroups{"tc_room_groups", kRoomGroupColumns, "room_jid"};
+
 /// "a, b, c": the names for a SELECT or INSERT list.
 std::string list(std::span<const Column> columns);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -144,6 +145,35 @@ class Store {
   virtual Result<std::vector<GroupRecord>> list_groups() { return unsupported(); }  ///< by name
   virtual Result<void> delete_group(std::string_view name) {                        ///< NotFound
     (void)name;
+    return unsupported();
+  }
+
+  // ---- cluster: which group hosts each room (schema version 4) ----
+  // Up to three redundancy groups serve one domain; each room lives in exactly one group's
+  // database, and the cluster database (a Store like any other) records which. Defaults return
+  // Errc::Unsupported, as for the HA methods; the PostgreSQL and SOCI backends override them.
+
+  /// Records that `room_jid` lives in `group` unless a group is already recorded for it, and
+  /// returns the group it lives in (the recorded one, or `group`). Atomic: two nodes claiming
+  /// the same new room for different groups get the same answer.
+  virtual Result<std::string> claim_room_group(std::string_view room_jid, std::string_view group) {
+    (void)room_jid, (void)group;
+    return unsupported();
+  }
+  /// The same for many rooms at once (start-up backfill of a group's existing rooms); returns
+  /// how many were newly recorded. One transaction.
+  virtual Result<std::uint64_t> claim_room_groups(std::span<const std::string> room_jids,
+                                                  std::string_view group) {
+    (void)room_jids, (void)group;
+    return unsupported();
+  }
+  /// The group recorded for a room; Errc::NotFound when none.
+  virtual Result<std::string> room_group(std::string_view room_jid) {
+    (void)room_jid;
+    return unsupported();
+  }
+  /// Every (room_jid, group) pair, sorted by room_jid.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> list_room_groups() {
     return unsupported();
   }
 

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // PostgreSQL backend: HA state (schema v3) and the node registry: tc_nodes, the database clock,
-// tc_leases, tc_settings, tc_groups and tc_group_nodes.
+// tc_leases, tc_settings, tc_groups and tc_group_nodes; and which group hosts each room
+// (tc_room_groups, schema v4).
 #include <algorithm>
+#include <cstdint>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -273,6 +277,73 @@ Result<void> PgStore::delete_group(std::string_view name) {
     tx.exec_params("DELETE FROM tc_group_nodes WHERE group_name = $1", group);
     tx.commit();
     return {};
+  });
+}
+
+// Claims are an insert that leaves a taken key alone, then a read, in one READ COMMITTED
+// transaction. Of two claimants of one new room, the second's insert waits on the first's
+// uncommitted row and then does nothing; its read is a new statement with a new snapshot, so it
+// sees the winner's row. Not one statement (a CTE reading the table after the insert): that
+// read would use the statement's snapshot, from before the winner committed, and find nothing.
+Result<std::string> PgStore::claim_room_group(std::string_view room_jid, std::string_view group) {
+  return guarded("claim_room_group", [&](pqxx::connection& c) -> Result<std::string> {
+    const std::string jid(room_jid);
+    pqxx::work tx{c};
+    tx.exec_params(sql::insert_new(columns::kRoomGroups, kPlaceholders), jid, std::string(group));
+    const pqxx::result rows =
+        tx.exec_params("SELECT group_name FROM tc_room_groups WHERE room_jid = $1", jid);
+    if (rows.empty()) {
+      throw std::runtime_error("tc_room_groups row missing right after its insert");
+    }
+    std::string recorded = rows[0][0].as<std::string>();
+    tx.commit();
+    return recorded;
+  });
+}
+
+Result<std::uint64_t> PgStore::claim_room_groups(std::span<const std::string> room_jids,
+                                                 std::string_view group) {
+  if (room_jids.empty()) {
+    return std::uint64_t{0};
+  }
+  return guarded("claim_room_groups", [&](pqxx::connection& c) -> Result<std::uint64_t> {
+    pqxx::work tx{c};
+    // One statement for the whole batch. Its rows are inserted in array order (unnest without
+    // an ORDER BY), which sql::lock_order makes the same for every claimant: two nodes
+    // backfilling overlapping rooms wait on each other's keys in one order, never in a cycle.
+    const pqxx::result r =
+        tx.exec_params("INSERT INTO tc_room_groups (" + columns::list(columns::kRoomGroupColumns) +
+                           ") SELECT r.jid, $2 FROM unnest($1::text[]) AS r(jid) ON CONFLICT (" +
+                           std::string(columns::kRoomGroups.key) + ") DO NOTHING",
+                       text_array(sql::lock_order(room_jids)), std::string(group));
+    tx.commit();
+    return static_cast<std::uint64_t>(r.affected_rows());
+  });
+}
+
+Result<std::string> PgStore::room_group(std::string_view room_jid) {
+  return guarded("room_group", [&](pqxx::connection& c) -> Result<std::string> {
+    pqxx::read_transaction tx{c};
+    const pqxx::result rows = tx.exec_params(
+        "SELECT group_name FROM tc_room_groups WHERE room_jid = $1", std::string(room_jid));
+    if (rows.empty()) {
+      return make_error_code(Errc::NotFound);
+    }
+    return rows[0][0].as<std::string>();
+  });
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> PgStore::list_room_groups() {
+  using Placements = std::vector<std::pair<std::string, std::string>>;
+  return guarded("list_room_groups", [](pqxx::connection& c) -> Result<Placements> {
+    pqxx::read_transaction tx{c};
+    Placements out;
+    for (const auto& row : tx.exec(sql::select_from(columns::kRoomGroups))) {
+      out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>());
+    }
+    // Byte order, whatever the database's collation (room_jid is the key: no ties).
+    std::sort(out.begin(), out.end());
+    return out;
   });
 }
 

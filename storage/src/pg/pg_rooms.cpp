@@ -30,26 +30,6 @@ RoomRecord read_room(const pqxx::row& row) {
   return room;
 }
 
-/// A text[] literal for `= ANY($1::text[])` (libpqxx 6 has no array parameters).
-std::string text_array(std::span<const std::string> items) {
-  std::string out = "{";
-  for (const std::string& item : items) {
-    if (out.size() > 1) {
-      out += ',';
-    }
-    out += '"';
-    for (const char ch : item) {
-      if (ch == '"' || ch == '\\') {
-        out += '\\';
-      }
-      out += ch;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
 /// A tc_room_affiliations row in columns::kAffiliationColumns order.
 AffiliationRecord read_affiliation(const pqxx::row& row) {
   AffiliationRecord rec;

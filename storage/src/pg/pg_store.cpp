@@ -38,6 +38,25 @@ ArchivedMessage read_message(const pqxx::row& row) {
   return m;
 }
 
+std::string text_array(std::span<const std::string> items) {
+  std::string out = "{";
+  for (const std::string& item : items) {
+    if (out.size() > 1) {
+      out += ',';
+    }
+    out += '"';
+    for (const char ch : item) {
+      if (ch == '"' || ch == '\\') {
+        out += '\\';
+      }
+      out += ch;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
 bool holds_fence(pqxx::work& tx, const Fence& fence) {
   return !tx.exec_params(
                 "SELECT 1 FROM tc_leases WHERE partition = $1 AND holder = $2 AND epoch = $3 "

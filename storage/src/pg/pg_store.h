@@ -2,7 +2,7 @@
 // PostgreSQL backend on libpqxx 6.4. Every pqxx exception is caught in guarded() and converted to
 // a storage::Errc; none leaves the backend. The class is defined by feature: the connection and
 // the schema in pg_store.cpp, then pg_accounts.cpp, pg_rooms.cpp (rooms and affiliations),
-// pg_archive.cpp and pg_ha.cpp (node registry, leases, settings, groups).
+// pg_archive.cpp and pg_ha.cpp (node registry, leases, settings, groups, room placement).
 #pragma once
 
 #include <cstdint>
@@ -37,6 +37,10 @@ const std::string& append_sql();
 
 /// A tc_archive row in columns::kArchiveColumns order.
 ArchivedMessage read_message(const pqxx::row& row);
+
+/// A text[] literal for `= ANY($1::text[])` and `unnest($1::text[])` (libpqxx 6 has no array
+/// parameters).
+std::string text_array(std::span<const std::string> items);
 
 /// Whether the lease row still names `fence`'s holder at its epoch. FOR SHARE keeps the row
 /// until the transaction ends, so a takeover (an UPDATE of the row) waits for this write to
@@ -103,6 +107,13 @@ class PgStore final : public Store {
   Result<void> save_group(const GroupRecord& g) override;
   Result<std::vector<GroupRecord>> list_groups() override;
   Result<void> delete_group(std::string_view name) override;
+
+  // Cluster: which group hosts each room (pg_ha.cpp).
+  Result<std::string> claim_room_group(std::string_view room_jid, std::string_view group) override;
+  Result<std::uint64_t> claim_room_groups(std::span<const std::string> room_jids,
+                                          std::string_view group) override;
+  Result<std::string> room_group(std::string_view room_jid) override;
+  Result<std::vector<std::pair<std::string, std::string>>> list_room_groups() override;
 
  private:
   /// Connection state that make a driver error mean "the database went away".

@@ -20,11 +20,13 @@ constexpr std::array kPostgresql = {
     Migration{1, "accounts, rooms, affiliations, archive", postgresql::kV1},
     Migration{2, "node registry", postgresql::kV2},
     Migration{3, "HA: node endpoints, leases, settings, groups", postgresql::kV3},
+    Migration{4, "cluster: which group hosts each room", postgresql::kV4},
 };
 constexpr std::array kSqlite = {
     Migration{1, "accounts, rooms, affiliations, archive", sqlite::kV1},
     Migration{2, "node registry", sqlite::kV2},
     Migration{3, "HA: node endpoints, leases, settings, groups", sqlite::kV3},
+    Migration{4, "cluster: which group hosts each room", sqlite::kV4},
 };
 static_assert(kPostgresql.size() == kSqlite.size(), "every dialect has every migration");
 

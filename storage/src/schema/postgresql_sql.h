@@ -121,6 +121,17 @@ CREATE TABLE tc_group_nodes (
 ))sql",
 };
 
+/// Version 4 (cluster): which redundancy group hosts each room. Up to three groups serve one
+/// domain, each room in one group's database; the cluster database records the placement. The
+/// primary key is the rule "a room lives in exactly one group"; claim_room_group relies on it.
+inline constexpr std::string_view kV4[] = {
+    R"sql(
+CREATE TABLE tc_room_groups (
+  room_jid   TEXT PRIMARY KEY NOT NULL,
+  group_name TEXT NOT NULL
+))sql",
+};
+
 /// The database clock in Unix milliseconds (Store::db_now). clock_timestamp(), not now(): now()
 /// is the start of the transaction, which may have waited on a lock.
 inline constexpr std::string_view kNowMillis =

@@ -114,6 +114,15 @@ CREATE TABLE tc_group_nodes (
 ))sql",
 };
 
+/// Version 4 (cluster): see postgresql_sql.h.
+inline constexpr std::string_view kV4[] = {
+    R"sql(
+CREATE TABLE tc_room_groups (
+  room_jid   TEXT PRIMARY KEY NOT NULL,
+  group_name TEXT NOT NULL
+))sql",
+};
+
 /// The database clock in Unix milliseconds (Store::db_now); 'now' is fixed within a statement.
 inline constexpr std::string_view kNowMillis =
     "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // SOCI backend (SQLite, ODBC): HA state (schema v3) and the node registry: tc_nodes, the
-// database clock, tc_leases, tc_settings, tc_groups and tc_group_nodes.
+// database clock, tc_leases, tc_settings, tc_groups and tc_group_nodes; and which group hosts
+// each room (tc_room_groups, schema v4).
 #include <algorithm>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -339,6 +341,82 @@ Result<void> SociStore::delete_group(std::string_view name) {
     Query(sql).use(group).run("DELETE FROM tc_group_nodes WHERE group_name = :n");
     tx.commit();
     return {};
+  });
+}
+
+// Claims are an insert that leaves a taken key alone, then a read, in one write transaction.
+// SQLite: BEGIN IMMEDIATE holds the write lock across both, so no other claim comes between.
+// PostgreSQL (ODBC, READ COMMITTED): the second claimant's insert waits on the first's
+// uncommitted row and then does nothing; its read is a new statement that sees the winner's row.
+Result<std::string> SociStore::claim_room_group(std::string_view room_jid, std::string_view group) {
+  return guarded("claim_room_group", [&](soci::session& sql) -> Result<std::string> {
+    const std::string jid(room_jid), name(group);
+    Transaction tx(sql, dialect_, Transaction::Mode::Write);
+    Query(sql).use(jid).use(name).run(sql::insert_new(columns::kRoomGroups, kPlaceholders));
+    std::string recorded;
+    Query q(sql);
+    q.into(recorded).use(jid).start(
+        "SELECT group_name FROM tc_room_groups WHERE room_jid = :room_jid");
+    if (!q.fetch()) {
+      throw std::runtime_error("tc_room_groups row missing right after its insert");
+    }
+    tx.commit();
+    return recorded;
+  });
+}
+
+Result<std::uint64_t> SociStore::claim_room_groups(std::span<const std::string> room_jids,
+                                                   std::string_view group) {
+  if (room_jids.empty()) {
+    return std::uint64_t{0};
+  }
+  return guarded("claim_room_groups", [&](soci::session& sql) -> Result<std::uint64_t> {
+    // PostgreSQL: one key order for every claimant, so overlapping backfills cannot deadlock.
+    const std::vector<std::string> jids = sql::lock_order(room_jids);
+    std::string jid;
+    const std::string name(group);
+    const std::string text = sql::insert_new(columns::kRoomGroups, kPlaceholders);
+    Transaction tx(sql, dialect_, Transaction::Mode::Write);
+    Query insert(sql);
+    insert.use(jid).use(name);
+    std::uint64_t inserted = 0;
+    for (std::size_t i = 0; i < jids.size(); ++i) {
+      jid = jids[i];
+      // Prepared once, executed per room; a taken key changes no row.
+      const long long n = i == 0 ? insert.run(text) : insert.rerun();
+      inserted += n > 0 ? 1 : 0;
+    }
+    tx.commit();
+    return inserted;
+  });
+}
+
+Result<std::string> SociStore::room_group(std::string_view room_jid) {
+  return guarded("room_group", [&](soci::session& sql) -> Result<std::string> {
+    const std::string jid(room_jid);
+    std::string recorded;
+    Query q(sql);
+    q.into(recorded).use(jid).start(
+        "SELECT group_name FROM tc_room_groups WHERE room_jid = :room_jid");
+    if (!q.fetch()) {
+      return make_error_code(Errc::NotFound);
+    }
+    return recorded;
+  });
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> SociStore::list_room_groups() {
+  using Placements = std::vector<std::pair<std::string, std::string>>;
+  return guarded("list_room_groups", [](soci::session& sql) -> Result<Placements> {
+    std::string jid, name;
+    Query q(sql);
+    q.into(jid).into(name).start(sql::select_from(columns::kRoomGroups));
+    Placements out;
+    while (q.fetch()) {
+      out.emplace_back(jid, name);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
   });
 }
 

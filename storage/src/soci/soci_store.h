@@ -3,7 +3,8 @@
 // Every SOCI exception is caught in guarded() and converted to a storage::Errc. The class is
 // defined by feature: the session, the schema and error handling in soci_store.cpp (which also
 // describes the ODBC connection string), then soci_accounts.cpp, soci_rooms.cpp (rooms and
-// affiliations), soci_archive.cpp and soci_ha.cpp (node registry, leases, settings, groups).
+// affiliations), soci_archive.cpp and soci_ha.cpp (node registry, leases, settings, groups, room
+// placement).
 #pragma once
 
 #include <chrono>
@@ -108,6 +109,13 @@ class SociStore final : public Store {
   Result<void> save_group(const GroupRecord& g) override;
   Result<std::vector<GroupRecord>> list_groups() override;
   Result<void> delete_group(std::string_view name) override;
+
+  // Cluster: which group hosts each room (soci_ha.cpp).
+  Result<std::string> claim_room_group(std::string_view room_jid, std::string_view group) override;
+  Result<std::uint64_t> claim_room_groups(std::span<const std::string> room_jids,
+                                          std::string_view group) override;
+  Result<std::string> room_group(std::string_view room_jid) override;
+  Result<std::vector<std::pair<std::string, std::string>>> list_room_groups() override;
 
  private:
   // soci_ha.cpp

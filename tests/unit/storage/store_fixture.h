@@ -19,6 +19,7 @@
 #include "storage/store.h"
 
 #include "backend_fixture.h"
+#include "schema/migrations.h"
 
 namespace tc::storage::test {
 
@@ -66,6 +67,22 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
   }
 
   void migrate() { ASSERT_TRUE(store_->migrate()) << "migrate failed"; }
+
+  /// Plants the schema an older build left, migrations 1..`version` statement by statement
+  /// through the driver, each with its version row.
+  void plant_schema(int version) {
+    const schema::Dialect dialect =
+        uses_postgresql(GetParam()) ? schema::Dialect::Postgresql : schema::Dialect::Sqlite;
+    db_->exec_raw(std::string(schema::bootstrap_statement(dialect)));
+    for (const schema::Migration& m :
+         schema::migrations(dialect).first(static_cast<std::size_t>(version))) {
+      for (const std::string_view statement : m.statements) {
+        db_->exec_raw(std::string(statement));
+      }
+      db_->exec_raw("INSERT INTO tc_schema_version (version, applied_at) VALUES (" +
+                    std::to_string(m.version) + ", 0)");
+    }
+  }
 
   /// Appends `n` groupchat messages "m<first>".."m<first+n-1>" to `room`, created_at = 1000 + i.
   std::vector<std::int64_t> append(std::size_t n, std::size_t first = 1,

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// The Store contract (see store_fixture.h): HA (schema v3, leases, fencing, settings, groups).
+// The Store contract (see store_fixture.h): HA (schema v3, leases, fencing, settings, groups)
+// and the cluster's room placement (schema v4).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,21 +25,13 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
+using Placement = std::pair<std::string, std::string>;
 
 // ---- HA: schema v3, leases, fencing, settings, groups ----
 
 TEST_P(StoreTest, MigratesFromVersion2ToVersion3KeepingRows) {
-  // A database left by a build that knew schema version 2, planted statement by statement.
-  const schema::Dialect dialect =
-      uses_postgresql(GetParam()) ? schema::Dialect::Postgresql : schema::Dialect::Sqlite;
-  db_->exec_raw(std::string(schema::bootstrap_statement(dialect)));
-  for (const schema::Migration& m : schema::migrations(dialect).first(2)) {
-    for (const std::string_view statement : m.statements) {
-      db_->exec_raw(std::string(statement));
-    }
-    db_->exec_raw("INSERT INTO tc_schema_version (version, applied_at) VALUES (" +
-                  std::to_string(m.version) + ", 0)");
-  }
+  // A database left by a build that knew schema version 2.
+  plant_schema(2);
   db_->exec_raw(
       "INSERT INTO tc_nodes (node, text_conference_running, heartbeat_at, admin_url) "
       "VALUES ('node-a', 1, 42, 'http://127.0.0.1:1')");
@@ -48,8 +42,7 @@ TEST_P(StoreTest, MigratesFromVersion2ToVersion3KeepingRows) {
       << "no tc_leases before the migration";
 
   migrate();
-  EXPECT_EQ(Store::latest_schema_version(), 3);
-  EXPECT_EQ(*store_->schema_version(), 3);
+  EXPECT_EQ(*store_->schema_version(), Store::latest_schema_version());
   auto nodes = store_->list_nodes();
   ASSERT_TRUE(nodes);
   ASSERT_EQ(nodes->size(), 1u);
@@ -438,6 +431,187 @@ TEST_P(StoreTest, TwoConnectionsRacingAcquireExactlyOneWins) {
     EXPECT_EQ(read->holder, winner->holder);
     EXPECT_EQ(read->epoch, expected_epoch);
   }
+}
+
+// ---- cluster: which group hosts each room (schema v4) ----
+
+TEST_P(StoreTest, MigratesFromVersion3ToVersion4KeepingRows) {
+  // A database left by a build that knew schema version 3, with HA state in it.
+  plant_schema(3);
+  db_->exec_raw("INSERT INTO tc_groups (name, description, ha_enabled) VALUES ('east', 'E', 1)");
+  db_->exec_raw(
+      "INSERT INTO tc_group_nodes (node, group_name, position) VALUES ('node-a', 'east', 0)");
+  db_->exec_raw("INSERT INTO tc_settings (key, value) VALUES ('ha.enabled', 'true')");
+  db_->exec_raw(
+      "INSERT INTO tc_rooms (jid, created_at) VALUES ('lobby@conference.example.com', 7)");
+  ASSERT_EQ(*store_->schema_version(), 3);
+  EXPECT_EQ(store_->room_group(kRoom).error(), Errc::QueryFailed)
+      << "no tc_room_groups before the migration";
+
+  migrate();
+  EXPECT_EQ(Store::latest_schema_version(), 4);
+  EXPECT_EQ(*store_->schema_version(), 4);
+  auto groups = store_->list_groups();
+  ASSERT_TRUE(groups);
+  ASSERT_EQ(groups->size(), 1u);
+  EXPECT_EQ((*groups)[0].name, "east");
+  EXPECT_EQ((*groups)[0].description, "E");
+  EXPECT_TRUE((*groups)[0].ha_enabled);
+  EXPECT_THAT((*groups)[0].nodes, ElementsAre("node-a"));
+  EXPECT_THAT(*store_->list_settings(), ElementsAre(Placement{"ha.enabled", "true"}));
+  EXPECT_EQ(store_->load_room(kRoom)->created_at, 7);
+  // Rooms already in the database get no placement from the migration: the broker's start-up
+  // backfill records them.
+  auto placements = store_->list_room_groups();
+  ASSERT_TRUE(placements) << placements.error().message();
+  EXPECT_TRUE(placements->empty());
+  EXPECT_EQ(*store_->claim_room_group(kRoom, "east"), "east");
+  // A second migrate has nothing to do.
+  migrate();
+  EXPECT_EQ(*store_->schema_version(), 4);
+  EXPECT_EQ(*store_->room_group(kRoom), "east");
+}
+
+TEST_P(StoreTest, ClaimRoomGroupRecordsTheFirstGroupAndKeepsIt) {
+  migrate();
+  auto first = store_->claim_room_group(kRoom, "east");
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(*first, "east");
+  // Another group claiming the same room is told where it lives; nothing changes.
+  auto second = store_->claim_room_group(kRoom, "west");
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ(*second, "east");
+  EXPECT_EQ(*store_->claim_room_group(kRoom, "east"), "east");
+  EXPECT_EQ(*store_->room_group(kRoom), "east");
+
+  auto missing = store_->room_group(kOtherRoom);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error(), Errc::NotFound);
+  EXPECT_EQ(*store_->claim_room_group(kOtherRoom, "west"), "west");
+  EXPECT_EQ(*store_->room_group(kOtherRoom), "west");
+  EXPECT_EQ(*store_->room_group(kRoom), "east");
+  // Another connection sees the committed placements.
+  auto other = open();
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(*other->room_group(kOtherRoom), "west");
+}
+
+TEST_P(StoreTest, ClaimRoomGroupsCountsOnlyNewlyRecordedRooms) {
+  migrate();
+  ASSERT_EQ(*store_->claim_room_group(kRoom, "east"), "east");
+  const std::vector<std::string> backfill = {"c@conference.example.com", std::string(kRoom),
+                                             "a@conference.example.com",
+                                             "c@conference.example.com"};  // listed twice
+  auto added = store_->claim_room_groups(backfill, "west");
+  ASSERT_TRUE(added) << added.error().message();
+  EXPECT_EQ(*added, 2u) << "kRoom was east's already and c is counted once";
+  EXPECT_EQ(*store_->room_group(kRoom), "east");
+  EXPECT_EQ(*store_->room_group("a@conference.example.com"), "west");
+  EXPECT_EQ(*store_->room_group("c@conference.example.com"), "west");
+
+  // Again, and again for another group: nothing new.
+  EXPECT_EQ(*store_->claim_room_groups(backfill, "west"), 0u);
+  EXPECT_EQ(*store_->claim_room_groups(backfill, "north"), 0u);
+  EXPECT_EQ(*store_->room_group("a@conference.example.com"), "west");
+  EXPECT_EQ(*store_->claim_room_groups({}, "west"), 0u);
+  const std::vector<std::string> more = {"b@conference.example.com", "a@conference.example.com"};
+  EXPECT_EQ(*store_->claim_room_groups(more, "north"), 1u);
+  EXPECT_THAT(*store_->list_room_groups(),
+              ElementsAre(Placement{"a@conference.example.com", "west"},
+                          Placement{"b@conference.example.com", "north"},
+                          Placement{"c@conference.example.com", "west"},
+                          Placement{std::string(kRoom), "east"}));
+}
+
+TEST_P(StoreTest, ListRoomGroupsIsSortedByRoomJid) {
+  migrate();
+  auto none = store_->list_room_groups();
+  ASSERT_TRUE(none) << none.error().message();
+  EXPECT_TRUE(none->empty());
+  // Claimed out of order; byte order puts upper case and digits first, whatever the collation.
+  ASSERT_TRUE(store_->claim_room_group("zeta@conference.example.com", "g1"));
+  ASSERT_TRUE(store_->claim_room_group("Alpha@conference.example.com", "g2"));
+  ASSERT_TRUE(store_->claim_room_group("beta@conference.example.com", "g3"));
+  ASSERT_TRUE(store_->claim_room_group("1st@conference.example.com", "g1"));
+  ASSERT_TRUE(store_->claim_room_group("alpha@conference.example.com", "g1"));
+  EXPECT_THAT(*store_->list_room_groups(),
+              ElementsAre(Placement{"1st@conference.example.com", "g1"},
+                          Placement{"Alpha@conference.example.com", "g2"},
+                          Placement{"alpha@conference.example.com", "g1"},
+                          Placement{"beta@conference.example.com", "g3"},
+                          Placement{"zeta@conference.example.com", "g1"}));
+}
+
+TEST_P(StoreTest, TwoConnectionsClaimingOneNewRoomGetTheSameGroup) {
+  migrate();
+  auto one = open();
+  auto two = open();
+  ASSERT_TRUE(one && two);
+  constexpr int kRounds = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string room = "race" + std::to_string(round) + "@conference.example.com";
+    std::atomic<int> ready{0};
+    Result<std::string> ra = make_error_code(Errc::Unsupported);
+    Result<std::string> rb = make_error_code(Errc::Unsupported);
+    const auto racer = [&](Store* s, const char* group, Result<std::string>* out) {
+      ready.fetch_add(1);
+      while (ready.load() < 2) {
+        std::this_thread::yield();
+      }
+      *out = s->claim_room_group(room, group);
+    };
+    std::thread ta(racer, one.get(), "east", &ra);
+    std::thread tb(racer, two.get(), "west", &rb);
+    ta.join();
+    tb.join();
+    ASSERT_TRUE(ra) << "round " << round << ": " << ra.error().message();
+    ASSERT_TRUE(rb) << "round " << round << ": " << rb.error().message();
+    EXPECT_EQ(*ra, *rb) << "round " << round;
+    EXPECT_TRUE(*ra == "east" || *ra == "west") << *ra;
+    EXPECT_EQ(*store_->room_group(room), *ra) << "round " << round;
+  }
+}
+
+TEST_P(StoreTest, TwoConnectionsBackfillingOverlappingRoomsInOppositeOrdersBothSucceed) {
+  // Two groups' start-up backfills listing shared rooms in opposite orders must neither
+  // deadlock (PostgreSQL would abort one) nor record a room twice.
+  migrate();
+  auto one = open();
+  auto two = open();
+  ASSERT_TRUE(one && two);
+  std::vector<std::string> forward;
+  for (int i = 0; i < 200; ++i) {
+    forward.push_back("room" + std::to_string(1000 + i) + "@conference.example.com");
+  }
+  const std::vector<std::string> backward(forward.rbegin(), forward.rend());
+  std::atomic<int> ready{0};
+  Result<std::uint64_t> ra = make_error_code(Errc::Unsupported);
+  Result<std::uint64_t> rb = make_error_code(Errc::Unsupported);
+  const auto racer = [&](Store* s, const std::vector<std::string>* jids, const char* group,
+                         Result<std::uint64_t>* out) {
+    ready.fetch_add(1);
+    while (ready.load() < 2) {
+      std::this_thread::yield();
+    }
+    *out = s->claim_room_groups(*jids, group);
+  };
+  std::thread ta(racer, one.get(), &forward, "east", &ra);
+  std::thread tb(racer, two.get(), &backward, "west", &rb);
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(ra) << ra.error().message();
+  ASSERT_TRUE(rb) << rb.error().message();
+  EXPECT_EQ(*ra + *rb, forward.size());
+  auto placements = store_->list_room_groups();
+  ASSERT_TRUE(placements);
+  ASSERT_EQ(placements->size(), forward.size());
+  std::set<std::string> groups;
+  for (const auto& [room, group] : *placements) {
+    groups.insert(group);
+  }
+  // Both write in one key order, so whichever took the first room first waited for nobody and
+  // recorded every room; the other found them all taken.
+  EXPECT_EQ(groups.size(), 1u);
 }
 
 }  // namespace

@@ -93,9 +93,10 @@ TEST_P(StoreTest, ColumnListsNameTheMigratedColumns) {
   // storage/columns.h is what the backends and tc-merge read and write by; the migrations are
   // what creates the tables. Every listed column must exist in every dialect.
   migrate();
-  for (const columns::Table& table : {columns::kAccounts, columns::kRooms, columns::kAffiliations,
-                                      columns::kArchive, columns::kNodes, columns::kLeases,
-                                      columns::kSettings, columns::kGroups, columns::kGroupNodes}) {
+  for (const columns::Table& table :
+       {columns::kAccounts, columns::kRooms, columns::kAffiliations, columns::kArchive,
+        columns::kNodes, columns::kLeases, columns::kSettings, columns::kGroups,
+        columns::kGroupNodes, columns::kRoomGroups}) {
     SCOPED_TRACE(table.name);
     EXPECT_NO_THROW(db_->exec_raw("SELECT " + columns::list(table.columns) + " FROM " +
                                   std::string(table.name) + " WHERE 1 = 0"));
