@@ -33,15 +33,18 @@ struct Refused : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The cluster database (cluster.url, else storage.url): accounts, groups, nodes and settings
+/// are cluster-wide state.
 std::unique_ptr<tc::storage::Store> open_store(const Config& config) {
-  auto store = tc::storage::open_store(config.storage_url);
+  const std::string& url = config.cluster_store_url();
+  auto store = tc::storage::open_store(url);
   if (!store) {
-    throw Refused("cannot open the database " + tc::storage::redact_url(config.storage_url) + ": " +
+    throw Refused("cannot open the database " + tc::storage::redact_url(url) + ": " +
                   store.error().message());
   }
   if (auto migrated = (*store)->migrate(); !migrated) {
-    throw Refused("cannot prepare the database " + tc::storage::redact_url(config.storage_url) +
-                  ": " + migrated.error().message());
+    throw Refused("cannot prepare the database " + tc::storage::redact_url(url) + ": " +
+                  migrated.error().message());
   }
   return std::move(*store);
 }
@@ -387,11 +390,18 @@ int main(int argc, char** argv) {
   auto* rooms = app.add_subcommand(
       "rooms", "the rooms live on a node: partition, lease epoch, occupants (admin API)");
 
+  auto* cluster =
+      app.add_subcommand("cluster", "the whole cluster: every group and node (admin API)");
+  cluster->require_subcommand(1);
+  auto* cluster_status =
+      cluster->add_subcommand("status", "every group and node: state, reason, users, rooms");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
     Config config;
-    const bool api_command = ha->parsed() || service->parsed() || rooms->parsed();
+    const bool api_command =
+        ha->parsed() || service->parsed() || rooms->parsed() || cluster->parsed();
     // API commands need no config file when --admin is given (or the defaults fit).
     if (!api_command || config_opt->count() > 0 || std::filesystem::exists(config_path)) {
       try {
@@ -409,6 +419,10 @@ int main(int argc, char** argv) {
       }
       if (rooms->parsed()) {
         return call_api(target, "GET", "/api/v1/rooms", none, json, render_rooms);
+      }
+      if (cluster_status->parsed()) {
+        return call_api(target, "GET", "/api/v1/cluster/status", none, json,
+                        tc::broker::admin::render_cluster_status);
       }
       if (ha_failover->parsed() || ha_fallback->parsed()) {
         const std::string path = ha_failover->parsed() ? "failover" : "fallback";

@@ -192,7 +192,7 @@ struct Server::Impl {
     asio::steady_timer timer(control);
     while (!context.shutting_down) {
       auto job = [row = node_row(true)](storage::Store& s) { return s.upsert_node(row); };
-      auto written = co_await control_store->async_call(std::move(job), asio::use_awaitable);
+      auto written = co_await cluster_store().async_call(std::move(job), asio::use_awaitable);
       if (!written) {
         spdlog::warn("cannot refresh this node's registry row: {}", written.error().message());
       }
@@ -374,6 +374,11 @@ struct Server::Impl {
   ServerContext context;
   asio::io_context control{1};
   std::unique_ptr<StoreWorker> control_store;
+  std::unique_ptr<StoreWorker> control_cluster_store;  ///< null: the cluster's is the group's
+  /// Cluster-wide state (tc_nodes, groups, settings): the cluster database's worker.
+  StoreWorker& cluster_store() {
+    return control_cluster_store ? *control_cluster_store : *control_store;
+  }
   tcp::acceptor acceptor{control};
   asio::steady_timer shutdown_grace{control};
   asio::signal_set signals{control, SIGINT, SIGTERM};
@@ -408,6 +413,7 @@ Server::~Server() {
   // The rooms and their timers belong to the shards' io_contexts: destroy them first.
   impl_->context.muc.reset();
   impl_->control_store.reset();
+  impl_->control_cluster_store.reset();
   impl_->shards.clear();
 }
 
@@ -417,12 +423,15 @@ void Server::start() {
   impl_->context.cpu =
       std::make_unique<CpuPool>(std::max<std::size_t>(1, std::thread::hardware_concurrency() / 2));
   prepare_store(config.storage_url, impl_->context.shutting_down);
+  if (config.cluster_store_url() != config.storage_url) {
+    prepare_store(config.cluster_store_url(), impl_->context.shutting_down);
+  }
 
   int shard_count =
       config.shards > 0 ? config.shards : static_cast<int>(std::thread::hardware_concurrency());
   shard_count = std::max(shard_count, 1);
   for (int i = 0; i < shard_count; ++i) {
-    impl_->shards.push_back(std::make_unique<Shard>(i, config.storage_url));
+    impl_->shards.push_back(std::make_unique<Shard>(i, config.storage_url, config.cluster_url));
   }
 
   boost::system::error_code ec;
@@ -444,6 +453,10 @@ void Server::start() {
   impl_->context.muc =
       std::make_unique<muc::MucService>(impl_->context.config, shard_ptrs, impl_->context.router);
   impl_->control_store = std::make_unique<StoreWorker>(config.storage_url, "control-store");
+  if (config.cluster_store_url() != config.storage_url) {
+    impl_->control_cluster_store =
+        std::make_unique<StoreWorker>(config.cluster_store_url(), "control-cluster");
+  }
 
   // SRM: the redundancy group, leases and the state machine (docs/architecture.md).
   impl_->cluster = std::make_unique<ha::ClusterView>(config.node_name);
@@ -463,7 +476,7 @@ void Server::start() {
     }
   };
   impl_->srm = std::make_unique<ha::Srm>(impl_->control, impl_->context, *impl_->control_store,
-                                         *impl_->cluster, std::move(hooks));
+                                         impl_->cluster_store(), *impl_->cluster, std::move(hooks));
   impl_->srm->configure();
   if (impl_->srm->clustered()) {
     impl_->context.muc->attach_cluster(*impl_->cluster, *impl_->srm, impl_->srm->park_timeout());
@@ -518,7 +531,7 @@ void Server::run() {
   if (impl_->control_store) {
     // A clean stop says so, so that tools need not wait for the row to go stale.
     auto job = [row = impl_->node_row(false)](storage::Store& s) { return s.upsert_node(row); };
-    impl_->control_store->call_blocking(std::move(job));
+    impl_->cluster_store().call_blocking(std::move(job));
   }
   for (auto& shard : impl_->shards) {
     shard->stop();

@@ -101,7 +101,15 @@ struct Config {
   std::chrono::milliseconds component_reconnect{1'000};
 
   // [storage]
-  std::string storage_url = "sqlite://tcbroker.db";
+  std::string storage_url = "sqlite://tcbroker.db";  ///< this node's group's database
+
+  // [cluster] cluster-wide state: groups, nodes, settings, accounts, which group hosts which
+  // room (docs/architecture.md, "Cluster"). "" = the group's database (one group).
+  std::string cluster_url;
+  /// Where cluster-wide state lives: cluster.url, else storage.url.
+  const std::string& cluster_store_url() const {
+    return cluster_url.empty() ? storage_url : cluster_url;
+  }
 
   // [admin] the HTTP/JSON admin API and web page (SRM's admin RPC port)
   std::string admin_address = "127.0.0.1";  ///< loopback by default

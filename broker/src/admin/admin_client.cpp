@@ -216,6 +216,51 @@ void write_table(std::ostream& out, const std::vector<std::vector<std::string>>&
   }
 }
 
+std::string render_cluster_status(const json::value& status) {
+  std::ostringstream out;
+  std::size_t groups = 0;
+  if (const auto* g = field(status, "groups"); g != nullptr && g->is_array()) {
+    groups = g->as_array().size();
+  }
+  out << "cluster of " << groups << " group(s), asked " << text_of(field(status, "self"))
+      << " (group " << text_of(field(status, "group")) << ")\n\n";
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back(
+      {"GROUP", "NODE", "STATE", "REASON", "LINKED", "USERS", "ROOMS", "PARTITIONS", "CLIENTS"});
+  std::uint64_t users = 0;
+  std::uint64_t rooms = 0;
+  if (const auto* nodes = field(status, "nodes"); nodes != nullptr && nodes->is_array()) {
+    for (const auto& n : nodes->as_array()) {
+      std::string name = text_of(field(n, "node"));
+      if (const auto* self = field(n, "self");
+          self != nullptr && self->is_bool() && self->as_bool()) {
+        name += "*";
+      }
+      std::string partitions;
+      if (const auto* p = field(n, "partitions"); p != nullptr && p->is_array()) {
+        for (const auto& v : p->as_array()) {
+          partitions += (partitions.empty() ? "" : ",") + text_of(&v);
+        }
+      }
+      if (const auto* u = field(n, "users_connected"); u != nullptr && u->is_number()) {
+        users += u->to_number<std::uint64_t>();
+      }
+      if (const auto* r = field(n, "rooms_hosted"); r != nullptr && r->is_number()) {
+        rooms += r->to_number<std::uint64_t>();
+      }
+      rows.push_back({text_of(field(n, "group")), name, text_of(field(n, "state")),
+                      text_of(field(n, "reason")), text_of(field(n, "linked")),
+                      text_of(field(n, "users_connected")), text_of(field(n, "rooms_hosted")),
+                      partitions.empty() ? "-" : partitions, text_of(field(n, "client_endpoint"))});
+    }
+  }
+  write_table(out, rows);
+  out << "(* = the node that answered; other groups' nodes as their last ping said, or the "
+         "registry when not linked)\n"
+      << users << " user session(s), " << rooms << " live room(s) in the cluster\n";
+  return out.str();
+}
+
 std::string render_status(const json::value& status) {
   std::ostringstream out;
   const json::value empty;

@@ -46,5 +46,7 @@ Result<ClientResponse> call_admin(const Endpoint& endpoint, std::string_view tok
 void write_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 
 std::string render_status(const boost::json::value& status);
+/// `tcctl cluster status`: one row per node of every group (GET /api/v1/cluster/status).
+std::string render_cluster_status(const boost::json::value& status);
 
 }  // namespace tc::broker::admin

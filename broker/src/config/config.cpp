@@ -229,6 +229,7 @@ std::map<std::string, std::map<std::string, Setter>> schema(const std::filesyste
         {"secret_file", path(&C::component_secret_file, base)},
         {"reconnect_interval", duration(&C::component_reconnect, 0.05, 3600)}}},
       {"storage", {{"url", string(&C::storage_url, check_not_empty)}}},
+      {"cluster", {{"url", string(&C::cluster_url, nullptr)}}},
       {"admin",
        {{"address", string(&C::admin_address, check_not_empty)},
         {"port", integer(&C::admin_port, 0, 65535)},
@@ -247,17 +248,16 @@ std::map<std::string, std::map<std::string, Setter>> schema(const std::filesyste
 }
 
 /// Relative SQLite paths are relative to the config file, like every other path in it.
-void resolve_storage_url(Config& c, const std::filesystem::path& base) {
+void resolve_sqlite_url(std::string& url, const std::filesystem::path& base) {
   constexpr std::string_view kSqlite = "sqlite://";
-  std::string_view url = c.storage_url;
-  if (url.substr(0, kSqlite.size()) != kSqlite) {
+  if (std::string_view(url).substr(0, kSqlite.size()) != kSqlite) {
     return;
   }
-  const std::string_view rest = url.substr(kSqlite.size());
+  const std::string rest = url.substr(kSqlite.size());
   if (rest.empty() || rest.front() == '/' || rest.front() == ':') {
     return;
   }
-  c.storage_url = std::string(kSqlite) + (base / std::string(rest)).string();
+  url = std::string(kSqlite) + (base / rest).string();
 }
 
 }  // namespace
@@ -322,7 +322,8 @@ Config parse_config(std::string_view toml_text, const std::filesystem::path& bas
   if (config.relogin_min > config.relogin_max) {
     throw ConfigError("ha.relogin_min", "must not exceed ha.relogin_max");
   }
-  resolve_storage_url(config, base_dir);
+  resolve_sqlite_url(config.storage_url, base_dir);
+  resolve_sqlite_url(config.cluster_url, base_dir);
   return config;
 }
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,13 @@ struct ClusterSnapshot {
   std::string self;
   /// The group's members in order; the partitions are named after them. Standalone: {self}.
   std::vector<std::string> members;
+  std::string group;  ///< this node's redundancy group ("" standalone)
+  /// Every group of the cluster with its members in order, this node's included (empty when
+  /// standalone). Partitions of every group are in `partitions`; those of other groups are
+  /// learnt from their holders over the mesh.
+  std::map<std::string, std::vector<std::string>, std::less<>> groups;
+  /// Nodes of other groups whose data link (the mesh) is up.
+  std::set<std::string, std::less<>> mesh_up;
   std::map<std::string, Partition, std::less<>> partitions;
   std::map<std::string, std::string, std::less<>> client_endpoints;  ///< node -> "host:port"
   AssignmentMode mode = AssignmentMode::Balanced;
@@ -80,9 +88,30 @@ struct ClusterSnapshot {
     return *best;
   }
 
-  /// The partition a room belongs to: rendezvous hashing of its bare JID over the members.
+  /// The partition a room of this node's group belongs to: rendezvous hashing of its bare
+  /// JID over the members.
   const std::string& room_partition(std::string_view room_bare) const {
     return owner_of(members, room_bare);
+  }
+  /// The same for a room of `group` (any group of the cluster).
+  const std::string& room_partition(std::string_view room_bare, std::string_view in_group) const {
+    if (auto it = groups.find(in_group); it != groups.end() && !it->second.empty()) {
+      return owner_of(it->second, room_bare);
+    }
+    return owner_of(members, room_bare);
+  }
+  /// More than one group: rooms are placed on groups (the cluster database says which).
+  bool multi_group() const { return groups.size() > 1; }
+  /// The group a new room goes to: rendezvous hashing of its bare JID over the group names.
+  std::string new_room_group(std::string_view room_bare) const {
+    if (groups.empty()) {
+      return group;
+    }
+    std::vector<std::string> names;
+    for (const auto& [name, nodes] : groups) {
+      names.push_back(name);
+    }
+    return owner_of(names, room_bare);
   }
 
   /// The partition a user belongs to by the assignment mode; nullopt for "none".

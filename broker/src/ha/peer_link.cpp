@@ -50,6 +50,7 @@ struct PeerLink::Connection : std::enable_shared_from_this<Connection> {
   bool inbound = false;
   bool hello_seen = false;
   Channel channel = Channel::Srm;
+  std::string node;  ///< the sending node (inbound, after its hello)
   std::function<void()> on_close;
 
   void start_reading() {
@@ -91,19 +92,25 @@ struct PeerLink::Connection : std::enable_shared_from_this<Connection> {
     }
     if (!hello_seen) {
       const XmlElement& h = e.element;
-      if (h.name() != "hello" || h.xmlns() != kNs || h.attr("secret") != owner.secret_ ||
-          h.attr("node") != owner.peer_name_) {
-        spdlog::warn("peer link: refused a connection from {} (not our peer, or wrong secret)",
-                     std::string(h.attr("node")));
+      channel = h.attr("channel") == "data" ? Channel::Data : Channel::Srm;
+      node = std::string(h.attr("node"));
+      // The group's peer on either channel; another group's node (the mesh) on data only.
+      const bool known = !node.empty() && (node == owner.peer_name_ ||
+                                           (channel == Channel::Data && owner.accept_known_ &&
+                                            node != owner.self_ && owner.accept_known_(node)));
+      if (h.name() != "hello" || h.xmlns() != kNs || h.attr("secret") != owner.secret_ || !known) {
+        spdlog::warn(
+            "peer link: refused a connection from {} (not a node of this cluster, or wrong "
+            "secret)",
+            node);
         close();
         return;
       }
-      channel = h.attr("channel") == "data" ? Channel::Data : Channel::Srm;
       hello_seen = true;
       return;
     }
     if (owner.on_element_ && !owner.cut_) {
-      owner.on_element_(channel, std::move(e.element));
+      owner.on_element_(channel, node, std::move(e.element));
     }
   }
 
@@ -164,8 +171,12 @@ struct PeerLink::Connection : std::enable_shared_from_this<Connection> {
   }
 };
 
-PeerLink::PeerLink(asio::io_context& control, std::string self, std::string secret)
-    : control_(control), self_(std::move(self)), secret_(std::move(secret)), acceptor_(control) {}
+PeerLink::PeerLink(asio::io_context& control, std::string self, std::string secret, bool data_only)
+    : control_(control),
+      self_(std::move(self)),
+      secret_(std::move(secret)),
+      acceptor_(control),
+      data_only_(data_only) {}
 
 PeerLink::~PeerLink() {
   stop();
@@ -231,7 +242,9 @@ void PeerLink::set_peer(std::string peer_name, std::string endpoint) {
     }
   }
   if (!peer_endpoint_.empty()) {
-    dial(Channel::Srm);
+    if (!data_only_) {
+      dial(Channel::Srm);
+    }
     dial(Channel::Data);
   }
 }

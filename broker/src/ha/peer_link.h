@@ -25,10 +25,14 @@ namespace tc::broker::ha {
 class PeerLink {
  public:
   enum class Channel { Srm, Data };
-  using Handler = std::function<void(Channel, xmpp::XmlElement)>;
+  /// An element read on an inbound connection, with the node that sent it.
+  using Handler = std::function<void(Channel, const std::string& node, xmpp::XmlElement)>;
   using StateHandler = std::function<void(Channel, bool up)>;
 
-  PeerLink(boost::asio::io_context& control, std::string self, std::string secret);
+  /// `data_only`: dial only the data channel (a link to a node of another group, which
+  /// exchanges no heartbeats with this one).
+  PeerLink(boost::asio::io_context& control, std::string self, std::string secret,
+           bool data_only = false);
   ~PeerLink();
 
   /// Binds the service port. Throws std::runtime_error naming the address on failure.
@@ -39,6 +43,11 @@ class PeerLink {
   void set_peer(std::string peer_name, std::string endpoint);
 
   void on_element(Handler handler) { on_element_ = std::move(handler); }
+  /// Also accepts data connections from the nodes `known` says belong to the cluster (the
+  /// other groups' nodes: the mesh); their elements reach the same handler, named by node.
+  void accept_from(std::function<bool(const std::string& node)> known) {
+    accept_known_ = std::move(known);
+  }
   /// Outbound connection of a channel went up or down.
   void on_state(StateHandler handler) { on_state_ = std::move(handler); }
 
@@ -80,6 +89,8 @@ class PeerLink {
   std::uint64_t generation_ = 0;
   bool cut_ = false;
   bool stopped_ = false;
+  bool data_only_ = false;
+  std::function<bool(const std::string&)> accept_known_;
   std::chrono::milliseconds connect_timeout_{1000};
   Handler on_element_;
   StateHandler on_state_;

@@ -36,11 +36,12 @@ const TimeSource& Srm::default_clock() {
   return clock;
 }
 
-Srm::Srm(asio::io_context& control, ServerContext& server, StoreWorker& store, ClusterView& view,
-         Hooks hooks, const TimeSource& clock)
+Srm::Srm(asio::io_context& control, ServerContext& server, StoreWorker& store,
+         StoreWorker& cluster_store, ClusterView& view, Hooks hooks, const TimeSource& clock)
     : control_(control),
       server_(server),
       store_(store),
+      cluster_store_(cluster_store),
       view_(view),
       hooks_(std::move(hooks)),
       clock_(clock),
@@ -52,6 +53,9 @@ Srm::Srm(asio::io_context& control, ServerContext& server, StoreWorker& store, C
 }
 
 Srm::~Srm() {
+  if (mesh_) {
+    mesh_->stop();
+  }
   if (link_) {
     link_->stop();
   }
@@ -88,7 +92,7 @@ std::string Srm::srm_host() {
 
 void Srm::configure() {
   auto job = [](storage::Store& s) { return s.list_groups(); };
-  auto groups = store_.call_blocking(std::move(job));
+  auto groups = cluster_store_.call_blocking(std::move(job));
   if (!groups) {
     throw std::runtime_error("cannot read the redundancy groups: " + groups.error().message());
   }
@@ -107,12 +111,13 @@ void Srm::configure() {
   }
   std::string bad_key;
   auto settings_job = [&bad_key](storage::Store& s) { return ClusterSettings::load(s, &bad_key); };
-  auto settings = store_.call_blocking(std::move(settings_job));
+  auto settings = cluster_store_.call_blocking(std::move(settings_job));
   if (!settings) {
     throw std::runtime_error("cluster setting " + bad_key + " in the database is not valid: " +
                              settings.error().message() + " (fix it with tcctl settings set)");
   }
   settings_ = *settings;
+  check_cluster_membership();
   ha_enabled_ = group_.ha_enabled && group_.nodes.size() == 2;
   for (const auto& n : group_.nodes) {
     if (n != self_) {
@@ -136,15 +141,93 @@ void Srm::configure() {
       fmt_seconds(settings_.critical_service_down_delay));
 }
 
+namespace {
+constexpr std::string_view kNodeVersion = "tcbroker 0.1.0";
+}  // namespace
+
+void Srm::check_cluster_membership() {
+  const auto& config = server_.config;
+  // One domain per cluster: the first node to start records it in the cluster database.
+  auto domain = cluster_store_.call_blocking([&config](storage::Store& s) -> Result<std::string> {
+    auto rows = s.list_settings();
+    if (!rows) {
+      return rows.error();
+    }
+    for (const auto& [k, v] : *rows) {
+      if (k == "domain") {
+        return v;
+      }
+    }
+    if (auto set = s.set_setting("domain", config.domain); !set) {
+      return set.error();
+    }
+    return config.domain;
+  });
+  if (!domain) {
+    throw std::runtime_error("cannot read the cluster's domain: " + domain.error().message());
+  }
+  if (*domain != config.domain) {
+    throw ConfigError("node.domain", "the cluster serves \"" + *domain + "\" but node " + self_ +
+                                         " is configured for \"" + config.domain +
+                                         "\"; every node of a cluster serves one domain");
+  }
+  // Each group has its own database: refuse one that another group already uses.
+  auto owner = store_.call_blocking([this](storage::Store& s) -> Result<std::string> {
+    auto rows = s.list_settings();
+    if (!rows) {
+      return rows.error();
+    }
+    for (const auto& [k, v] : *rows) {
+      if (k == "group_database_of") {
+        return v;
+      }
+    }
+    if (auto set = s.set_setting("group_database_of", group_.name); !set) {
+      return set.error();
+    }
+    return group_.name;
+  });
+  if (!owner) {
+    throw std::runtime_error("cannot read the group database's owner: " + owner.error().message());
+  }
+  if (*owner != group_.name) {
+    throw ConfigError("storage.url", "this database is redundancy group \"" + *owner +
+                                         "\"'s, but node " + self_ + " is in group \"" +
+                                         group_.name +
+                                         "\"; each group has its own database (no node writes "
+                                         "another group's)");
+  }
+  // Both nodes of a group run the same version (SPEC.md section 1): refuse to join a running
+  // peer that runs another.
+  auto nodes = cluster_store_.call_blocking([](storage::Store& s) { return s.list_nodes(); });
+  if (!nodes) {
+    return;  // the registry is informative; the lease decides who runs what
+  }
+  const auto wall =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.wall_now().time_since_epoch())
+          .count();
+  for (const auto& n : *nodes) {
+    const bool peer = n.node != self_ && std::find(group_.nodes.begin(), group_.nodes.end(),
+                                                   n.node) != group_.nodes.end();
+    const bool fresh = wall - n.heartbeat_at < 15'000 && n.text_conference_running;
+    if (peer && fresh && !n.version.empty() && n.version != kNodeVersion) {
+      throw std::runtime_error("node " + n.node + " of group " + group_.name + " runs " +
+                               n.version + ", this node " + std::string(kNodeVersion) +
+                               "; both nodes of a group must run the same version");
+    }
+  }
+}
+
 void Srm::start() {
   if (!clustered_) {
     return;
   }
-  // The link secret: the cluster's own when set (tcctl settings), else derived from the group.
-  std::string secret = "tc-link:" + group_.name;
+  // The link secret: the cluster's own when set (tcctl settings), else derived from the
+  // cluster's domain (every group of the cluster must accept every other's nodes).
+  std::string secret = "tc-link:" + server_.config.domain;
   {
     auto job = [](storage::Store& s) { return s.list_settings(); };
-    if (auto all = store_.call_blocking(std::move(job))) {
+    if (auto all = cluster_store_.call_blocking(std::move(job))) {
       for (const auto& [k, v] : *all) {
         if (k == "link_secret") {
           secret = v;
@@ -159,21 +242,35 @@ void Srm::start() {
   // The peer's name comes from the group, so its connections are accepted from the first
   // moment; where it listens is learnt from its registry row (tick).
   link_->set_peer(peer_, "");
-  link_->on_element(
-      [this](PeerLink::Channel c, XmlElement e) { on_link_element(c, std::move(e)); });
+  link_->on_element([this](PeerLink::Channel c, const std::string& node, XmlElement e) {
+    if (node != peer_) {
+      mesh_->heard(node, clock_.now());
+      on_data(node, std::move(e));  // another group's node: data only (PeerLink checks)
+      return;
+    }
+    on_link_element(c, std::move(e));
+  });
   link_->on_state([this](PeerLink::Channel c, bool up) {
     const bool data = c == PeerLink::Channel::Data;
     machine_->on_link(clock_.now(), data ? SrmMachine::Channel::Data : SrmMachine::Channel::Control,
                       up);
     if (data) {
-      on_data_link(up);
+      on_data_link(peer_, up);
     }
     perform();
   });
+  // The other groups' nodes (docs/architecture.md, "Cluster").
+  mesh_ = std::make_unique<Mesh>(control_, self_, secret);
+  mesh_->set_connect_timeout(std::clamp(settings_.heartbeat_timeout, std::chrono::milliseconds(100),
+                                        std::chrono::milliseconds(1000)));
+  mesh_->on_state([this](const std::string& node, bool up) { on_data_link(node, up); });
+  link_->accept_from([this](const std::string& node) { return mesh_->known(node); });
   // Until the leases say otherwise, nobody serves anything: stanzas wait (parked).
   auto snapshot = std::make_shared<ClusterSnapshot>();
   snapshot->self = self_;
   snapshot->members = group_.nodes;
+  snapshot->group = group_.name;
+  snapshot->groups[group_.name] = group_.nodes;
   snapshot->clustered = true;
   snapshot->mode = settings_.assignment_mode;
   snapshot->redirect_users = settings_.redirect_users;
@@ -181,6 +278,8 @@ void Srm::start() {
     snapshot->partitions[n] = {"", 0};
   }
   view_.publish(snapshot);
+  backfill_placements();
+  refresh_cluster();
   machine_->start(clock_.now());
   perform();
 }
@@ -282,6 +381,14 @@ void Srm::execute(srm::Sleep& a) {
 
 void Srm::execute(srm::SendHeartbeat& a) {
   expire_in_flight();  // on the heartbeat's beat
+  if (mesh_) {
+    mesh_->tick(clock_.now(), settings_.heartbeat_timeout, ping_frame());
+    if (refreshing_cluster_ == false &&
+        clock_.now() - cluster_refreshed_ >
+            std::max(settings_.heartbeat_interval * 4, std::chrono::milliseconds(2000))) {
+      refresh_cluster();
+    }
+  }
   if (!link_) {
     return;
   }
@@ -303,7 +410,7 @@ void Srm::execute(srm::Publish&) {
 
 void Srm::execute(srm::LoadPartition& a) {
   if (a.drop_peer_occupants) {
-    server_.muc->drop_peer_occupants();
+    server_.muc->drop_node_occupants(peer_);
   }
   server_.muc->preload_partition(a.partition);
   if (a.replay_joins) {
@@ -337,7 +444,7 @@ void Srm::execute(srm::SetAuthentication& a) {
 
 void Srm::execute(srm::EvictPeer&) {
   server_.muc->evict_unreachable(peer_);
-  server_.muc->drop_peer_occupants();
+  server_.muc->drop_node_occupants(peer_);
 }
 
 void Srm::execute(srm::ResetLink&) {
@@ -353,19 +460,19 @@ void Srm::execute(srm::DiscoverPeer&) {
   }
   discovering_ = true;
   auto job = [](storage::Store& s) { return s.list_nodes(); };
-  store_.async_call(std::move(job), asio::bind_executor(control_, [this](auto nodes) {
-                      discovering_ = false;
-                      if (!nodes) {
-                        return;
-                      }
-                      for (const auto& n : *nodes) {
-                        client_endpoints_[n.node] = n.client_endpoint;
-                        if (n.node == peer_ && !n.srm_endpoint.empty()) {
-                          peer_client_endpoint_ = n.client_endpoint;
-                          link_->set_peer(peer_, n.srm_endpoint);
-                        }
-                      }
-                    }));
+  cluster_store_.async_call(std::move(job), asio::bind_executor(control_, [this](auto nodes) {
+                              discovering_ = false;
+                              if (!nodes) {
+                                return;
+                              }
+                              for (const auto& n : *nodes) {
+                                client_endpoints_[n.node] = n.client_endpoint;
+                                if (n.node == peer_ && !n.srm_endpoint.empty()) {
+                                  peer_client_endpoint_ = n.client_endpoint;
+                                  link_->set_peer(peer_, n.srm_endpoint);
+                                }
+                              }
+                            }));
 }
 
 void Srm::execute(srm::RefreshRegistry&) {
@@ -422,9 +529,9 @@ void Srm::refresh_registry() {
   row.admin_url = server_.admin_url;
   row.state = std::string(to_string(state()));
   row.reason = std::string(to_string(reason()));
-  row.version = "tcbroker 0.1.0";
+  row.version = std::string(kNodeVersion);
   auto job = [row](storage::Store& s) { return s.upsert_node(row); };
-  store_.async_call(std::move(job), asio::bind_executor(control_, [](Result<void>) {}));
+  cluster_store_.async_call(std::move(job), asio::bind_executor(control_, [](Result<void>) {}));
 }
 
 void Srm::publish() {
@@ -443,12 +550,35 @@ void Srm::publish() {
       p.unreachable = p.holder == peer_ && machine_->peer_cut_off(now);
     }
   }
+  // The other groups' partitions, as their holders last said (over the mesh).
+  snapshot->groups.clear();
+  for (const auto& [name, members] : cluster_groups_) {
+    snapshot->groups[name] = members;
+  }
+  snapshot->groups[group_.name] = group_.nodes;
+  snapshot->mesh_up.clear();
+  if (mesh_) {
+    for (const auto& n : mesh_->up_nodes()) {
+      snapshot->mesh_up.insert(n);
+    }
+  }
+  for (const auto& [name, members] : cluster_groups_) {
+    if (name == group_.name) {
+      continue;
+    }
+    for (const auto& m : members) {
+      auto& p = snapshot->partitions[m];
+      auto it = remote_holders_.find(m);
+      p = {it == remote_holders_.end() ? "" : it->second.node, 0};
+    }
+  }
   snapshot->client_endpoints = {client_endpoints_.begin(), client_endpoints_.end()};
   snapshot->peer_linked = link_ && link_->up(PeerLink::Channel::Data) && machine_->peer_alive(now);
   snapshot->muc_serving = machine_->service_running(Service::TextConference);
   snapshot->router_serving = machine_->service_running(Service::Router);
   view_.publish(std::move(snapshot));
   server_.muc->on_view_changed();
+  send_serving("");
 }
 
 std::string Srm::client_endpoint_of(const std::string& node) const {
@@ -469,7 +599,7 @@ std::string Srm::client_endpoint_of(const std::string& node) const {
 
 void Srm::on_link_element(PeerLink::Channel channel, XmlElement element) {
   if (channel == PeerLink::Channel::Data) {
-    on_data(std::move(element));
+    on_data(peer_, std::move(element));
     return;
   }
   std::string error;

@@ -17,6 +17,7 @@
 #include "admin/admin_server.h"
 #include "ha/cluster_settings.h"
 #include "ha/cluster_view.h"
+#include "ha/mesh.h"
 #include "ha/peer_link.h"
 #include "ha/srm_machine.h"
 #include "ha/states.h"
@@ -55,9 +56,12 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
     std::function<void(const xmpp::Jid& full, const std::string& node)> close_replaced;
   };
 
-  /// `clock`: where HA code reads the time (the steady clock unless a test injects one).
+  /// `store`: the group's database (leases); `cluster_store`: the cluster's (groups, nodes,
+  /// settings; the same worker when one database serves both). `clock`: where HA code reads
+  /// the time (the steady clock unless a test injects one).
   Srm(boost::asio::io_context& control, ServerContext& server, StoreWorker& store,
-      ClusterView& view, Hooks hooks, const TimeSource& clock = default_clock());
+      StoreWorker& cluster_store, ClusterView& view, Hooks hooks,
+      const TimeSource& clock = default_clock());
   ~Srm() override;
 
   /// Reads the group and the cluster settings (blocking, at start-up). Without a group this
@@ -82,7 +86,8 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
   void handle(const admin::Request& request, admin::Respond respond) override;
 
   // muc::ClusterSink (called on any shard)
-  void forward_to_room(xmpp::XmlElement stanza, xmpp::Jid from, muc::Completion done) override;
+  void forward_to_room(const std::string& node, xmpp::XmlElement stanza, xmpp::Jid from,
+                       muc::Completion done) override;
   void forward_deliveries(std::vector<muc::RoomHost::Delivery> deliveries) override;
   void forward_gone(const xmpp::Jid& room, const xmpp::Jid& real) override;
 
@@ -98,8 +103,9 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
   }
 
  private:
-  /// A local user's stanza forwarded to a room on the peer, until the peer's `done`.
+  /// A local user's stanza forwarded to a room on another node, until that node's `done`.
   struct InFlight {
+    std::string node;
     xmpp::XmlElement stanza;
     muc::Completion done;  // fires when destroyed: the session reads its next stanza
     TimePoint sent;
@@ -139,6 +145,9 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
   template <class T>
   void finish(std::uint64_t op, const Result<T>& result);
 
+  /// Refuses (throws, naming the setting) a node whose domain is not the cluster's, whose
+  /// database another group uses, or whose running peer runs another version.
+  void check_cluster_membership();
   void publish();
   void refresh_registry();
   void on_link_element(PeerLink::Channel channel, xmpp::XmlElement element);
@@ -149,9 +158,27 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
   void send_ctl(proto::Control ctl, CtlReply reply);
   std::string client_endpoint_of(const std::string& node) const;
 
-  // ---- the data channel (srm_data.cpp) ----
-  void on_data(xmpp::XmlElement element);
-  void on_data_link(bool up);
+  // ---- the data channel, to the peer and to the other groups' nodes (srm_data.cpp) ----
+  /// Sends one serialised element to `node` (the peer's data channel or the mesh).
+  bool send_data(const std::string& node, std::string xml);
+  bool data_up(const std::string& node) const;
+  /// To the peer and every node of the other groups whose link is up.
+  void broadcast_data(const std::string& xml);
+  void on_data(const std::string& node, xmpp::XmlElement element);
+  void on_data_link(const std::string& node, bool up);
+  /// Tells `node` ("" = every other group's node) which partitions this node holds now.
+  void send_serving(const std::string& node);
+  /// A node of another group says which partitions it holds.
+  void on_serving(const std::string& node, const xmpp::XmlElement& element);
+  /// Reads the cluster's groups and nodes (cluster database): the mesh's members and
+  /// endpoints, the view's groups. Blocking at start-up, then on the tick while anything is
+  /// missing or every few seconds.
+  void refresh_cluster();
+  /// Records in the cluster database that every room of this group's database lives in this
+  /// group (rooms created before placements were kept, or merged in by tc-merge).
+  void backfill_placements();
+  void apply_cluster(const std::vector<storage::GroupRecord>& groups,
+                     const std::vector<storage::NodeRecord>& nodes);
   /// Answers the senders of forwarded stanzas whose fate is unknown (recipient-unavailable)
   /// and releases their sessions.
   void fail_in_flight(std::vector<InFlight> stanzas, std::string_view why);
@@ -159,12 +186,15 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
   /// never holds a session (run with each heartbeat).
   void expire_in_flight();
   /// Tells the peer every session of this node (after a reset), so its directory is exact.
-  void send_sessions();
-  void on_session_frame(const xmpp::XmlElement& element);
+  void send_sessions(const std::string& node);
+  void on_session_frame(const std::string& node, const xmpp::XmlElement& element);
 
   // ---- admin (srm_admin.cpp) ----
   void admin_status(admin::Respond respond);
   void admin_rooms(admin::Respond respond);
+  /// GET /api/v1/cluster/status: every group and node of the cluster (srm_cluster.cpp).
+  void admin_cluster_status(admin::Respond respond);
+  std::string ping_frame() const;
   void admin_action(const std::string& action, const std::string& node, const std::string& service,
                     admin::Respond respond);
   std::string metrics_text() const;
@@ -172,11 +202,34 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
   boost::asio::io_context& control_;
   ServerContext& server_;
   StoreWorker& store_;
+  StoreWorker& cluster_store_;
   ClusterView& view_;
   Hooks hooks_;
   const TimeSource& clock_;
   std::unique_ptr<PeerLink> link_;
+  std::unique_ptr<Mesh> mesh_;
   std::unique_ptr<SrmMachine> machine_;
+  // The other groups: who holds their partitions (from their `serving` frames).
+  struct RemoteHolder {
+    std::string node;  ///< "" = nobody right now (it is moving)
+    std::int64_t epoch = 0;
+    bool had_holder = false;  ///< some node held it since this node first heard of it
+  };
+  std::map<std::string, RemoteHolder> remote_holders_;
+  // What the other groups' nodes last said in their pings (cluster status).
+  struct MeshInfo {
+    std::string state;
+    std::string reason;
+    std::uint64_t users = 0;
+    std::uint64_t rooms = 0;
+  };
+  std::map<std::string, MeshInfo> mesh_info_;
+  std::map<std::string, storage::NodeRecord> registry_;             // tc_nodes as last read
+  std::map<std::string, std::vector<std::string>> cluster_groups_;  // every group's members
+  std::vector<storage::GroupRecord> group_rows_;                    // tc_groups as last read
+  std::string last_serving_;  // the last `serving` frame sent, to send only changes
+  bool refreshing_cluster_ = false;
+  TimePoint cluster_refreshed_{};
 
   bool clustered_ = false;
   bool ha_enabled_ = false;

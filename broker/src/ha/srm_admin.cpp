@@ -40,6 +40,12 @@ void Srm::handle(const admin::Request& request, admin::Respond respond) {
     admin_status(std::move(respond));
   } else if (t == "/api/v1/rooms" && get) {
     admin_rooms(std::move(respond));
+  } else if (t == "/api/v1/cluster/status" && get) {
+    if (!clustered_ || !mesh_) {
+      respond(error_response(409, "this node is not in a redundancy group"));
+      return;
+    }
+    admin_cluster_status(std::move(respond));
   } else if (t == "/metrics" && get) {
     admin::Response r;
     r.text = metrics_text();

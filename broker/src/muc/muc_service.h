@@ -7,7 +7,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -43,9 +45,11 @@ xmpp::XmlElement error_reply(const xmpp::XmlElement& stanza, const std::string& 
 class ClusterSink {
  public:
   virtual ~ClusterSink() = default;
-  /// A local user's stanza for a room the peer hosts. `done` completes when the peer's room
-  /// has handled it (for a groupchat message: after its commit) or the link gave up.
-  virtual void forward_to_room(xmpp::XmlElement stanza, xmpp::Jid from, Completion done) = 0;
+  /// A local user's stanza for a room `node` hosts (the peer, or a node of another group).
+  /// `done` completes when that room has handled it (for a groupchat message: after its
+  /// commit) or the link gave up.
+  virtual void forward_to_room(const std::string& node, xmpp::XmlElement stanza, xmpp::Jid from,
+                               Completion done) = 0;
   /// Room output for users whose sessions are not on this node.
   virtual void forward_deliveries(std::vector<RoomHost::Delivery> deliveries) = 0;
   /// A peer user left a room hosted here (kick, ban, destroy, leave).
@@ -94,8 +98,10 @@ class MucService {
   /// now wait up to `park_timeout`, then get an error. Call before start().
   void attach_cluster(ha::ClusterView& view, ClusterSink& sink,
                       std::chrono::milliseconds park_timeout);
-  /// A stanza the peer forwarded for a room hosted here; `from` is the peer user's full JID.
-  void dispatch_from_peer(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
+  /// A stanza `node` (the peer or another group's node) forwarded for a room hosted here;
+  /// `from` is that node's user's full JID.
+  void dispatch_from_peer(const std::string& node, xmpp::XmlElement stanza, xmpp::Jid from,
+                          Completion done);
   /// Room output the peer's rooms send to users on this node.
   void deliver_from_peer(const xmpp::Jid& to, Wire wire);
   /// The peer says one of its users left a room hosted there.
@@ -112,8 +118,9 @@ class MucService {
   /// Replays the joins of local users in the rooms of `partition` (after it moved), so that
   /// they stay occupants on the room's new host. History is not sent again.
   void replay_joins(const std::string& partition);
-  /// The peer is gone: its users leave the rooms hosted here (unavailable presence).
-  void drop_peer_occupants();
+  /// `node` is gone (failed over, stopped): its users leave the rooms hosted here
+  /// (unavailable presence).
+  void drop_node_occupants(const std::string& node);
   /// Local users in rooms of `partition`, which nobody reachable serves, are told they are
   /// no longer in them (XEP-0045 status 333) and forgotten.
   void evict_unreachable(const std::string& partition);
@@ -147,6 +154,8 @@ class MucService {
   void schedule_retention();
   void dispatch_here(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
   void route_clustered(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
+  void route_to_partition(const ha::ClusterSnapshot& view, const std::string& partition,
+                          xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
   void park(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
   void expire_parked();
   /// Tells local users in the rooms of `partition` ("" = every room) that they are out, with
@@ -154,6 +163,15 @@ class MucService {
   void evict_local(const std::string& partition, const char* code);
   void track_local_join(const xmpp::XmlElement& presence, const xmpp::Jid& from);
   bool hosted_here(const ha::ClusterSnapshot& view, const xmpp::Jid& room) const;
+  /// The group hosting `room` as far as this node knows (the cache of the cluster database's
+  /// placements); nullopt when not cached.
+  std::optional<std::string> group_of(const std::string& room) const;
+  /// The partition of `room` in its group; nullopt when its group is not known here.
+  std::optional<std::string> partition_of(const ha::ClusterSnapshot& view,
+                                          const std::string& room) const;
+  /// Looks the room's group up in the cluster database (placing a new room that a join
+  /// creates), caches it and routes the stanza again.
+  void resolve_group(xmpp::XmlElement stanza, xmpp::Jid from, Completion done);
 
   struct Parked {
     xmpp::XmlElement stanza;
@@ -180,8 +198,11 @@ class MucService {
   mutable std::mutex ha_mu_;
   // room bare JID -> local user's full JID -> its latest presence to the room
   std::map<std::string, std::map<std::string, xmpp::XmlElement>> local_joins_;
-  // room bare JID -> full JIDs of peer users in rooms hosted here
-  std::map<std::string, std::set<std::string>> peer_joins_;
+  // room bare JID -> full JID of a user of another node in a room hosted here -> that node
+  std::map<std::string, std::map<std::string, std::string>> peer_joins_;
+  // room bare JID -> the group hosting it (multi-group clusters; rooms never change group)
+  mutable std::shared_mutex placement_mu_;
+  std::unordered_map<std::string, std::string> placements_;
   std::deque<Parked> parked_;
   std::unique_ptr<boost::asio::steady_timer> park_timer_;
 };

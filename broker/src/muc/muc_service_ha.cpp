@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "storage/errc.h"
 #include "xmpp/namespaces.h"
 
 #include "muc/muc_service.h"
@@ -30,14 +31,47 @@ void MucService::attach_cluster(ha::ClusterView& view, ClusterSink& sink,
 }
 
 bool MucService::hosted_here(const ha::ClusterSnapshot& view, const Jid& room) const {
-  return serving_ && view.holder(view.room_partition(room.bare_str())) == view.self;
+  if (!serving_) {
+    return false;
+  }
+  if (auto group = group_of(room.bare_str()); group && *group != view.group) {
+    return false;  // another group's room
+  }
+  return view.holder(view.room_partition(room.bare_str())) == view.self;
+}
+
+std::optional<std::string> MucService::group_of(const std::string& room) const {
+  std::shared_lock lock(placement_mu_);
+  if (auto it = placements_.find(room); it != placements_.end()) {
+    return it->second;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> MucService::partition_of(const ha::ClusterSnapshot& view,
+                                                    const std::string& room) const {
+  auto group = group_of(room);
+  if (!group) {
+    return std::nullopt;
+  }
+  return view.room_partition(room, *group);
 }
 
 void MucService::route_clustered(XmlElement stanza, Jid from, Completion done) {
   const auto view = view_->get();
   const Jid to = *Jid::parse(stanza.attr("to"));
-  const std::string holder = view->holder(view->room_partition(to.bare_str()));
-  if (holder == view->self) {
+  const auto partition = partition_of(*view, to.bare_str());
+  if (!partition) {
+    resolve_group(std::move(stanza), std::move(from), std::move(done));
+    return;
+  }
+  route_to_partition(*view, *partition, std::move(stanza), std::move(from), std::move(done));
+}
+
+void MucService::route_to_partition(const ha::ClusterSnapshot& view, const std::string& partition,
+                                    XmlElement stanza, Jid from, Completion done) {
+  const std::string holder = view.holder(partition);
+  if (holder == view.self) {
     if (!serving_) {
       ShardRooms& first = *shards_.front();
       if (wants_error_reply(stanza)) {
@@ -51,12 +85,13 @@ void MucService::route_clustered(XmlElement stanza, Jid from, Completion done) {
     dispatch_here(std::move(stanza), std::move(from), std::move(done));
     return;
   }
-  if (!holder.empty() && view->peer_linked) {
-    sink_->forward_to_room(std::move(stanza), std::move(from), std::move(done));
+  // The group's peer over the pair's link; another group's node over the mesh.
+  const bool linked = holder == view.peer() ? view.peer_linked : view.mesh_up.count(holder) > 0;
+  if (!holder.empty() && linked) {
+    sink_->forward_to_room(holder, std::move(stanza), std::move(from), std::move(done));
     return;
   }
-  const std::string partition = view->room_partition(to.bare_str());
-  if (!holder.empty() && view->unreachable(partition)) {
+  if (!holder.empty() && view.unreachable(partition)) {
     // A network cut, not a move: waiting would hold the sender's session for nothing.
     if (wants_error_reply(stanza)) {
       shards_.front()->deliver(
@@ -68,6 +103,55 @@ void MucService::route_clustered(XmlElement stanza, Jid from, Completion done) {
     return;
   }
   park(std::move(stanza), std::move(from), std::move(done));
+}
+
+void MucService::resolve_group(XmlElement stanza, Jid from, Completion done) {
+  const auto view = view_->get();
+  const Jid to = *Jid::parse(stanza.attr("to"));
+  std::string room = to.bare_str();
+  // Only a join creates a room: it places the room on a group (rendezvous hashing over the
+  // groups; the first claim wins when nodes of two groups race).
+  const bool creates =
+      stanza.name() == "presence" && stanza.attr("type").empty() && !to.resource().empty();
+  ShardRooms& first = *shards_.front();
+  auto job = [room, proposed = view->new_room_group(room),
+              creates](storage::Store& s) -> Result<std::string> {
+    auto found = s.room_group(room);
+    if (found || found.error() != storage::Errc::NotFound || !creates) {
+      return found;
+    }
+    return s.claim_room_group(room, proposed);
+  };
+  first.shard().cluster_store().async_call(
+      std::move(job),
+      asio::bind_executor(
+          first.shard().executor(), [this, room, stanza = std::move(stanza), from = std::move(from),
+                                     done = std::move(done)](Result<std::string> group) mutable {
+            const auto now = view_->get();
+            if (group) {
+              {
+                std::unique_lock lock(placement_mu_);
+                placements_.insert_or_assign(room, *group);
+              }
+              route_to_partition(*now, now->room_partition(room, *group), std::move(stanza),
+                                 std::move(from), std::move(done));
+              return;
+            }
+            if (group.error() == storage::Errc::NotFound) {
+              // No such room anywhere: this node's group answers (item-not-found and the like).
+              route_to_partition(*now, now->room_partition(room), std::move(stanza),
+                                 std::move(from), std::move(done));
+              return;
+            }
+            spdlog::warn("muc: cannot look up the group of {}: {}", room, group.error().message());
+            if (wants_error_reply(stanza)) {
+              shards_.front()->deliver(
+                  {{from, to_wire(error_reply(stanza, std::string(stanza.attr("to")),
+                                              {ErrorType::Wait, Condition::ServiceUnavailable},
+                                              "the cluster database is unavailable; try again "
+                                              "later"))}});
+            }
+          }));
 }
 
 void MucService::park(XmlElement stanza, Jid from, Completion done) {
@@ -132,7 +216,8 @@ void MucService::track_local_join(const XmlElement& presence, const Jid& from) {
   }
 }
 
-void MucService::dispatch_from_peer(XmlElement stanza, Jid from, Completion done) {
+void MucService::dispatch_from_peer(const std::string& node, XmlElement stanza, Jid from,
+                                    Completion done) {
   const auto view = view_->get();
   const auto to = Jid::parse(stanza.attr("to"));
   if (!to || to->local().empty()) {
@@ -152,7 +237,7 @@ void MucService::dispatch_from_peer(XmlElement stanza, Jid from, Completion done
     std::lock_guard lock(ha_mu_);
     const std::string_view type = stanza.attr("type");
     if (type.empty() && !to->resource().empty()) {
-      peer_joins_[to->bare_str()].insert(from.str());
+      peer_joins_[to->bare_str()].insert_or_assign(from.str(), node);
     } else if (type == "unavailable") {
       // A full JID lives on one node at a time: when it has joined from a session here, the
       // peer's leave is its old session's (closed by a move) and must not remove the new one.
@@ -256,7 +341,7 @@ void MucService::replay_joins(const std::string& partition) {
     const auto view = view_->get();
     std::lock_guard lock(ha_mu_);
     for (const auto& [room, users] : local_joins_) {
-      if (view->room_partition(room) != partition) {
+      if (partition_of(*view, room) != partition) {
         continue;
       }
       for (const auto& [full, presence] : users) {
@@ -282,27 +367,33 @@ void MucService::replay_joins(const std::string& partition) {
   }
 }
 
-void MucService::drop_peer_occupants() {
-  std::map<std::string, std::set<std::string>> gone;
+void MucService::drop_node_occupants(const std::string& node) {
+  std::vector<std::pair<std::string, std::string>> gone;  // room, full JID
   {
     std::lock_guard lock(ha_mu_);
-    gone.swap(peer_joins_);
-  }
-  std::size_t n = 0;
-  for (const auto& [room, users] : gone) {
-    for (const auto& full : users) {
-      auto from = Jid::parse(full);
-      if (!from) {
-        continue;
+    for (auto room = peer_joins_.begin(); room != peer_joins_.end();) {
+      for (auto user = room->second.begin(); user != room->second.end();) {
+        if (user->second == node) {
+          gone.emplace_back(room->first, user->first);
+          user = room->second.erase(user);
+        } else {
+          ++user;
+        }
       }
-      XmlElement p("presence", ns::kClient);
-      p.set_attr("type", "unavailable").set_attr("from", full).set_attr("to", room);
-      dispatch_here(std::move(p), *from, Completion{});
-      ++n;
+      room = room->second.empty() ? peer_joins_.erase(room) : std::next(room);
     }
   }
-  if (n > 0) {
-    spdlog::info("removed {} occupant(s) whose node is gone", n);
+  for (const auto& [room, full] : gone) {
+    auto from = Jid::parse(full);
+    if (!from) {
+      continue;
+    }
+    XmlElement p("presence", ns::kClient);
+    p.set_attr("type", "unavailable").set_attr("from", full).set_attr("to", room);
+    dispatch_here(std::move(p), *from, Completion{});
+  }
+  if (!gone.empty()) {
+    spdlog::info("removed {} occupant(s) whose node {} is gone", gone.size(), node);
   }
 }
 
@@ -316,7 +407,7 @@ void MucService::evict_local(const std::string& partition, const char* code) {
     const auto view = view_->get();
     std::lock_guard lock(ha_mu_);
     for (auto it = local_joins_.begin(); it != local_joins_.end();) {
-      if (!partition.empty() && view->room_partition(it->first) != partition) {
+      if (!partition.empty() && partition_of(*view, it->first) != partition) {
         ++it;
         continue;
       }

@@ -126,7 +126,7 @@ net::Awaitable<void> Session::on_sasl_auth(const XmlElement& auth) {
     if (username) {
       auto account_job = [u = *username](storage::Store& s) { return s.load_account(u); };
       auto account =
-          co_await shard_.store().async_call(std::move(account_job), asio::use_awaitable);
+          co_await shard_.cluster_store().async_call(std::move(account_job), asio::use_awaitable);
       if (closing_ || !scram_) {
         co_return;  // the stream ended while the store worked
       }
@@ -169,7 +169,8 @@ net::Awaitable<void> Session::on_sasl_auth(const XmlElement& auth) {
     // The account comes from the store worker; PBKDF2 runs on the CPU pool, so neither an
     // I/O thread nor the archive's commits wait for it.
     auto load_job = [u = *username](storage::Store& s) { return s.load_account(u); };
-    auto account = co_await shard_.store().async_call(std::move(load_job), asio::use_awaitable);
+    auto account =
+        co_await shard_.cluster_store().async_call(std::move(load_job), asio::use_awaitable);
     if (closing_) {
       co_return;
     }
@@ -293,7 +294,8 @@ net::Awaitable<void> Session::on_register_iq(const XmlElement& iq) {
   Result<void> created = account.has_error() ? Result<void>(account.error()) : Result<void>();
   if (account) {
     auto create_job = [a = std::move(*account)](storage::Store& s) { return s.create_account(a); };
-    created = co_await shard_.store().async_call(std::move(create_job), asio::use_awaitable);
+    created =
+        co_await shard_.cluster_store().async_call(std::move(create_job), asio::use_awaitable);
   }
   if (closing_) {
     co_return;

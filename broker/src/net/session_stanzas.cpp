@@ -219,7 +219,8 @@ net::Awaitable<void> Session::on_password_change(const XmlElement& iq) {
   Result<void> changed = account.has_error() ? Result<void>(account.error()) : Result<void>();
   if (account) {
     auto update_job = [a = std::move(*account)](storage::Store& s) { return s.update_account(a); };
-    changed = co_await shard_.store().async_call(std::move(update_job), asio::use_awaitable);
+    changed =
+        co_await shard_.cluster_store().async_call(std::move(update_job), asio::use_awaitable);
   }
   if (closing_) {
     co_return;

@@ -5,10 +5,15 @@
 
 namespace tc::broker {
 
-Shard::Shard(int index, const std::string& store_url)
+Shard::Shard(int index, const std::string& store_url, const std::string& cluster_url)
     : index_(index),
       work_(context_.get_executor()),
-      store_(store_url, "shard" + std::to_string(index) + "-store") {}
+      store_(store_url, "shard" + std::to_string(index) + "-store") {
+  if (!cluster_url.empty() && cluster_url != store_url) {
+    cluster_store_ =
+        std::make_unique<StoreWorker>(cluster_url, "shard" + std::to_string(index) + "-cluster");
+  }
+}
 
 Shard::~Shard() {
   stop();

@@ -18,7 +18,8 @@ namespace tc::broker {
 /// the shard is serialised without locks.
 class Shard {
  public:
-  Shard(int index, const std::string& store_url);
+  /// `cluster_url`: the cluster database when it is not the group's ("" = the same).
+  Shard(int index, const std::string& store_url, const std::string& cluster_url = {});
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -27,6 +28,8 @@ class Shard {
   boost::asio::io_context& context() { return context_; }
   boost::asio::any_io_executor executor() { return context_.get_executor(); }
   StoreWorker& store() { return store_; }
+  /// Cluster-wide state (accounts, room placement): the cluster database's worker, or store().
+  StoreWorker& cluster_store() { return cluster_store_ ? *cluster_store_ : store_; }
 
   /// Starts the thread. Idempotent.
   void start();
@@ -38,6 +41,7 @@ class Shard {
   boost::asio::io_context context_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   StoreWorker store_;
+  std::unique_ptr<StoreWorker> cluster_store_;  ///< null when the cluster's is the group's
   std::thread thread_;
 };
 
