@@ -12,6 +12,9 @@ import tempfile
 import haharness as hh
 from haharness import th
 
+DRILL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "tools", "tc-drill")
+
 # Group name -> its nodes, in the order of SPEC.md section 5's walk-through (1A, 1B, ...).
 LAYOUT = {"g1": ("n1a", "n1b"), "g2": ("n2a", "n2b"), "g3": ("n3a", "n3b")}
 

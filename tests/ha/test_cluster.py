@@ -10,6 +10,7 @@ node of any group, read the same history and keep posting while a room's group f
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 import unittest
@@ -277,6 +278,38 @@ class Growth(ClusterTestCase):
         for r, n in zip(rooms, ("n1a", "n1b", "n2a", "n2b")):
             self.assertEqual(hosts.get(r), [n], hosts)
         await self.room_on(ed, "n3b")
+
+
+class Drill(ClusterTestCase):
+
+    async def test_drill_attached_to_a_group_of_the_cluster(self):
+        """tools/tc-drill --attach targets a group of a running cluster: its rooms are named to
+        live in that group, the fault fails that group's first node over, nothing is lost, and
+        the other groups stay Normal."""
+        cluster = await self.make_cluster(3)
+        tcbroker, tcctl = hh.tool_paths()
+        configs = ",".join(cluster.nodes[n].config for n in ("n2a", "n2b"))
+        argv = [sys.executable, "-B", ch.DRILL, "--fault", "service-stop", "--attach", configs,
+                "--tcbroker", tcbroker, "--tcctl", tcctl, "--deadline", "150"]
+        done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True,
+                                       timeout=180, stdin=subprocess.DEVNULL)
+        try:
+            report = json.loads(done.stdout)
+        except ValueError:
+            self.fail(f"tc-drill printed no JSON (exit {done.returncode}):\n{done.stdout}\n"
+                      f"{done.stderr}")
+        printable = json.dumps({k: v for k, v in report.items() if k != "logs"}, indent=1)
+        self.assertNotIn("error", report, printable)
+        self.assertTrue(report["ok"], printable)
+        self.assertEqual(report["lost"], 0, printable)
+        self.assertGreater(report["acknowledged"], 0, printable)
+        self.assertGreater(report["rooms_on_failed_node"], 0, printable)
+        self.assertEqual(report["rooms_never_answered"], 0, printable)
+        self.assertIn("attached to group g2", done.stderr + printable)
+        states = await asyncio.to_thread(cluster.states)
+        self.assertEqual(states["n2b"], (RIBM, CSD), states)
+        for n in ("n1a", "n1b", "n3a", "n3b"):
+            self.assertEqual(states[n], NORMAL, states)
 
 
 class Misconfiguration(ClusterTestCase):

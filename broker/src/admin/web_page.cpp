@@ -60,6 +60,13 @@ small{color:#666}
 <fieldset><legend>Status</legend><table class="kv" id="cause"></table></fieldset>
 <fieldset><legend>Actions</legend><div id="actions"></div></fieldset>
 <fieldset><legend>Cluster settings</legend><table class="kv" id="settings"></table></fieldset>
+<fieldset id="clusterbox" hidden><legend>Cluster: every group and node</legend><table>
+<thead><tr><th>Group</th><th>Node</th><th>State</th><th>Reason</th><th>Linked</th>
+<th>Partitions</th><th>Rooms</th><th>Users</th><th>Clients</th></tr></thead>
+<tbody id="cluster"></tbody></table>
+<small>Other groups' nodes as their last ping over the node-to-node link said, or the cluster
+database's registry when not linked. Failover and fallback are per group: on a node of that
+group.</small></fieldset>
 </div>
 </main>
 <script>
@@ -156,7 +163,23 @@ async function refresh() {
     render(st);
   } catch (e) {
     if (token()) say("status: " + e.message, "err");
+    return;
   }
+  try {
+    renderCluster(await api("GET", "/api/v1/cluster/status"));
+  } catch (e) {
+    document.getElementById("clusterbox").hidden = true;  // a node in no group
+  }
+}
+function renderCluster(cl) {
+  const nodes = cl.nodes || [];
+  document.getElementById("clusterbox").hidden = (cl.groups || []).length < 2;
+  document.getElementById("cluster").innerHTML = nodes.map(n =>
+    "<tr><td>" + esc(n.group) + "</td><td>" + esc(n.node) + (n.self ? " (this node)" : "") +
+    '</td><td class="' + stateClass(n.state) + '">' + esc(n.state) + "</td><td>" + esc(n.reason) +
+    "</td><td>" + (n.linked ? "yes" : "no") + "</td><td>" + esc((n.partitions || []).join(", ")) +
+    "</td><td>" + esc(n.rooms_hosted) + "</td><td>" + esc(n.users_connected) + "</td><td>" +
+    esc(n.client_endpoint) + "</td></tr>").join("");
 }
 async function act(b) {
   const a = b.dataset.act, node = b.dataset.node;

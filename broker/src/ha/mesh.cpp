@@ -18,6 +18,9 @@ void Mesh::set_nodes(std::map<std::string, std::string> node_groups) {
     if (node_groups.count(it->first) == 0) {
       spdlog::info("mesh: {} left the cluster; dropping its link", it->first);
       it->second.link->stop();
+      // Kept (stopped) rather than destroyed: its timers and dials may still be pending on
+      // the control context and look at it when they fire.
+      retired_.push_back(std::move(it->second.link));
       const std::string node = it->first;
       it = links_.erase(it);
       if (on_state_) {

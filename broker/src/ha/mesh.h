@@ -66,6 +66,7 @@ class Mesh {
   std::string secret_;
   std::map<std::string, std::string> groups_;  // node -> group
   std::map<std::string, Node> links_;
+  std::vector<std::unique_ptr<PeerLink>> retired_;  // links of nodes that left the cluster
   std::chrono::milliseconds connect_timeout_{1000};
   bool cut_ = false;
   StateHandler on_state_;

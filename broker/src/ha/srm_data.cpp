@@ -148,6 +148,11 @@ void Srm::forward_deliveries(std::vector<muc::RoomHost::Delivery> deliveries) {
       } else if (auto node = server_.router.remote_node_of(d.to)) {
         nodes.push_back(*node);
       }
+      if (nodes.empty() && !peer_.empty()) {
+        // Not in the directory: a user of another server whose stream (component mode, the
+        // front server's link) is attached to the peer, or a session still being announced.
+        nodes.push_back(peer_);
+      }
       for (const auto& node : nodes) {
         // A prefixed wrapper, so that the stanza inside keeps the stream's default namespace
         // (jabber:client) without being serialised again.
