@@ -280,6 +280,58 @@ class Growth(ClusterTestCase):
         await self.room_on(ed, "n3b")
 
 
+class Isolation(ClusterTestCase):
+
+    def psql(self, sql):
+        pg = th.postgres()
+        psql = os.path.join(os.environ.get("TC_PG_BIN") or th._PythonPg._find_bin(), "psql")
+        done = subprocess.run([psql, "-h", pg.host, "-p", str(pg.port), "-U", pg.user,
+                               "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                              capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+
+    async def test_one_groups_database_outage_leaves_the_others_alone(self):
+        """Group g1's database refuses every connection (and its sessions are cut) while users
+        on g2 and g3 chat in rooms of g2 and g3: every message is acknowledged and seen, the
+        other groups stay Normal, and g1 comes back to Normal once its database does."""
+        if th.BACKEND != "postgresql":
+            self.skipTest("cuts one database of a PostgreSQL server")
+        cluster = await self.make_cluster(3)
+        ed = await self.on("ed", "n2a")
+        fay = await self.on("fay", "n3a")
+        rooms = [await self.room_on(ed, "n2b"), await self.room_on(ed, "n3b")]
+        for r in rooms:
+            await fay.join_quick(r, "fay")
+            fay.rooms[r] = "fay"
+        db = cluster.db_urls["g1"].rsplit("/", 1)[1]
+        await asyncio.to_thread(self.psql, f"ALTER DATABASE {db} ALLOW_CONNECTIONS false")
+        await asyncio.to_thread(self.psql, "SELECT pg_terminate_backend(pid) FROM "
+                                           f"pg_stat_activity WHERE datname = '{db}'")
+        try:
+            def g1_sees_it():
+                for n in ("n1a", "n1b"):
+                    me = hh.self_entry(cluster.nodes[n].status())
+                    if me and ((me.get("services") or {}).get("database") != "running"
+                               or (me.get("state"), me.get("reason")) != NORMAL):
+                        return True
+                return False
+
+            await hh.poll_until(g1_sees_it, 30, "g1's nodes notice their database is gone")
+            for i in range(10):
+                for c, other in ((ed, fay), (fay, ed)):
+                    for r in rooms:
+                        text_ = f"{c.user} {i} in {r} while g1's database is down"
+                        await self.say(c, r, text_)
+                        await self.sees(other, r, text_)
+            states = await asyncio.to_thread(cluster.states)
+            for n in ("n2a", "n2b", "n3a", "n3b"):
+                self.assertEqual(states[n], NORMAL, states)
+        finally:
+            await asyncio.to_thread(self.psql, f"ALTER DATABASE {db} ALLOW_CONNECTIONS true")
+        await self.wait_states({n: ("Normal", None) for n in cluster.nodes}, timeout=40)
+
+
 class Drill(ClusterTestCase):
 
     async def test_drill_attached_to_a_group_of_the_cluster(self):
@@ -338,6 +390,21 @@ class Misconfiguration(ClusterTestCase):
         cluster.write_config(node, "g2", domain="elsewhere.test")
         log = await self.refused(node, "node.domain")
         self.assertIn("elsewhere.test", log)
+
+    async def test_peer_running_another_version(self):
+        """Both nodes of a group run the same version: a node whose running peer (a fresh
+        registry row) reports another version does not start."""
+        if th.BACKEND != "sqlite":
+            self.skipTest("plants the registry row with Python's sqlite3")
+        import sqlite3
+        cluster = await self.make_cluster(2, start=False)
+        path = cluster.cluster_url[len("sqlite://"):]
+        with sqlite3.connect(path) as db:
+            db.execute("INSERT OR REPLACE INTO tc_nodes (node, text_conference_running, "
+                       "heartbeat_at, version) VALUES ('n1b', 1, ?, 'tcbroker 9.9.9')",
+                       (int(time.time() * 1000),))
+        log = await self.refused(cluster.nodes["n1a"], "same version")
+        self.assertIn("tcbroker 9.9.9", log)
 
     async def test_node_in_two_groups_is_refused_by_tcctl(self):
         cluster = await self.make_cluster(2, start=False)

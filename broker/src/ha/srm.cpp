@@ -383,7 +383,7 @@ void Srm::execute(srm::SendHeartbeat& a) {
   expire_in_flight();  // on the heartbeat's beat
   if (mesh_) {
     mesh_->tick(clock_.now(), settings_.heartbeat_timeout, ping_frame());
-    if (refreshing_cluster_ == false &&
+    if (!refreshing_cluster_ &&
         clock_.now() - cluster_refreshed_ >
             std::max(settings_.heartbeat_interval * 4, std::chrono::milliseconds(2000))) {
       refresh_cluster();
