@@ -122,8 +122,28 @@ struct Server::Impl {
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
+      // Half-open connections of vanished clients: the kernel probes idle ones (the idle
+      // timeout pings at the XMPP level on top).
+      socket.set_option(asio::socket_base::keep_alive(true), ec);
+      boost::system::error_code peer_ec;
+      const auto peer = socket.remote_endpoint(peer_ec);
       auto session = std::make_shared<Session>(
           context, shard, std::make_shared<net::TcpTransport>(std::move(socket)));
+      if (!peer_ec && peer.address() != asio::ip::make_address("127.0.0.1") &&
+          peer.address() != asio::ip::make_address("::1")) {
+        // 127.0.0.1 and ::1 are not counted: local tools, benchmarks, a proxy on this host.
+        const std::string ip = peer.address().to_string();
+        if (context.client_addresses.try_add(ip, context.config.max_connections_per_ip)) {
+          session->count_address(ip);
+        } else {
+          ++context.metrics.refused_per_ip;
+          spdlog::warn(
+              "refusing a connection from {}: it has {} open (client.max_connections_per_ip)", ip,
+              context.config.max_connections_per_ip);
+          session->refuse("too many connections from your address (" +
+                          std::to_string(context.config.max_connections_per_ip) + ")");
+        }
+      }
       asio::post(shard.executor(), [session] { session->start(); });
     }
   }
@@ -422,6 +442,8 @@ void Server::start() {
   impl_->context.set_tls_context(make_tls_context(config));
   impl_->context.cpu =
       std::make_unique<CpuPool>(std::max<std::size_t>(1, std::thread::hardware_concurrency() / 2));
+  impl_->context.login_throttle =
+      std::make_unique<FailureThrottle>(config.auth_max_failures, config.auth_failure_window);
   prepare_store(config.storage_url, impl_->context.shutting_down);
   if (config.cluster_store_url() != config.storage_url) {
     prepare_store(config.cluster_store_url(), impl_->context.shutting_down);

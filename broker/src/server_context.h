@@ -9,6 +9,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 
+#include "base/limits.h"
 #include "broker/config.h"
 
 #include "routing/router.h"
@@ -34,6 +35,9 @@ struct Metrics {
   std::atomic<std::uint64_t> stream_errors{0};
   std::atomic<std::uint64_t> slow_consumers{0};
   std::atomic<std::uint64_t> internal_errors{0};
+  std::atomic<std::uint64_t> throttled{0};         ///< reads paused by a rate limit
+  std::atomic<std::uint64_t> refused_per_ip{0};    ///< connections over max_connections_per_ip
+  std::atomic<std::uint64_t> logins_throttled{0};  ///< SASL attempts refused after failures
 };
 
 /// What every session on every shard shares. Built once by Server; outlives all sessions.
@@ -49,6 +53,11 @@ struct ServerContext {
   std::unique_ptr<CpuPool> cpu;          ///< PBKDF2 and other CPU-heavy work
   Metrics metrics;
   std::atomic<bool> shutting_down{false};
+  /// Open client connections per address (client.max_connections_per_ip).
+  AddressCounter client_addresses;
+  /// Failed logins per address (auth.max_failures within auth.failure_window); built by
+  /// Server::start from the configuration.
+  std::unique_ptr<FailureThrottle> login_throttle;
 
   // HA
   ha::ClusterView* cluster = nullptr;    ///< partition holders (null only in unit tests)

@@ -106,6 +106,9 @@ void BrokerProcess::write_config() {
   out << "[client]\n"
       << "address = \"127.0.0.1\"\n"
       << "port = 0\n"
+      // No per-connection rate limit: the load generator's senders are the point.
+      << "max_stanzas_per_second = 0\n"
+      << "max_bytes_per_second = 0\n"
       << "[tls]\n"
       << "required = false\n"
       << "[auth]\n"

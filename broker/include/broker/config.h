@@ -41,6 +41,14 @@ struct Config {
   std::size_t max_write_queue_bytes = 8 * 1024 * 1024;
   std::chrono::milliseconds auth_timeout{60'000};
   std::size_t max_connections = 100'000;
+  /// Per connection, with back-pressure (reading pauses; nothing is refused); 0 = unlimited.
+  std::size_t max_stanzas_per_second = 200;
+  std::size_t max_bytes_per_second = 1024 * 1024;
+  /// Open client connections from one address (loopback not counted); 0 = unlimited.
+  std::size_t max_connections_per_ip = 100;
+  /// Nothing read for this long: a ping (XEP-0199); nothing for as long again: the stream
+  /// ends (connection-timeout). 0 = never.
+  std::chrono::milliseconds idle_timeout{300'000};
 
   // [tls]
   bool tls_required = true;
@@ -51,6 +59,10 @@ struct Config {
   std::uint32_t scram_iterations = 4096;
   bool allow_plain_without_tls = false;  ///< only honoured on loopback connections
   bool registration = false;             ///< XEP-0077 in-band registration
+  /// Login throttling: after this many failed logins from one address within
+  /// auth_failure_window, its further attempts are refused until the oldest is that old.
+  std::size_t auth_max_failures = 5;  ///< 0 = never throttle
+  std::chrono::milliseconds auth_failure_window{60'000};
 
   // [muc] the text-conference service (XEP-0045 rooms, XEP-0313 archive)
   std::string muc_domain;  ///< "" = "conference." + domain

@@ -20,6 +20,9 @@
 #include <boost/json/serialize.hpp>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <spdlog/spdlog.h>
+
+#include "base/limits.h"
 
 #include "admin/web_page.h"
 #include "net/tokens.h"
@@ -103,6 +106,9 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   // Token file cache: re-read when the file changes, so a rotated token needs no restart.
   std::filesystem::file_time_type token_mtime{};
   std::string file_token;
+  /// Wrong tokens per client address (brute-force throttling): 10 a minute.
+  static constexpr std::size_t kMaxTokenFailures = 10;
+  FailureThrottle token_failures{kMaxTokenFailures, std::chrono::minutes(1)};
 
   /// The configured token, or "" with `why` saying how to configure one.
   std::string current_token(std::string& why) {
@@ -193,7 +199,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     co_return std::move(*answer->response);
   }
 
-  Awaitable<Response> dispatch(const HttpRequest& req) {
+  Awaitable<Response> dispatch(const HttpRequest& req, const std::string& client) {
     const std::string_view full(req.target().data(), req.target().size());
     const auto qpos = full.find('?');
     const std::string_view path = full.substr(0, qpos);
@@ -217,7 +223,19 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     if (given.size() <= kBearer.size() || given.substr(0, kBearer.size()) != kBearer) {
       co_return error_response(401, "missing bearer token (send Authorization: Bearer TOKEN)");
     }
+    // Brute force: an address that sent kMaxTokenFailures wrong tokens within a minute is
+    // refused without a comparison until the oldest of them is a minute old.
+    const auto now = LimitClock::now();
+    if (const auto wait = token_failures.blocked_for(client, now); wait.count() > 0) {
+      Response r =
+          error_response(429, "too many wrong admin tokens from " + client + "; try again in " +
+                                  std::to_string((wait.count() + 999) / 1000) + " s");
+      r.retry_after_seconds = static_cast<unsigned>((wait.count() + 999) / 1000);
+      co_return r;
+    }
     if (!constant_time_equal(trim(given.substr(kBearer.size())), token)) {
+      token_failures.failed(client, now);
+      spdlog::warn("admin API: wrong token from {}", client);
       co_return error_response(401, "wrong admin token");
     }
     Request request;
@@ -253,6 +271,9 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     if (r.status == 401) {
       res.set(http::field::www_authenticate, "Bearer realm=\"tcbroker\"");
     }
+    if (r.retry_after_seconds > 0) {
+      res.set(http::field::retry_after, std::to_string(r.retry_after_seconds));
+    }
     res.keep_alive(keep_alive);
     res.prepare_payload();
     if (head) {
@@ -278,6 +299,9 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   }
 
   Awaitable<void> session([[maybe_unused]] std::shared_ptr<Impl> self, Tcp::socket socket) {
+    boost::system::error_code peer_ec;
+    const auto peer = socket.remote_endpoint(peer_ec);
+    const std::string client = peer_ec ? std::string("?") : peer.address().to_string();
     beast::tcp_stream stream(std::move(socket));
     connections.insert(&stream);
     beast::flat_buffer buffer;
@@ -313,7 +337,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       }
       HttpRequest req = parser.release();
       const bool keep_alive = req.keep_alive();
-      Response answer = co_await dispatch(req);
+      Response answer = co_await dispatch(req, client);
       if (stopped) {
         break;
       }

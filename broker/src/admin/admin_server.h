@@ -27,6 +27,7 @@ struct Response {
   boost::json::value body;
   std::string text;
   std::string content_type;
+  unsigned retry_after_seconds = 0;  ///< > 0: sent as Retry-After (429)
 };
 
 /// {"error": message} with an HTTP error status.

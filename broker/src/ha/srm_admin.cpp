@@ -364,6 +364,12 @@ std::string Srm::metrics_text() const {
   out += "# TYPE tc_auth_total counter\n";
   line("tc_auth_total", "result=\"success\"", static_cast<double>(m.auth_success.load()));
   line("tc_auth_total", "result=\"failure\"", static_cast<double>(m.auth_failure.load()));
+  out += "# TYPE tc_limited_total counter\n";
+  line("tc_limited_total", "limit=\"rate\"", static_cast<double>(m.throttled.load()));
+  line("tc_limited_total", "limit=\"connections_per_ip\"",
+       static_cast<double>(m.refused_per_ip.load()));
+  line("tc_limited_total", "limit=\"login_failures\"",
+       static_cast<double>(m.logins_throttled.load()));
   out += "# TYPE tc_stanzas_in_total counter\n";
   line("tc_stanzas_in_total", "", static_cast<double>(m.stanzas_in.load()));
   out += "# TYPE tc_rooms_live gauge\n";

@@ -37,6 +37,12 @@ Session::Session(ServerContext& server, Shard& shard, std::shared_ptr<net::Trans
                                  server.config.max_attributes}),
       auth_timer_(transport_->executor()),
       close_timer_(transport_->executor()),
+      idle_timer_(transport_->executor()),
+      throttle_timer_(transport_->executor()),
+      stanza_rate_(static_cast<double>(server.config.max_stanzas_per_second),
+                   2.0 * static_cast<double>(server.config.max_stanzas_per_second)),
+      byte_rate_(static_cast<double>(server.config.max_bytes_per_second),
+                 2.0 * static_cast<double>(server.config.max_bytes_per_second)),
       stream_id_(xmpp::random_token(16)),
       remote_(transport_->remote_address()) {
   ++server_.metrics.connections_open;
@@ -44,6 +50,56 @@ Session::Session(ServerContext& server, Shard& shard, std::shared_ptr<net::Trans
 
 Session::~Session() {
   --server_.metrics.connections_open;
+  if (!counted_address_.empty()) {
+    server_.client_addresses.remove(counted_address_);
+  }
+}
+
+std::string Session::address() const {
+  const auto colon = remote_.rfind(':');
+  return colon == std::string::npos ? remote_ : remote_.substr(0, colon);
+}
+
+std::chrono::milliseconds Session::charge(std::size_t bytes, std::size_t stanzas) {
+  const auto now = LimitClock::now();
+  return std::max(byte_rate_.take(static_cast<double>(bytes), now),
+                  stanza_rate_.take(static_cast<double>(stanzas), now));
+}
+
+void Session::arm_idle_timer() {
+  const auto idle = server_.config.idle_timeout;
+  if (idle.count() <= 0) {
+    return;
+  }
+  idle_timer_.expires_after(idle);
+  idle_timer_.async_wait([weak = weak_from_this(), idle](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->closing_) {
+      return;
+    }
+    const auto quiet = LimitClock::now() - self->last_read_;
+    if (quiet < idle) {
+      self->arm_idle_timer();  // something came meanwhile: wait from then on
+      return;
+    }
+    if (self->idle_ping_sent_ || self->phase_ != Phase::Bound) {
+      // A half-open stream: nothing since the ping (or it never got as far as binding).
+      spdlog::info("c2s {}: {} silent for {} s; closing", self->stream_id_, self->remote_,
+                   std::chrono::duration_cast<std::chrono::seconds>(quiet).count());
+      self->stream_error("connection-timeout", "no traffic from the client for too long");
+      return;
+    }
+    // XEP-0199: any answer (even an error) shows the client is there.
+    XmlElement ping("iq", ns::kClient);
+    ping.set_attr("type", "get")
+        .set_attr("id", "idle-" + xmpp::random_token(6))
+        .set_attr("from", self->server_.config.domain)
+        .set_attr("to", self->jid_.str());
+    ping.add_child("ping", ns::kPing);
+    self->send(ping);
+    self->idle_ping_sent_ = true;
+    self->arm_idle_timer();  // an answer resets last_read_; none within `idle` closes
+  });
 }
 
 int Session::shard_index() const {
@@ -59,6 +115,8 @@ void Session::start() {
       self->stream_error("connection-timeout", "authentication took too long");
     }
   });
+  last_read_ = LimitClock::now();
+  arm_idle_timer();
   asio::co_spawn(transport_->executor(), read_loop(), [self = shared_from_this()](auto ep) {
     if (ep) {
       try {
@@ -102,13 +160,24 @@ net::Awaitable<void> Session::read_loop() {
       }
       break;
     }
+    last_read_ = LimitClock::now();
+    idle_ping_sent_ = false;
     events.clear();
     const auto fed = parser_.feed(std::string_view(buffer.data(), n), events);
+    std::size_t stanzas = 0;
     for (auto& event : events) {
       if (closing_ || restart_) {
         break;
       }
+      stanzas += event.kind == xmpp::StreamEvent::Kind::Stanza ? 1 : 0;
       co_await on_event(event);
+    }
+    if (const auto pause = charge(n, stanzas); pause.count() > 0 && !closing_) {
+      // Over the connection's rate: stop reading for a while (the client's TCP window fills
+      // and it slows down); what was read is handled, nothing is dropped.
+      ++server_.metrics.throttled;
+      throttle_timer_.expires_after(pause);
+      co_await throttle_timer_.async_wait(net::kAsTuple);
     }
     if (closing_) {
       break;
@@ -153,6 +222,10 @@ net::Awaitable<void> Session::on_event(xmpp::StreamEvent& event) {
 net::Awaitable<void> Session::on_stream_open(const XmlElement& header) {
   send(to_wire(net::stream_open(framing(), stream_id_, server_.config.domain)));
   header_sent_ = true;
+  if (!refused_.empty()) {
+    stream_error("policy-violation", refused_);
+    co_return;
+  }
 
   if (header.name() != "stream" || header.xmlns() != ns::kStream) {
     stream_error("invalid-namespace", "expected a stream:stream element");
@@ -390,6 +463,8 @@ void Session::close_now() {
   phase_ = Phase::Closed;
   closing_ = true;
   auth_timer_.cancel();
+  idle_timer_.cancel();
+  throttle_timer_.cancel();
   transport_->close();
 }
 

@@ -9,6 +9,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "base/limits.h"
 #include "xmpp/jid.h"
 #include "xmpp/sasl.h"
 #include "xmpp/stream_parser.h"
@@ -37,6 +38,12 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
 
   /// Starts reading. Call once, on the shard.
   void start();
+  /// This connection is counted against its address's limit (AddressCounter); the count is
+  /// given back when the session ends.
+  void count_address(std::string address) { counted_address_ = std::move(address); }
+  /// Answers the stream header with a policy-violation stream error saying `why` (a limit
+  /// refused the connection), and ends it.
+  void refuse(std::string why) { refused_ = std::move(why); }
 
   // ClientStream
   void deliver(Wire wire) override;
@@ -93,6 +100,12 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
                     std::string_view extra_xml);
   void close_now();
   void on_closed();
+  /// The client's address without the port (what per-address limits count).
+  std::string address() const;
+  /// Charges what one read brought against the rate limits; the read loop pauses for the
+  /// returned time (back-pressure: TCP's window fills, nothing is refused).
+  std::chrono::milliseconds charge(std::size_t bytes, std::size_t stanzas);
+  void arm_idle_timer();
 
   ServerContext& server_;
   Shard& shard_;
@@ -100,6 +113,14 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   xmpp::StreamParser parser_;
   boost::asio::steady_timer auth_timer_;
   boost::asio::steady_timer close_timer_;
+  boost::asio::steady_timer idle_timer_;
+  boost::asio::steady_timer throttle_timer_;
+  TokenBucket stanza_rate_;
+  TokenBucket byte_rate_;
+  LimitClock::time_point last_read_{};
+  bool idle_ping_sent_ = false;
+  std::string counted_address_;
+  std::string refused_;
   std::string stream_id_;
   std::string remote_;
   Phase phase_ = Phase::Header;

@@ -97,6 +97,18 @@ net::Awaitable<void> Session::on_sasl_auth(const XmlElement& auth) {
                           "the authentication service is stopped on this node");
     co_return;
   }
+  if (server_.login_throttle) {
+    // Password guessing: an address with too many recent failures is refused before any
+    // password is checked (no PBKDF2 spent on it either).
+    const auto wait = server_.login_throttle->blocked_for(address(), LimitClock::now());
+    if (wait.count() > 0) {
+      ++server_.metrics.logins_throttled;
+      co_await sasl_failure("temporary-auth-failure",
+                            "too many failed logins from your address; try again in " +
+                                std::to_string((wait.count() + 999) / 1000) + " s");
+      co_return;
+    }
+  }
   const std::string text = auth.text();
   std::string payload;
   if (!text.empty() && text != "=") {
@@ -225,6 +237,9 @@ net::Awaitable<void> Session::on_sasl_response(const XmlElement& response) {
 net::Awaitable<void> Session::sasl_failure(std::string_view condition, std::string_view text) {
   ++server_.metrics.auth_failure;
   ++sasl_failures_;
+  if (condition == "not-authorized" && server_.login_throttle) {
+    server_.login_throttle->failed(address(), LimitClock::now());
+  }
   scram_.reset();
   scram_username_.clear();
   XmlElement failure("failure", ns::kSasl);

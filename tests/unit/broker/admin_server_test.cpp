@@ -151,6 +151,22 @@ TEST_F(AdminServerTest, RefusesWithoutTokenOrWithAWrongOne) {
   EXPECT_EQ(backend_.calls, 0);
 }
 
+TEST_F(AdminServerTest, TenWrongTokensAMinuteLockTheAddressOut) {
+  start_with_token();
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(call("guess" + std::to_string(i), "GET", "/api/v1/echo").status, 401u) << i;
+  }
+  // The eleventh attempt is refused without a comparison, even with the right token.
+  auto locked = call("s3cret", "GET", "/api/v1/echo");
+  EXPECT_EQ(locked.status, 429u) << locked.body;
+  EXPECT_NE(locked.error_message().find("too many wrong admin tokens"), std::string::npos)
+      << locked.body;
+  EXPECT_NE(locked.error_message().find("try again in"), std::string::npos) << locked.body;
+  EXPECT_EQ(backend_.calls, 0);
+  // The web page needs no token and stays reachable.
+  EXPECT_EQ(call("", "GET", "/").status, 200u);
+}
+
 TEST_F(AdminServerTest, NoTokenConfiguredSaysHowToSetOne) {
   start(Config{});
   auto r = call("anything", "GET", "/api/v1/ha/status");
