@@ -159,6 +159,24 @@ class RateLimit(th.MucTestCase):
         self.assertTrue(flooder.connected, "rate limiting must slow, not disconnect")
 
 
+class RoomsPerConnection(th.MucTestCase):
+    MUC_CONFIG = {"max_rooms_per_user": 2}
+
+    async def test_one_join_too_many_is_refused_with_the_reason(self):
+        alice = await self.client("alice")
+        rooms = [self.room() for _ in range(3)]
+        for r in rooms[:2]:
+            await self.create_room(alice, r, "alice")
+        err = await alice.join_error(rooms[2], "alice")
+        self.assertEqual(err, ("wait", "resource-constraint"))
+        # A presence update in a room it is in is no new join; leaving one frees a place.
+        alice.send(f"<presence to={th.q(rooms[0] + '/alice')}><show>away</show></presence>")
+        alice.send(f"<presence to={th.q(rooms[1] + '/alice')} type='unavailable'/>")
+        await alice.expect(lambda s: th.attr(s, "from") == rooms[1] + "/alice"
+                           and th.attr(s, "type") == "unavailable", "the leave of " + rooms[1])
+        await self.create_room(alice, rooms[2], "alice")
+
+
 class IdleTimeout(th.MucTestCase):
     SECTIONS = {"client": {"idle_timeout": 1}}
 

@@ -75,9 +75,10 @@ struct Config {
   std::size_t muc_max_history = 200;       ///< most history messages kept for joiners
   std::size_t muc_mam_max_page = 100;      ///< most messages one archive query returns
   std::size_t muc_default_max_users = 200;
-  bool muc_archive_presence = false;  ///< archive joins and leaves too
-  int muc_retention_days = 0;         ///< 0 = keep the archive forever
-  int muc_retention_min_days = 1;     ///< range owners may choose per room
+  std::size_t muc_max_rooms_per_user = 200;  ///< rooms one connection may be in; 0 = no limit
+  bool muc_archive_presence = false;         ///< archive joins and leaves too
+  int muc_retention_days = 0;                ///< 0 = keep the archive forever
+  int muc_retention_min_days = 1;            ///< range owners may choose per room
   int muc_retention_max_days = 3650;
   std::chrono::milliseconds muc_retention_interval{3'600'000};
   std::size_t muc_presence_broadcast_cap = 0;  ///< 0 = no cap (see operator guide)

@@ -208,6 +208,7 @@ std::map<std::string, std::map<std::string, Setter>> schema(const std::filesyste
         {"max_history", integer(&C::muc_max_history, 0, 10'000)},
         {"mam_max_page", integer(&C::muc_mam_max_page, 1, 10'000)},
         {"default_max_users", integer(&C::muc_default_max_users, 1, 1'000'000)},
+        {"max_rooms_per_user", integer(&C::muc_max_rooms_per_user, 0, 1'000'000)},
         {"archive_presence", boolean(&C::muc_archive_presence)},
         {"retention_days", integer(&C::muc_retention_days, 0, 36'500)},
         {"retention_min_days", integer(&C::muc_retention_min_days, 1, 36'500)},

@@ -88,6 +88,8 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   void broadcast_own_presence(const xmpp::XmlElement& presence);
   void end_directed_presence(const xmpp::XmlElement& unavailable);
   void track_directed_presence(const xmpp::XmlElement& presence, const xmpp::Jid& to);
+  /// A join of `to` would put this connection in more than muc.max_rooms_per_user rooms.
+  bool joins_too_many_rooms(const xmpp::Jid& to) const;
 
   void send(Wire wire);
   void send(const xmpp::XmlElement& element);

@@ -89,6 +89,16 @@ net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
   }
   if (to->domain() == server_.muc->domain()) {
     if (stanza.name() == "presence") {
+      if (type.empty() && !to->resource().empty() && joins_too_many_rooms(*to)) {
+        const auto limit = server_.config.muc_max_rooms_per_user;
+        auto error = make_error_reply(
+            stanza, {ErrorType::Wait, Condition::ResourceConstraint},
+            "this connection is already in " + std::to_string(limit) +
+                " rooms, the most one connection may join (muc.max_rooms_per_user)");
+        error.add_child("x", ns::kMuc);
+        send(error);
+        co_return;
+      }
       track_directed_presence(stanza, *to);
     }
     // Completes once the room has handled it: for a groupchat message, after the commit, so
@@ -271,6 +281,26 @@ void Session::end_directed_presence(const XmlElement& unavailable) {
     }
   }
   directed_presence_.clear();
+}
+
+bool Session::joins_too_many_rooms(const xmpp::Jid& to) const {
+  const auto limit = server_.config.muc_max_rooms_per_user;
+  if (limit == 0) {
+    return false;
+  }
+  const std::string room = to.bare_str();
+  std::size_t rooms = 0;
+  for (const auto& target : directed_presence_) {
+    auto jid = xmpp::Jid::parse(target);
+    if (!jid || jid->domain() != server_.muc->domain()) {
+      continue;
+    }
+    if (jid->bare_str() == room) {
+      return false;  // already in it: a nick change or a presence update
+    }
+    ++rooms;
+  }
+  return rooms >= limit;
 }
 
 void Session::track_directed_presence(const XmlElement& presence, const xmpp::Jid& to) {
