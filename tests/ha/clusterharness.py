@@ -143,19 +143,9 @@ class Cluster:
                 return False
         return True
 
-    def close(self):
-        for node in self.nodes.values():
-            node.close()
-
-    def port_to_node(self, port):
-        for n in self.nodes.values():
-            if n.client_port == port:
-                return n.name
-        return None
-
-    def logs(self):
-        return "\n".join(f"--- {n.name} log ({n.dir}) ---\n{n.log_tail()}"
-                         for n in self.nodes.values())
+    close = hh.Pair.close
+    port_to_node = hh.Pair.port_to_node
+    logs = hh.Pair.logs
 
     # -- states -----------------------------------------------------------------------------
 

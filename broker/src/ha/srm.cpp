@@ -142,27 +142,34 @@ void Srm::configure() {
 }
 
 namespace {
+
 constexpr std::string_view kNodeVersion = "tcbroker 0.1.0";
+
+/// The value of tc_settings' `key`, after recording `value` there when it has none.
+Result<std::string> setting_or_record(storage::Store& s, std::string_view key,
+                                      const std::string& value) {
+  auto rows = s.list_settings();
+  if (!rows) {
+    return rows.error();
+  }
+  for (const auto& [k, v] : *rows) {
+    if (k == key) {
+      return v;
+    }
+  }
+  if (auto set = s.set_setting(key, value); !set) {
+    return set.error();
+  }
+  return value;
+}
+
 }  // namespace
 
 void Srm::check_cluster_membership() {
   const auto& config = server_.config;
   // One domain per cluster: the first node to start records it in the cluster database.
-  auto domain = cluster_store_.call_blocking([&config](storage::Store& s) -> Result<std::string> {
-    auto rows = s.list_settings();
-    if (!rows) {
-      return rows.error();
-    }
-    for (const auto& [k, v] : *rows) {
-      if (k == "domain") {
-        return v;
-      }
-    }
-    if (auto set = s.set_setting("domain", config.domain); !set) {
-      return set.error();
-    }
-    return config.domain;
-  });
+  auto domain = cluster_store_.call_blocking(
+      [&config](storage::Store& s) { return setting_or_record(s, "domain", config.domain); });
   if (!domain) {
     throw std::runtime_error("cannot read the cluster's domain: " + domain.error().message());
   }
@@ -172,21 +179,8 @@ void Srm::check_cluster_membership() {
                                          "\"; every node of a cluster serves one domain");
   }
   // Each group has its own database: refuse one that another group already uses.
-  auto owner = store_.call_blocking([this](storage::Store& s) -> Result<std::string> {
-    auto rows = s.list_settings();
-    if (!rows) {
-      return rows.error();
-    }
-    for (const auto& [k, v] : *rows) {
-      if (k == "group_database_of") {
-        return v;
-      }
-    }
-    if (auto set = s.set_setting("group_database_of", group_.name); !set) {
-      return set.error();
-    }
-    return group_.name;
-  });
+  auto owner = store_.call_blocking(
+      [this](storage::Store& s) { return setting_or_record(s, "group_database_of", group_.name); });
   if (!owner) {
     throw std::runtime_error("cannot read the group database's owner: " + owner.error().message());
   }
