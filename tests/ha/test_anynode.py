@@ -97,6 +97,37 @@ class AnyNode(HaTestCase):
                 self.fail(f"{full} never became reachable from {sender.node}")
             await asyncio.sleep(hh.POLL)
 
+    async def test_carbons_across_nodes(self):
+        """XEP-0280 with alice's two resources on different nodes: each sees what the other
+        sent and received; bob is on node2."""
+        ns_carbons, ns_forward = "urn:xmpp:carbons:2", "urn:xmpp:forward:0"
+        await self.make_pair(settings=DEFAULT)
+        a1 = await self.on("andy", "node1", "a1")
+        a2 = await self.on("andy", "node2", "a2")
+        bob = await self.on("bob", "node2")
+        for c in (a1, a2):
+            reply = await c.c.iq("set", f"andy@{th.DOMAIN}", f"<enable xmlns='{ns_carbons}'/>")
+            self.assertEqual(th.attr(reply, "type"), "result", str(reply))
+        await self.reachable(bob, f"andy@{th.DOMAIN}/a1")
+        await self.reachable(a1, f"andy@{th.DOMAIN}/a2")
+        await self.reachable(a1, f"bob@{th.DOMAIN}/node2")
+
+        def inner(s, kind):
+            w = s.xml.find(f"{{{ns_carbons}}}{kind}")
+            return None if w is None else w.find(f"{{{ns_forward}}}forwarded/{{{th.NS_CLIENT}}}"
+                                                  "message")
+
+        await self.chat(bob, f"andy@{th.DOMAIN}/a1", "to a1 from node2")
+        await self.receives(a1, "to a1 from node2")
+        copy = await a2.c.expect(lambda s: inner(s, "received") is not None, "a received carbon")
+        self.assertEqual(th.attr(copy, "from"), f"andy@{th.DOMAIN}")
+        self.assertEqual(inner(copy, "received").findtext(f"{{{th.NS_CLIENT}}}body"),
+                         "to a1 from node2")
+        await self.chat(a1, f"bob@{th.DOMAIN}/node2", "from a1 on node1")
+        await self.receives(bob, "from a1 on node1")
+        copy = await a2.c.expect(lambda s: inner(s, "sent") is not None, "a sent carbon")
+        self.assertEqual(inner(copy, "sent").get("from"), f"andy@{th.DOMAIN}/a1")
+
     async def test_one_to_one_presence_and_iq_across_nodes(self):
         await self.make_pair(settings=DEFAULT)
         andy = await self.on("andy", "node1")

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -53,6 +54,7 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   void close_moved(std::string endpoint, std::string text, std::string extra_xml) override;
   const xmpp::Jid& jid() const override { return jid_; }
   const std::string& moved_in() const override { return moved_in_; }
+  bool wants_carbons() const override { return carbons_.load(std::memory_order_relaxed); }
 
   /// The authenticated username ("" before SASL success).
   const std::string& username() const { return username_; }
@@ -144,6 +146,8 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   bool available_ = false;
   int priority_ = 0;
   std::set<std::string> directed_presence_;  // full JIDs sent directed presence
+
+  std::atomic<bool> carbons_{false};  // XEP-0280 enabled (read by other shards' routing)
 
   // XEP-0198 stream management.
   bool sm_enabled_ = false;

@@ -12,6 +12,7 @@
 
 #include "accounts.h"
 #include "muc/muc_service.h"
+#include "net/carbons.h"
 #include "net/session.h"
 #include "net/user_routing.h"
 #include "server_context.h"
@@ -125,6 +126,10 @@ net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
     co_return;
   }
   route_to_user(stanza, *to);
+  if (stanza.name() == "message" && carbon_eligible(stanza)) {
+    // XEP-0280 §7: the user's other resources see what this one sent.
+    send_carbons(server_, stanza, jid_, /*sent=*/true);
+  }
 }
 
 void Session::on_iq_for_server(const XmlElement& iq) {
@@ -160,7 +165,7 @@ void Session::on_iq_for_server(const XmlElement& iq) {
       identity.set_attr("category", "server").set_attr("type", "im").set_attr("name", "tcbroker");
     }
     for (const char* feature : {ns::kDiscoInfo, ns::kDiscoItems, ns::kPing, ns::kVersion,
-                                ns::kRoster, ns::kStreamManagement}) {
+                                ns::kRoster, ns::kStreamManagement, ns::kCarbons}) {
       query.add_child("feature", ns::kDiscoInfo).set_attr("var", feature);
     }
     if (server_.config.registration) {
@@ -191,6 +196,13 @@ void Session::on_iq_for_server(const XmlElement& iq) {
       send(make_error_reply(iq, Condition::FeatureNotImplemented,
                             "rosters are not stored by this server"));
     }
+    return;
+  }
+  if (!get && xmlns == ns::kCarbons && (name == "enable" || name == "disable") &&
+      (!iq.has_attr("to") || xmpp::Jid::parse(iq.attr("to"))->bare() == jid_.bare())) {
+    // XEP-0280 §4: copies of this user's chats on its other resources, from now on.
+    carbons_ = name == "enable";
+    send(make_iq_result(iq));
     return;
   }
   if (!get && name == "session" && xmlns == ns::kSession) {

@@ -4,6 +4,7 @@
 #include <set>
 #include <string>
 
+#include "net/carbons.h"
 #include "net/session.h"
 #include "routing/stanzas.h"
 #include "server_context.h"
@@ -43,9 +44,28 @@ void route_to_user(ServerContext& server, const xmpp::XmlElement& stanza, const 
   // user, wherever they are; a bare JID that came from another node stays here.
   RemoteRoutes* remote = hop == UserHop::Origin || !to.is_bare() ? router.remote_routes() : nullptr;
 
+  if (is_message && !to.is_bare() && is_carbon_for(stanza, to)) {
+    // A carbon copy goes to its one resource, if that resource asked for them; it never
+    // falls back to the bare JID and is never answered.
+    if (auto target = router.find(to)) {
+      if (target->wants_carbons()) {
+        target->deliver(to_wire(stanza));
+      }
+    } else if (remote != nullptr && hop == UserHop::Origin) {
+      if (auto node = router.remote_node_of(to)) {
+        remote->forward_to_user(*node, to, stanza, false);
+      }
+    }
+    return;
+  }
   if (!to.is_bare()) {
     if (auto target = router.find(to)) {
       target->deliver(to_wire(stanza));
+      if (is_message && carbon_eligible(stanza)) {
+        // XEP-0280 §6: the recipient's other resources see it too. Made where the original
+        // was delivered, so exactly once.
+        send_carbons(server, stanza, to, /*sent=*/false);
+      }
       return;
     }
     if (remote != nullptr && hop == UserHop::Origin) {

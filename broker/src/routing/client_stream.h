@@ -35,6 +35,8 @@ class ClientStream {
   virtual const xmpp::Jid& jid() const = 0;
   /// HA: the partition whose failover brought this user here; "" otherwise.
   virtual const std::string& moved_in() const = 0;
+  /// XEP-0280: the client asked for copies of its other resources' chats. Thread-safe.
+  virtual bool wants_carbons() const { return false; }
 };
 
 }  // namespace tc::broker

@@ -30,6 +30,8 @@ inline constexpr const char* kMucOwner = "http://jabber.org/protocol/muc#owner";
 inline constexpr const char* kMam = "urn:xmpp:mam:2";
 inline constexpr const char* kRsm = "http://jabber.org/protocol/rsm";
 inline constexpr const char* kForward = "urn:xmpp:forward:0";
+inline constexpr const char* kCarbons = "urn:xmpp:carbons:2";
+inline constexpr const char* kHints = "urn:xmpp:hints";
 inline constexpr const char* kOccupantId = "urn:xmpp:occupant-id:0";
 
 }  // namespace tc::xmpp::ns
