@@ -369,6 +369,10 @@ class ProfanityAnyNode(unittest.TestCase):
                                      f"{c.diagnostics()}")
                     self.join(c, room)
                     self.say(c, room, [o for o in joined if o.alive])
+                    # profanity enables XEP-0280 carbons at login (it used to report
+                    # "Server error enabling message carbons: service-unavailable").
+                    c.wait_log("carbons enabled", re.compile(r"Message carbons enabled"), 10)
+                    self.assertNotIn("Server error enabling message carbons", c.log_text())
                     joined.append(c)
                     results.append((c.label, "ok"))
                 except BaseException as e:
