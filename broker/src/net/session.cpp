@@ -133,8 +133,93 @@ void Session::start() {
 
 void Session::deliver(Wire wire) {
   asio::post(transport_->executor(), [self = shared_from_this(), wire = std::move(wire)]() mutable {
-    self->send(std::move(wire));
+    self->deliver_on_shard(wire);
   });
+}
+
+void Session::deliver_on_shard(const Wire& wire) {
+  if (inactive_ && hold_presence(wire)) {
+    return;
+  }
+  send(wire);
+}
+
+// ---- XEP-0352 client state indication ----
+
+namespace {
+
+/// The value of the first `from` attribute of a serialised <presence>, "" when there is none
+/// in its start tag. A scan of the start tag only: the body is never parsed.
+std::string_view presence_from(std::string_view xml) {
+  const auto end = xml.find('>');
+  const std::string_view tag = xml.substr(0, end);
+  for (const char quote : {'\'', '"'}) {
+    const std::string key = std::string(" from=") + quote;
+    if (const auto at = tag.find(key); at != std::string_view::npos) {
+      const auto start = at + key.size();
+      const auto stop = tag.find(quote, start);
+      if (stop != std::string_view::npos) {
+        return tag.substr(start, stop - start);
+      }
+    }
+  }
+  return {};
+}
+
+/// Available or unavailable presence (no type, or type unavailable): what CSI may hold.
+bool holdable_presence(std::string_view xml) {
+  if (xml.substr(0, 9) != "<presence") {
+    return false;
+  }
+  const std::string_view tag = xml.substr(0, xml.find('>'));
+  const auto type = tag.find(" type=");
+  if (type == std::string_view::npos) {
+    return true;
+  }
+  const auto value = tag.substr(type + 7);
+  return value.substr(0, 11) == "unavailable";
+}
+
+}  // namespace
+
+bool Session::hold_presence(const Wire& wire) {
+  if (!holdable_presence(*wire)) {
+    return false;  // messages, iqs, presence errors and subscriptions go at once
+  }
+  const std::string from(presence_from(*wire));
+  if (from.empty()) {
+    return false;
+  }
+  // Only the latest presence of each sender matters once the client looks again.
+  if (auto it = held_index_.find(from); it != held_index_.end()) {
+    held_[it->second] = nullptr;
+  }
+  held_index_[from] = held_.size();
+  held_.push_back(wire);
+  if (held_.size() > kMaxHeldPresence) {
+    flush_held();  // bounded: a client inactive for ever does not grow the server
+  }
+  return true;
+}
+
+void Session::flush_held() {
+  auto held = std::exchange(held_, {});
+  held_index_.clear();
+  for (auto& w : held) {
+    if (w) {
+      send(std::move(w));
+    }
+  }
+}
+
+void Session::on_csi(const XmlElement& element) {
+  if (element.name() == "inactive") {
+    inactive_ = true;
+  } else if (element.name() == "active") {
+    inactive_ = false;
+    flush_held();
+  }
+  // XEP-0352 §4: nonzas are not answered, and neither counted by XEP-0198.
 }
 
 void Session::close_with(std::string condition, std::string text) {
@@ -284,6 +369,7 @@ void Session::send_features() {
     features.add_child("bind", ns::kBind).add_child("required", ns::kBind);
     features.add_child("session", ns::kSession).add_child("optional", ns::kSession);
     features.add_child("sm", ns::kStreamManagement);
+    features.add_child("csi", ns::kCsi);
   }
   // The features element carries the stream prefix, which our serialiser does not do.
   std::string wire = net::stream_element_start(framing(), "features");
@@ -334,6 +420,8 @@ net::Awaitable<void> Session::on_element(XmlElement& element) {
     case Phase::Bound:
       if (element.xmlns() == ns::kStreamManagement) {
         on_sm(element);
+      } else if (element.xmlns() == ns::kCsi) {
+        on_csi(element);
       } else if (is_stanza(element)) {
         ++server_.metrics.stanzas_in;
         co_await on_stanza(element);

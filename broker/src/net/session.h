@@ -7,6 +7,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -48,7 +50,7 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
 
   // ClientStream
   void deliver(Wire wire) override;
-  void deliver_on_shard(const Wire& wire) override { send(wire); }
+  void deliver_on_shard(const Wire& wire) override;
   int shard_index() const override;
   void close_with(std::string condition, std::string text = {}) override;
   void close_moved(std::string endpoint, std::string text, std::string extra_xml) override;
@@ -82,6 +84,11 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   // Stanzas after binding.
   net::Awaitable<void> on_stanza(xmpp::XmlElement& stanza);
   void on_sm(const xmpp::XmlElement& element);
+  // XEP-0352: while the client says it is inactive, presence it would get is held (the latest
+  // per sender) and sent when it is active again; everything else goes at once.
+  void on_csi(const xmpp::XmlElement& element);
+  bool hold_presence(const Wire& wire);
+  void flush_held();
   void on_iq_for_server(const xmpp::XmlElement& iq);
   void on_message(xmpp::XmlElement& message, const xmpp::Jid& to);
   void on_presence(xmpp::XmlElement& presence, const std::optional<xmpp::Jid>& to);
@@ -148,6 +155,12 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   std::set<std::string> directed_presence_;  // full JIDs sent directed presence
 
   std::atomic<bool> carbons_{false};  // XEP-0280 enabled (read by other shards' routing)
+
+  // XEP-0352 client state indication.
+  static constexpr std::size_t kMaxHeldPresence = 1000;
+  bool inactive_ = false;
+  std::vector<Wire> held_;                                   // null = superseded
+  std::unordered_map<std::string, std::size_t> held_index_;  // sender -> index in held_
 
   // XEP-0198 stream management.
   bool sm_enabled_ = false;

@@ -32,6 +32,7 @@ inline constexpr const char* kRsm = "http://jabber.org/protocol/rsm";
 inline constexpr const char* kForward = "urn:xmpp:forward:0";
 inline constexpr const char* kCarbons = "urn:xmpp:carbons:2";
 inline constexpr const char* kHints = "urn:xmpp:hints";
+inline constexpr const char* kCsi = "urn:xmpp:csi:0";
 inline constexpr const char* kOccupantId = "urn:xmpp:occupant-id:0";
 
 }  // namespace tc::xmpp::ns
