@@ -37,6 +37,15 @@ class Carbons(th.MucTestCase):
         reply = await c.iq("set", f"alice@{th.DOMAIN}", f"<enable xmlns='{NS}'/>")
         self.assertEqual(th.attr(reply, "type"), "result", str(reply))
 
+    async def no_copies_before_a_sentinel(self, sender, resource, text_, why):
+        """`sender` writes `text_` to `resource` (one of alice's clients); once it arrives, nothing
+        unconsumed before it may be a carbon (deliveries from one sender keep their order)."""
+        sender.send(f"<message to={th.q(resource.jid)} type='chat' "
+                    f"id={th.q(th.Client.new_id('s'))}><body>{text_}</body></message>")
+        await resource.expect(lambda s: th.body(s) == text_, f"the sentinel {text_!r}")
+        self.assertFalse(any(has_carbon(e.stanza) for e in resource.inbox if not e.consumed),
+                         why)
+
     async def test_other_resources_see_sent_and_received_chats(self):
         r1, r2, r3 = [await self.client("alice", r) for r in ("r1", "r2", "r3")]
         bob = await self.client("bob", "x")
@@ -70,11 +79,8 @@ class Carbons(th.MucTestCase):
         r1.send(f"<message to='bob@{th.DOMAIN}' type='chat' id='c3'><body>secret</body>"
                 f"<private xmlns='{NS}'/></message>")
         await bob.expect(lambda s: th.body(s) == "secret", "the private message")
-        bob.send(f"<message to='alice@{th.DOMAIN}/r2' type='chat' id='c4'><body>sentinel</body>"
-                 "</message>")
-        await r2.expect(lambda s: th.body(s) == "sentinel", "the sentinel")
-        self.assertFalse(any(has_carbon(e.stanza) for e in r2.inbox if not e.consumed),
-                         "r2 got a copy of a <private/> message")
+        await self.no_copies_before_a_sentinel(bob, r2, "sentinel",
+                                               "r2 got a copy of a <private/> message")
         # r3 never enabled carbons: a message to it shows it got no copies before.
         bob.send(f"<message to='alice@{th.DOMAIN}/r3' type='chat' id='c5'><body>to r3</body>"
                  "</message>")
@@ -91,11 +97,8 @@ class Carbons(th.MucTestCase):
         bob.send(f"<message to='alice@{th.DOMAIN}/r1' type='chat' id='c6'><body>after</body>"
                  "</message>")
         await r1.expect(lambda s: th.body(s) == "after", "the original on r1")
-        bob.send(f"<message to='alice@{th.DOMAIN}/r2' type='chat' id='c7'><body>sentinel2</body>"
-                 "</message>")
-        await r2.expect(lambda s: th.body(s) == "sentinel2", "the second sentinel")
-        self.assertFalse(any(has_carbon(e.stanza) for e in r2.inbox if not e.consumed),
-                         "r2 got a copy after disabling carbons")
+        await self.no_copies_before_a_sentinel(bob, r2, "sentinel2",
+                                               "r2 got a copy after disabling carbons")
 
 
 if __name__ == "__main__":
