@@ -49,7 +49,8 @@ class Carbons(th.MucTestCase):
     async def test_other_resources_see_sent_and_received_chats(self):
         r1, r2, r3 = [await self.client("alice", r) for r in ("r1", "r2", "r3")]
         bob = await self.client("bob", "x")
-        info = await r1.iq("get", th.DOMAIN, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+        info = await r1.iq("get", th.DOMAIN,
+                           "<query xmlns='http://jabber.org/protocol/disco#info'/>")
         self.assertIn(NS, str(info))
         await self.enable(r1)
         await self.enable(r2)

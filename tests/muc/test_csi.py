@@ -18,6 +18,10 @@ import tcharness as th  # noqa: E402
 CSI = "urn:xmpp:csi:0"
 
 
+def is_from(stanza, jid):
+    return isinstance(stanza, th.Presence) and th.attr(stanza, "from") == jid
+
+
 def show(stanza):
     return stanza.xml.findtext(f"{{{th.NS_CLIENT}}}show")
 
@@ -36,15 +40,13 @@ class ClientStateIndication(th.MucTestCase):
         # to alice before it, in order, so they have been held by then).
         await bob.say(room, "marker")
         await alice.expect(lambda s: th.body(s) == "marker", "the marker message")
-        from_bob = [e.stanza for e in alice.inbox
-                    if isinstance(e.stanza, th.Presence) and th.attr(e.stanza, "from") == f"{room}/bob"]
+        from_bob = [e.stanza for e in alice.inbox if is_from(e.stanza, f"{room}/bob")]
         self.assertEqual(from_bob, [], "presence reached an inactive client")
         # Active again: the held presence comes first, only the latest of bob's.
         alice.send(f"<active xmlns='{CSI}'/>")
         await bob.say(room, "after")
         await alice.expect(lambda s: th.body(s) == "after", "the message after")
-        from_bob = [e.stanza for e in alice.inbox
-                    if isinstance(e.stanza, th.Presence) and th.attr(e.stanza, "from") == f"{room}/bob"]
+        from_bob = [e.stanza for e in alice.inbox if is_from(e.stanza, f"{room}/bob")]
         self.assertEqual([show(p) for p in from_bob], ["dnd"], [str(p) for p in from_bob])
 
 
