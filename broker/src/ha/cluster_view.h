@@ -100,8 +100,6 @@ struct ClusterSnapshot {
     }
     return owner_of(members, room_bare);
   }
-  /// More than one group: rooms are placed on groups (the cluster database says which).
-  bool multi_group() const { return groups.size() > 1; }
   /// The group a new room goes to: rendezvous hashing of its bare JID over the group names.
   std::string new_room_group(std::string_view room_bare) const {
     if (groups.empty()) {

@@ -44,8 +44,7 @@ void Mesh::set_nodes(std::map<std::string, std::string> node_groups) {
         return;
       }
       if (up) {
-        it->second.up_since = std::chrono::steady_clock::now();
-        it->second.heard = it->second.up_since;
+        it->second.heard = std::chrono::steady_clock::now();
       }
       if (on_state_) {
         on_state_(name, up);
@@ -101,11 +100,9 @@ void Mesh::tick(TimePoint now, std::chrono::milliseconds timeout, const std::str
     if (!n.link->up(PeerLink::Channel::Data)) {
       continue;
     }
-    // Measured on the steady clock the link's own state changes use; `now` is the caller's.
-    const auto since = std::max(n.heard, n.up_since);
-    if (since != TimePoint{} && now - since > timeout) {
+    if (n.heard != TimePoint{} && now - n.heard > timeout) {
       spdlog::warn("mesh: {} has been silent for {} ms; resetting its link", node,
-                   std::chrono::duration_cast<std::chrono::milliseconds>(now - since).count());
+                   std::chrono::duration_cast<std::chrono::milliseconds>(now - n.heard).count());
       n.heard = now;
       n.link->reset();
       continue;

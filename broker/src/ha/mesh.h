@@ -35,7 +35,6 @@ class Mesh {
   bool known(const std::string& node) const { return links_.count(node) > 0; }
   /// The group of `node` ("" when it is not in another group).
   std::string group_of(const std::string& node) const;
-  const std::map<std::string, std::string>& nodes() const { return groups_; }
 
   void on_state(StateHandler handler) { on_state_ = std::move(handler); }
   bool send_raw(const std::string& node, std::string xml);
@@ -57,8 +56,7 @@ class Mesh {
   struct Node {
     std::unique_ptr<PeerLink> link;
     std::string endpoint;
-    TimePoint heard{};
-    TimePoint up_since{};
+    TimePoint heard{};  ///< the last element from it, or when its link came up
   };
 
   boost::asio::io_context& control_;

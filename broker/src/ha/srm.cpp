@@ -546,8 +546,8 @@ void Srm::publish() {
   }
   // The other groups' partitions, as their holders last said (over the mesh).
   snapshot->groups.clear();
-  for (const auto& [name, members] : cluster_groups_) {
-    snapshot->groups[name] = members;
+  for (const auto& [name, g] : cluster_groups_) {
+    snapshot->groups[name] = g.nodes;
   }
   snapshot->groups[group_.name] = group_.nodes;
   snapshot->mesh_up.clear();
@@ -556,11 +556,11 @@ void Srm::publish() {
       snapshot->mesh_up.insert(n);
     }
   }
-  for (const auto& [name, members] : cluster_groups_) {
+  for (const auto& [name, g] : cluster_groups_) {
     if (name == group_.name) {
       continue;
     }
-    for (const auto& m : members) {
+    for (const auto& m : g.nodes) {
       auto& p = snapshot->partitions[m];
       auto it = remote_holders_.find(m);
       p = {it == remote_holders_.end() ? "" : it->second.node, 0};

@@ -224,9 +224,8 @@ class Srm final : public admin::Backend, public muc::ClusterSink, public RemoteR
     std::uint64_t rooms = 0;
   };
   std::map<std::string, MeshInfo> mesh_info_;
-  std::map<std::string, storage::NodeRecord> registry_;             // tc_nodes as last read
-  std::map<std::string, std::vector<std::string>> cluster_groups_;  // every group's members
-  std::vector<storage::GroupRecord> group_rows_;                    // tc_groups as last read
+  std::map<std::string, storage::NodeRecord> registry_;         // tc_nodes as last read
+  std::map<std::string, storage::GroupRecord> cluster_groups_;  // tc_groups as last read
   std::string last_serving_;  // the last `serving` frame sent, to send only changes
   bool refreshing_cluster_ = false;
   TimePoint cluster_refreshed_{};

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Srm across the cluster's groups (docs/architecture.md, "Cluster"): the groups and nodes in
 // the cluster database, the mesh to the other groups' nodes, and who holds their partitions.
+#include <algorithm>
 #include <charconv>
 
 #include <boost/asio/bind_executor.hpp>
@@ -85,10 +86,10 @@ void Srm::backfill_placements() {
 
 void Srm::apply_cluster(const std::vector<storage::GroupRecord>& groups,
                         const std::vector<storage::NodeRecord>& nodes) {
-  std::map<std::string, std::vector<std::string>> members;
+  std::map<std::string, storage::GroupRecord> rows;
   std::map<std::string, std::string> others;  // node -> group, other groups only
   for (const auto& g : groups) {
-    members[g.name] = g.nodes;
+    rows[g.name] = g;
     if (g.name == group_.name) {
       continue;
     }
@@ -96,27 +97,30 @@ void Srm::apply_cluster(const std::vector<storage::GroupRecord>& groups,
       others[n] = g.name;
     }
   }
-  const bool changed = members != cluster_groups_;
-  if (changed) {
-    if (members.size() > 1 || cluster_groups_.size() > 1) {
-      std::string text;
-      for (const auto& [name, nodes_of] : members) {
-        text += (text.empty() ? "" : ", ") + name + " (";
-        for (std::size_t i = 0; i < nodes_of.size(); ++i) {
-          text += (i ? ", " : "") + nodes_of[i];
-        }
-        text += ")";
+  // Membership changed (descriptions and HA flags only show in the status).
+  const bool changed = !std::equal(rows.begin(), rows.end(), cluster_groups_.begin(),
+                                   cluster_groups_.end(), [](const auto& a, const auto& b) {
+                                     return a.first == b.first && a.second.nodes == b.second.nodes;
+                                   });
+  if (changed && (rows.size() > 1 || cluster_groups_.size() > 1)) {
+    std::string text;
+    for (const auto& [name, g] : rows) {
+      text += (text.empty() ? "" : ", ") + name + " (";
+      for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+        text += (i ? ", " : "") + g.nodes[i];
       }
-      spdlog::info("cluster: {} group(s): {}", members.size(), text);
+      text += ")";
     }
-    cluster_groups_ = std::move(members);
+    spdlog::info("cluster: {} group(s): {}", rows.size(), text);
+  }
+  cluster_groups_ = std::move(rows);
+  if (changed) {
     // A partition of a group that left the cluster has no holder any more.
     for (auto it = remote_holders_.begin(); it != remote_holders_.end();) {
       it = others.count(it->first) == 0 ? remote_holders_.erase(it) : std::next(it);
     }
   }
   mesh_->set_nodes(others);
-  group_rows_ = groups;
   registry_.clear();
   for (const auto& n : nodes) {
     registry_[n.node] = n;
@@ -181,7 +185,7 @@ void Srm::on_serving(const std::string& node, const XmlElement& element) {
   bool changed = false;
   std::vector<std::string> moved;   // partitions whose holder changed from one node to another
   std::vector<std::string> failed;  // nodes whose own partition another node holds now
-  for (const auto& partition : members->second) {
+  for (const auto& partition : members->second.nodes) {
     auto& current = remote_holders_[partition];
     auto it = said.find(partition);
     if (it != said.end()) {
@@ -243,7 +247,7 @@ void Srm::admin_cluster_status(admin::Respond respond) {
   json::array groups;
   json::array nodes;
   const auto& peer = machine_->peer_info();
-  for (const auto& g : group_rows_) {
+  for (const auto& [name, g] : cluster_groups_) {
     groups.push_back(json::object{{"name", g.name},
                                   {"description", g.description},
                                   {"ha_enabled", g.ha_enabled},
