@@ -99,6 +99,12 @@ inline constexpr Table kGroupNodes{"tc_group_nodes", kGroupNodeColumns, "node"};
 inline constexpr Column kRoomGroupColumns[] = {{"room_jid"}, {"group_name"}};
 inline constexpr Table kRoomGroups{"tc_room_groups", kRoomGroupColumns, "room_jid"};
 
+/// Schema version 5: users' own data (rosters, offline messages, PEP, private storage, vCards).
+inline constexpr Column kUserDataColumns[] = {
+    {"owner"}, {"kind"}, {"item_key"}, {"value"}, {"updated_at", true},
+};
+inline constexpr Table kUserData{"tc_user_data", kUserDataColumns, "owner, kind, item_key"};
+
 /// "a, b, c": the names for a SELECT or INSERT list.
 std::string list(std::span<const Column> columns);
 

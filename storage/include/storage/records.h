@@ -147,4 +147,23 @@ struct GroupRecord {
   std::vector<std::string> nodes;  ///< one or two node names, in order (first = primary)
 };
 
+/// One piece of a user's own data (schema version 5): a roster item, an offline message, a PEP
+/// item, a private-storage fragment, a vCard. `owner` is the user's bare JID (or a room's, for a
+/// room vCard), `kind` says which of those it is, `key` identifies it within the kind. The store
+/// keeps `value` as given (serialised XML); the broker gives it meaning.
+struct UserDatum {
+  std::string key;
+  std::string value;
+  UnixMillis updated_at = 0;  ///< when it was last written (database clock)
+};
+
+/// One write of Store::apply_user_data: set (owner, kind, key) to `value`, or delete it when
+/// `value` is empty (std::nullopt).
+struct UserDataChange {
+  std::string owner;
+  std::string kind;
+  std::string key;
+  std::optional<std::string> value;
+};
+
 }  // namespace tc::storage

@@ -74,6 +74,17 @@ class Store {
   /// Returns how many were removed.
   virtual Result<std::uint64_t> purge_archive(std::string_view room_jid, UnixMillis before) = 0;
   virtual Result<std::uint64_t> count_messages(std::string_view room_jid) = 0;
+  /// One archived message of a room by its stanza id (any kind). NotFound.
+  virtual Result<ArchivedMessage> archived_message(std::string_view room_jid,
+                                                   std::string_view stanza_id) = 0;
+  /// Replaces the stored stanza of one archived message, keeping its seq, sender, kind and
+  /// time: a retracted or moderated message becomes its tombstone (XEP-0424, XEP-0425).
+  /// NotFound when the room has no message with that id. Fenced when `fence` is set
+  /// (StaleEpoch, nothing written).
+  virtual Result<void> replace_archived_stanza(std::string_view room_jid,
+                                               std::string_view stanza_id,
+                                               std::string_view stanza_xml,
+                                               const Fence* fence = nullptr) = 0;
 
   // ---- node registry ----
   /// Inserts or replaces this node's row.
@@ -174,6 +185,38 @@ class Store {
   }
   /// Every (room_jid, group) pair, sorted by room_jid.
   virtual Result<std::vector<std::pair<std::string, std::string>>> list_room_groups() {
+    return unsupported();
+  }
+
+  // ---- users' own data (schema version 5) ----
+  // Rosters, offline messages, PEP nodes, private storage and vCards, as (owner, kind, key) ->
+  // value rows of tc_user_data (records.h, UserDatum). They live in the cluster database, beside
+  // the accounts, because a user may log in on any node. Defaults return Errc::Unsupported.
+
+  /// Applies every change in one transaction, in order: all or nothing. Deleting a row that is
+  /// not there is not an error.
+  virtual Result<void> apply_user_data(std::span<const UserDataChange> changes) {
+    (void)changes;
+    return unsupported();
+  }
+  /// One datum's value; Errc::NotFound when none.
+  virtual Result<std::string> get_user_datum(std::string_view owner, std::string_view kind,
+                                             std::string_view key) {
+    (void)owner, (void)kind, (void)key;
+    return unsupported();
+  }
+  /// The data of one kind of one owner whose keys start with `key_prefix`, sorted by key (bytes);
+  /// at most `limit` of them when `limit` is not 0.
+  virtual Result<std::vector<UserDatum>> list_user_data(std::string_view owner,
+                                                        std::string_view kind,
+                                                        std::string_view key_prefix = {},
+                                                        std::size_t limit = 0) {
+    (void)owner, (void)kind, (void)key_prefix, (void)limit;
+    return unsupported();
+  }
+  /// How many data of one kind an owner has.
+  virtual Result<std::uint64_t> count_user_data(std::string_view owner, std::string_view kind) {
+    (void)owner, (void)kind;
     return unsupported();
   }
 

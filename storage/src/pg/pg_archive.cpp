@@ -121,6 +121,39 @@ Result<std::uint64_t> PgStore::count_messages(std::string_view room_jid) {
   });
 }
 
+Result<ArchivedMessage> PgStore::archived_message(std::string_view room_jid,
+                                                  std::string_view stanza_id) {
+  return guarded("archived_message", [&](pqxx::connection& c) -> Result<ArchivedMessage> {
+    pqxx::read_transaction tx{c};
+    const pqxx::result rows = tx.exec_params(
+        "SELECT " + archive_columns() + " FROM tc_archive WHERE room_jid = $1 AND stanza_id = $2",
+        std::string(room_jid), std::string(stanza_id));
+    if (rows.empty()) {
+      return make_error_code(Errc::NotFound);
+    }
+    return read_message(rows[0]);
+  });
+}
+
+Result<void> PgStore::replace_archived_stanza(std::string_view room_jid,
+                                              std::string_view stanza_id,
+                                              std::string_view stanza_xml, const Fence* fence) {
+  return guarded("replace_archived_stanza", [&](pqxx::connection& c) -> Result<void> {
+    pqxx::work tx{c};
+    if (fence != nullptr && !holds_fence(tx, *fence)) {
+      return make_error_code(Errc::StaleEpoch);
+    }
+    const pqxx::result r = tx.exec_params(
+        "UPDATE tc_archive SET stanza_xml = $3 WHERE room_jid = $1 AND stanza_id = $2",
+        std::string(room_jid), std::string(stanza_id), std::string(stanza_xml));
+    if (r.affected_rows() == 0) {
+      return make_error_code(Errc::NotFound);  // tx aborts: nothing was written
+    }
+    tx.commit();
+    return {};
+  });
+}
+
 Result<ArchivePage> PgStore::query_archive(const ArchiveQuery& q) {
   return guarded("query_archive", [&q](pqxx::connection& c) -> Result<ArchivePage> {
     ArchivePlan plan(q, schema::Dialect::Postgresql, kPlaceholders);

@@ -88,6 +88,10 @@ class PgStore final : public Store {
                                                        std::size_t max) override;
   Result<std::uint64_t> purge_archive(std::string_view room_jid, UnixMillis before) override;
   Result<std::uint64_t> count_messages(std::string_view room_jid) override;
+  Result<ArchivedMessage> archived_message(std::string_view room_jid,
+                                           std::string_view stanza_id) override;
+  Result<void> replace_archived_stanza(std::string_view room_jid, std::string_view stanza_id,
+                                       std::string_view stanza_xml, const Fence* fence) override;
 
   // Node registry, database clock, leases, settings, groups (pg_ha.cpp).
   Result<void> upsert_node(const NodeRecord& n) override;
@@ -114,6 +118,15 @@ class PgStore final : public Store {
                                           std::string_view group) override;
   Result<std::string> room_group(std::string_view room_jid) override;
   Result<std::vector<std::pair<std::string, std::string>>> list_room_groups() override;
+
+  // Users' own data (pg_user_data.cpp).
+  Result<void> apply_user_data(std::span<const UserDataChange> changes) override;
+  Result<std::string> get_user_datum(std::string_view owner, std::string_view kind,
+                                     std::string_view key) override;
+  Result<std::vector<UserDatum>> list_user_data(std::string_view owner, std::string_view kind,
+                                                std::string_view key_prefix,
+                                                std::size_t limit) override;
+  Result<std::uint64_t> count_user_data(std::string_view owner, std::string_view kind) override;
 
  private:
   /// Connection state that make a driver error mean "the database went away".

@@ -21,12 +21,14 @@ constexpr std::array kPostgresql = {
     Migration{2, "node registry", postgresql::kV2},
     Migration{3, "HA: node endpoints, leases, settings, groups", postgresql::kV3},
     Migration{4, "cluster: which group hosts each room", postgresql::kV4},
+    Migration{5, "users' own data: rosters, offline messages, PEP, vCards", postgresql::kV5},
 };
 constexpr std::array kSqlite = {
     Migration{1, "accounts, rooms, affiliations, archive", sqlite::kV1},
     Migration{2, "node registry", sqlite::kV2},
     Migration{3, "HA: node endpoints, leases, settings, groups", sqlite::kV3},
     Migration{4, "cluster: which group hosts each room", sqlite::kV4},
+    Migration{5, "users' own data: rosters, offline messages, PEP, vCards", sqlite::kV5},
 };
 static_assert(kPostgresql.size() == kSqlite.size(), "every dialect has every migration");
 

@@ -132,6 +132,21 @@ CREATE TABLE tc_room_groups (
 ))sql",
 };
 
+/// Version 5: users' own data. Rosters, offline messages, PEP items, private storage and vCards
+/// are (owner, kind, item_key) -> value rows; the broker serialises each as XML. One table keeps
+/// every backend's code small, and the primary key is the only index the broker reads by.
+inline constexpr std::string_view kV5[] = {
+    R"sql(
+CREATE TABLE tc_user_data (
+  owner      TEXT   NOT NULL,
+  kind       TEXT   NOT NULL,
+  item_key   TEXT   NOT NULL,
+  value      TEXT   NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (owner, kind, item_key)
+))sql",
+};
+
 /// The database clock in Unix milliseconds (Store::db_now). clock_timestamp(), not now(): now()
 /// is the start of the transaction, which may have waited on a lock.
 inline constexpr std::string_view kNowMillis =

@@ -123,6 +123,19 @@ CREATE TABLE tc_room_groups (
 ))sql",
 };
 
+/// Version 5: users' own data; see postgresql_sql.h.
+inline constexpr std::string_view kV5[] = {
+    R"sql(
+CREATE TABLE tc_user_data (
+  owner      TEXT   NOT NULL,
+  kind       TEXT   NOT NULL,
+  item_key   TEXT   NOT NULL,
+  value      TEXT   NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (owner, kind, item_key)
+))sql",
+};
+
 /// The database clock in Unix milliseconds (Store::db_now); 'now' is fixed within a statement.
 inline constexpr std::string_view kNowMillis =
     "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";

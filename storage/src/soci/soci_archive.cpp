@@ -160,6 +160,44 @@ Result<std::uint64_t> SociStore::count_messages(std::string_view room_jid) {
   });
 }
 
+Result<ArchivedMessage> SociStore::archived_message(std::string_view room_jid,
+                                                   std::string_view stanza_id) {
+  return guarded("archived_message", [&](soci::session& sql) -> Result<ArchivedMessage> {
+    const std::string jid(room_jid);
+    const std::string id(stanza_id);
+    MessageRow row;
+    Query q(sql);
+    q.into_row(row).use(jid).use(id).start("SELECT " + kArchiveColumns +
+                                           " FROM tc_archive WHERE room_jid = :room AND "
+                                           "stanza_id = :id");
+    if (!q.fetch()) {
+      return make_error_code(Errc::NotFound);
+    }
+    return row.to_record();
+  });
+}
+
+Result<void> SociStore::replace_archived_stanza(std::string_view room_jid,
+                                                std::string_view stanza_id,
+                                                std::string_view stanza_xml, const Fence* fence) {
+  return guarded("replace_archived_stanza", [&](soci::session& sql) -> Result<void> {
+    const std::string jid(room_jid);
+    const std::string id(stanza_id);
+    const std::string xml(stanza_xml);
+    Transaction tx(sql, dialect_, Transaction::Mode::Write);
+    if (fence != nullptr && !holds_fence(sql, *fence)) {
+      return make_error_code(Errc::StaleEpoch);
+    }
+    if (Query(sql).use(xml).use(jid).use(id).run(
+            "UPDATE tc_archive SET stanza_xml = :xml WHERE room_jid = :room AND stanza_id = :id") ==
+        0) {
+      return make_error_code(Errc::NotFound);  // rolled back: nothing was written
+    }
+    tx.commit();
+    return {};
+  });
+}
+
 /// holds_fence() for each distinct fence of the batch.
 bool SociStore::holds_fences(soci::session& sql, std::span<const NewMessage> batch) const {
   std::vector<const Fence*> checked;

@@ -353,5 +353,59 @@ TEST_P(StoreTest, TwoWritersInterleave) {
   EXPECT_EQ(*store_->count_messages(kRoom), 2u * kBatches * 5);
 }
 
+TEST_P(StoreTest, ReplacesAnArchivedStanzaInPlace) {
+  migrate();
+  const auto seqs = append(3);
+  append(1, 2, kOtherRoom);  // m2 in another room stays as it is
+  auto before = store_->archived_message(kRoom, "m2");
+  ASSERT_TRUE(before) << before.error().message();
+  EXPECT_EQ(before->seq, seqs[1]);
+  EXPECT_EQ(before->stanza_xml, "<message type='groupchat'><body>m2</body></message>");
+  EXPECT_EQ(store_->archived_message(kRoom, "m9").error(), Errc::NotFound);
+  EXPECT_EQ(store_->archived_message(kOtherRoom, "m1").error(), Errc::NotFound);
+
+  const std::string tombstone = "<message type='groupchat'><retracted stamp='x'/></message>";
+  ASSERT_TRUE(store_->replace_archived_stanza(kRoom, "m2", tombstone));
+  auto after = store_->archived_message(kRoom, "m2");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->stanza_xml, tombstone);
+  // Everything but the stanza is kept: the order, the sender, the time.
+  EXPECT_EQ(after->seq, before->seq);
+  EXPECT_EQ(after->sender_nick, before->sender_nick);
+  EXPECT_EQ(after->sender_jid, before->sender_jid);
+  EXPECT_EQ(after->kind, before->kind);
+  EXPECT_EQ(after->created_at, before->created_at);
+  const ArchivePage all = page(Q().max(10));
+  EXPECT_THAT(ids(all.messages), ElementsAre("m1", "m2", "m3"));
+  EXPECT_EQ(all.messages[1].stanza_xml, tombstone);
+  EXPECT_EQ(all.messages[0].stanza_xml, "<message type='groupchat'><body>m1</body></message>");
+  EXPECT_EQ(store_->archived_message(kOtherRoom, "m2")->stanza_xml,
+            "<message type='groupchat'><body>m2</body></message>");
+
+  EXPECT_EQ(store_->replace_archived_stanza(kRoom, "m9", tombstone).error(), Errc::NotFound);
+  EXPECT_EQ(store_->replace_archived_stanza(kOtherRoom, "m3", tombstone).error(), Errc::NotFound);
+  EXPECT_EQ(*store_->count_messages(kRoom), 3u);
+}
+
+TEST_P(StoreTest, ReplacingAnArchivedStanzaIsFenced) {
+  migrate();
+  const LeaseRecord a = acquire("node-a", "node-a", 60'000);
+  const Fence stale = fence(a);
+  append(2);
+  ASSERT_TRUE(store_->replace_archived_stanza(kRoom, "m1", "<message>one</message>", &stale));
+  EXPECT_EQ(store_->archived_message(kRoom, "m1")->stanza_xml, "<message>one</message>");
+
+  auto taken = store_->transfer_lease(stale, "node-b", 60'000);
+  ASSERT_TRUE(taken);
+  const Fence current = fence(*taken);
+  EXPECT_EQ(store_->replace_archived_stanza(kRoom, "m1", "<message>two</message>", &stale).error(),
+            Errc::StaleEpoch);
+  EXPECT_EQ(store_->replace_archived_stanza(kRoom, "m9", "<message>two</message>", &stale).error(),
+            Errc::StaleEpoch);
+  EXPECT_EQ(store_->archived_message(kRoom, "m1")->stanza_xml, "<message>one</message>");
+  ASSERT_TRUE(store_->replace_archived_stanza(kRoom, "m2", "<message>three</message>", &current));
+  EXPECT_EQ(store_->archived_message(kRoom, "m2")->stanza_xml, "<message>three</message>");
+}
+
 }  // namespace
 }  // namespace tc::storage::test
