@@ -81,7 +81,8 @@ struct Config {
   int muc_retention_min_days = 1;            ///< range owners may choose per room
   int muc_retention_max_days = 3650;
   std::chrono::milliseconds muc_retention_interval{3'600'000};
-  std::size_t muc_presence_broadcast_cap = 0;  ///< 0 = no cap (see operator guide)
+  std::size_t muc_presence_broadcast_cap = 0;    ///< 0 = no cap (see operator guide)
+  std::size_t muc_max_vcard_bytes = 128 * 1024;  ///< largest room vCard (XEP-0054), serialised
 
   /// The conference domain actually served.
   std::string conference_domain() const {

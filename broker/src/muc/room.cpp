@@ -11,6 +11,7 @@
 #include "xmpp/namespaces.h"
 #include "xmpp/sasl.h"
 
+#include "muc/room_moderation.h"
 #include "shard/store_worker.h"
 
 namespace tc::broker::muc {
@@ -71,6 +72,7 @@ Room::Room(RoomHost& host, Jid jid, Loaded loaded)
   if (config_.occupant_id_salt.empty()) {
     config_.occupant_id_salt = xmpp::random_token(24);
   }
+  avatar_hash_ = vcard_avatar_hash(config_.vcard);
 }
 
 std::shared_ptr<Room> Room::create(RoomHost& host, Jid jid, const Jid& creator) {
@@ -361,6 +363,11 @@ void Room::on_iq(const XmlElement& iq, const Jid& from, Completion done) {
     on_owner_iq(iq, from, std::move(done));
   } else if (xmlns == ns::kMam && payload->name() == "query") {
     on_mam_iq(iq, from, std::move(done));
+  } else if ((xmlns == ns_ext::kModerate && payload->name() == "moderate") ||
+             (xmlns == ns_ext::kFasten && payload->name() == "apply-to")) {
+    on_moderate_iq(iq, from, std::move(done));
+  } else if (xmlns == "vcard-temp" && payload->name() == "vCard") {
+    on_vcard_iq(iq, from, std::move(done));
   } else if (get && xmlns == ns::kDiscoInfo) {
     on_disco_info(iq);
   } else if (get && xmlns == ns::kDiscoItems) {

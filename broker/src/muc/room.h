@@ -25,7 +25,7 @@ namespace tc::broker::muc {
 ///
 /// One file per feature, as Prosody's MUC modules: room.cpp (state, output, iq dispatch),
 /// room_join.cpp, room_message.cpp, room_admin.cpp, room_owner.cpp, room_mam.cpp and
-/// room_disco.cpp.
+/// room_disco.cpp, room_moderation.cpp (XEP-0424/0425 retractions) and room_vcard.cpp.
 class Room : public std::enable_shared_from_this<Room> {
  public:
   /// What the store holds for a room.
@@ -90,6 +90,23 @@ class Room : public std::enable_shared_from_this<Room> {
   void on_invite(const xmpp::XmlElement& message, const xmpp::Jid& from);
   void on_decline(const xmpp::XmlElement& message, const xmpp::XmlElement& decline,
                   const xmpp::Jid& from);
+  /// Appends a committed message to the discussion history and reflects it to everyone.
+  void reflect_archived(HistoryEntry entry);
+
+  // retractions and moderation (room_moderation.cpp)
+  /// Archives a groupchat message that retracts an earlier one of its author (XEP-0424), and
+  /// turns that earlier one into a tombstone in the archive and the history, in one job on
+  /// the store worker; then reflects it. `record` is the retraction, ready to append.
+  void commit_retraction(storage::NewMessage record, std::string target_id, bool legacy,
+                         const xmpp::XmlElement& message, const xmpp::Jid& from, Completion done);
+  /// XEP-0425: a moderator retracts someone's message (the iq payload is <moderate/>, or
+  /// the older <apply-to><moderate/></apply-to>).
+  void on_moderate_iq(const xmpp::XmlElement& iq, const xmpp::Jid& from, Completion done);
+  /// Replaces the history entry of `stanza_id`, if the history still holds it.
+  void replace_history(const std::string& stanza_id, const std::string& xml);
+
+  // room vCard (room_vcard.cpp)
+  void on_vcard_iq(const xmpp::XmlElement& iq, const xmpp::Jid& from, Completion done);
 
   // muc#admin (room_admin.cpp)
   struct RoleChange {
@@ -191,6 +208,7 @@ class Room : public std::enable_shared_from_this<Room> {
   std::map<std::string, std::string> nick_of_session_;              // full real JID -> nick
   std::map<std::string, storage::AffiliationRecord> affiliations_;  // bare JID -> record
   std::deque<HistoryEntry> history_;
+  std::string avatar_hash_;       // XEP-0486, of config_.vcard
   bool awaiting_config_ = false;  // created, creator has not configured or accepted yet
   bool locked_ = false;           // reserved room: no one else may enter until configured
   bool just_created_ = false;     // the creator's join still has to say 201
@@ -199,6 +217,10 @@ class Room : public std::enable_shared_from_this<Room> {
 
 /// "<presence ...": inserts to='...' after the element name of a serialised stanza.
 std::string address_to(const std::string& serialised, const std::string& to);
+
+/// XEP-0486: the hex SHA-1 of the photo in a serialised vCard (PHOTO/BINVAL), "" when there
+/// is none or it is not base64. Defined in room_vcard.cpp.
+std::string vcard_avatar_hash(std::string_view vcard_xml);
 
 /// The wall clock in milliseconds since the Unix epoch (XEP-0082 formatting: xmpp/datetime.h).
 storage::UnixMillis now_millis();

@@ -97,6 +97,9 @@ std::string RoomConfig::to_json() const {
   o["allow_invites"] = allow_invites;
   o["retention_days"] = retention_days;
   o["occupant_id_salt"] = occupant_id_salt;
+  if (!vcard.empty()) {
+    o["vcard"] = vcard;
+  }
   return json::serialize(o);
 }
 
@@ -124,6 +127,7 @@ RoomConfig RoomConfig::from_json(std::string_view text) {
   c.allow_invites = get(o, "allow_invites", c.allow_invites);
   c.retention_days = get(o, "retention_days", c.retention_days);
   c.occupant_id_salt = get(o, "occupant_id_salt", c.occupant_id_salt);
+  c.vcard = get(o, "vcard", c.vcard);
   return c;
 }
 

@@ -35,6 +35,9 @@ struct RoomConfig {
   bool allow_invites = false;        ///< participants may invite to members-only rooms
   int retention_days = 0;            ///< archive retention override; 0 = service default
   std::string occupant_id_salt;      ///< XEP-0421 ids are HMACs under this room secret
+  /// The room's vCard (XEP-0054 on the room JID, its avatar for XEP-0486), serialised; ""
+  /// when none. Kept here so that it is stored with the room and moves with it on failover.
+  std::string vcard;
 
   bool non_anonymous() const { return whois == "anyone"; }
 

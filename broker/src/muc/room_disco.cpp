@@ -3,6 +3,7 @@
 #include "xmpp/namespaces.h"
 
 #include "muc/room.h"
+#include "muc/room_moderation.h"
 
 namespace tc::broker::muc {
 
@@ -33,6 +34,10 @@ void Room::on_disco_info(const XmlElement& iq) {
       ns::kMam,
       ns::kStanzaId,
       ns::kOccupantId,
+      ns_ext::kModerate,   // XEP-0425 0.3
+      ns_ext::kModerate0,  // XEP-0425 0.2, the fastened form
+      ns_ext::kRetract,    // XEP-0424: an author's retraction makes a tombstone
+      "vcard-temp",        // XEP-0054 on the room JID (its avatar, XEP-0486)
       "http://jabber.org/protocol/muc#self-ping-optimization",
       "http://jabber.org/protocol/muc#stable_id",
       config_.persistent ? "muc_persistent" : "muc_temporary",
@@ -68,6 +73,9 @@ void Room::on_disco_info(const XmlElement& iq) {
         "Occupants may change the subject");
   field("muc#roomconfig_roomname", config_.name, "Name");
   field("muc#maxhistoryfetch", std::to_string(config_.history_length), "History on join");
+  if (!avatar_hash_.empty()) {
+    field("muc#roominfo_avatarhash", avatar_hash_, "Avatar hash");  // XEP-0486 §3.1
+  }
   send(from, reply);
 }
 

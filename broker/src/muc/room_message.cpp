@@ -6,6 +6,7 @@
 
 #include "muc/room.h"
 #include "muc/room_commit.h"
+#include "muc/room_moderation.h"
 
 namespace tc::broker::muc {
 
@@ -82,7 +83,10 @@ void Room::on_groupchat(const XmlElement& message, Occupant& sender, const Jid& 
     out.add_child(child);
   }
   out.add_child("occupant-id", ns::kOccupantId).set_attr("id", sender.occupant_id);
-  const bool archived = message.child("body", ns::kClient) != nullptr;
+  // A body, or a reference to another message (a reaction, retraction, correction or reply,
+  // which clients apply to what they have) makes a message part of the room's record.
+  const bool archived =
+      message.child("body", ns::kClient) != nullptr || refers_to_another_message(message);
   if (!archived) {
     // Chat states and other body-less messages are relayed, not archived (XEP-0313 §5).
     broadcast(out);
@@ -103,6 +107,10 @@ void Room::on_groupchat(const XmlElement& message, Occupant& sender, const Jid& 
   record.stanza_xml = out.to_string(ns::kClient);
   record.created_at = now_millis();
 
+  if (const RetractionTarget target = author_retraction_target(message); !target.id.empty()) {
+    commit_retraction(std::move(record), target.id, target.legacy, message, from, std::move(done));
+    return;
+  }
   HistoryEntry entry{stanza_id, sender.nick, record.stanza_xml, record.created_at};
   // The durability rule: nobody, the sender included, sees the message before it is
   // committed; the session's XEP-0198 count waits on `done` too.
@@ -114,21 +122,25 @@ void Room::on_groupchat(const XmlElement& message, Occupant& sender, const Jid& 
                                    "the message could not be stored; send it again");
                         return;
                       }
-                      const std::string wire = entry.xml;
-                      history_.push_back(std::move(entry));
-                      while (history_.size() > host_.config().muc_max_history) {
-                        history_.pop_front();
-                      }
-                      std::vector<RoomHost::Delivery> deliveries;
-                      deliveries.reserve(occupants_.size());
-                      for (const auto& [nick, o] : occupants_) {
-                        for (const auto& s : o.sessions) {
-                          deliveries.push_back({s, to_wire(address_to(wire, s.str()))});
-                        }
-                      }
-                      host_.deliver(std::move(deliveries));
+                      reflect_archived(std::move(entry));
                       done();
                     });
+}
+
+void Room::reflect_archived(HistoryEntry entry) {
+  const std::string wire = entry.xml;
+  history_.push_back(std::move(entry));
+  while (history_.size() > host_.config().muc_max_history) {
+    history_.pop_front();
+  }
+  std::vector<RoomHost::Delivery> deliveries;
+  deliveries.reserve(occupants_.size());
+  for (const auto& [nick, o] : occupants_) {
+    for (const auto& s : o.sessions) {
+      deliveries.push_back({s, to_wire(address_to(wire, s.str()))});
+    }
+  }
+  host_.deliver(std::move(deliveries));
 }
 
 void Room::on_subject_change(const XmlElement& message, Occupant& sender, const Jid& from,

@@ -135,8 +135,7 @@ Result<ArchivedMessage> PgStore::archived_message(std::string_view room_jid,
   });
 }
 
-Result<void> PgStore::replace_archived_stanza(std::string_view room_jid,
-                                              std::string_view stanza_id,
+Result<void> PgStore::replace_archived_stanza(std::string_view room_jid, std::string_view stanza_id,
                                               std::string_view stanza_xml, const Fence* fence) {
   return guarded("replace_archived_stanza", [&](pqxx::connection& c) -> Result<void> {
     pqxx::work tx{c};

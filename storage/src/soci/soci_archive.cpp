@@ -161,7 +161,7 @@ Result<std::uint64_t> SociStore::count_messages(std::string_view room_jid) {
 }
 
 Result<ArchivedMessage> SociStore::archived_message(std::string_view room_jid,
-                                                   std::string_view stanza_id) {
+                                                    std::string_view stanza_id) {
   return guarded("archived_message", [&](soci::session& sql) -> Result<ArchivedMessage> {
     const std::string jid(room_jid);
     const std::string id(stanza_id);
