@@ -12,8 +12,8 @@ import unittest
 
 from slixmpp.stanza import Message
 
-from tcharness import (NS_OID, Broker, MucTestCase, attr, body, child, error_of, occupant_id, q,
-                       stanza_ids, status_codes)
+from tcharness import (NS_OID, NS_SID, Broker, MucTestCase, attr, body, child, error_of,
+                       occupant_id, q, stanza_ids, status_codes)
 
 NS_RETRACT = "urn:xmpp:message-retract:1"
 NS_RETRACT0 = "urn:xmpp:message-retract:0"
@@ -160,7 +160,8 @@ class ModerationTests(MucTestCase):
         room = self.room()
         await self.create_room(alice, room, "Alice")
         features, _, _ = await alice.disco_info(room)
-        for f in (NS_MODERATE, NS_MODERATE0, NS_RETRACT, NS_VCARD):
+        for f in (NS_MODERATE, NS_MODERATE0, NS_RETRACT, NS_RETRACT + "#tombstone",
+                  NS_RETRACT0 + "#tombstone", NS_VCARD):
             self.assertIn(f, features)
 
 
@@ -246,14 +247,18 @@ class ReferenceTests(MucTestCase):
 
     async def test_older_fastened_retraction(self):
         alice, bob, carol, room = await self._room()
-        sid = stanza_ids(await bob.say(room, "old style"), by=room)[0]
+        origin = f"<origin-id xmlns={q(NS_SID)} id='origin-1'/>"
+        sid = stanza_ids(await bob.say(room, "old style", extra=origin), by=room)[0]
         await self._send(bob, carol, room,
                          f"<apply-to xmlns={q(NS_FASTEN)} id={q(sid)}>"
                          f"<retract xmlns={q(NS_RETRACT0)}/></apply-to>")
         results, _, _ = await alice.mam(room)
         tomb = archived(results, sid)
         self.assertIsNone(body(tomb))
-        self.assertIsNotNone(child(tomb, NS_RETRACT0, "retracted"), str(tomb))
+        retracted = child(tomb, NS_RETRACT0, "retracted")
+        self.assertIsNotNone(retracted, str(tomb))
+        # XEP-0424 0.2: the older tombstone names the original's origin-id.
+        self.assertEqual(retracted.find(f"{{{NS_SID}}}origin-id").get("id"), "origin-1")
 
 
 PHOTO = bytes(range(256)) * 4

@@ -37,7 +37,10 @@ void Room::on_disco_info(const XmlElement& iq) {
       ns_ext::kModerate,   // XEP-0425 0.3
       ns_ext::kModerate0,  // XEP-0425 0.2, the fastened form
       ns_ext::kRetract,    // XEP-0424: an author's retraction makes a tombstone
-      "vcard-temp",        // XEP-0054 on the room JID (its avatar, XEP-0486)
+      ns_ext::kRetract0,
+      std::string(ns_ext::kRetract) + "#tombstone",
+      std::string(ns_ext::kRetract0) + "#tombstone",
+      "vcard-temp",  // XEP-0054 on the room JID (its avatar, XEP-0486)
       "http://jabber.org/protocol/muc#self-ping-optimization",
       "http://jabber.org/protocol/muc#stable_id",
       config_.persistent ? "muc_persistent" : "muc_temporary",

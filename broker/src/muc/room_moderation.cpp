@@ -148,14 +148,27 @@ std::optional<std::string> make_tombstone(std::string_view stored_xml,
   for (const auto& [k, v] : original->attrs()) {
     tombstone.set_attr(k, v);
   }
+  // Identifiers stay, so that clients can match the tombstone to what they have.
+  const XmlElement* origin_id = nullptr;
   for (const auto& child : original->nodes()) {
-    if (!child.is_text() && ((child.name() == "stanza-id" && child.xmlns() == ns::kStanzaId) ||
-                             (child.name() == "occupant-id" && child.xmlns() == ns::kOccupantId))) {
+    if (child.is_text()) {
+      continue;
+    }
+    const bool sid = child.xmlns() == ns::kStanzaId;
+    if ((sid && (child.name() == "stanza-id" || child.name() == "origin-id")) ||
+        (child.name() == "occupant-id" && child.xmlns() == ns::kOccupantId)) {
       tombstone.add_child(child);
+    }
+    if (sid && child.name() == "origin-id") {
+      origin_id = &child;
     }
   }
   for (const auto& mark : marks) {
-    tombstone.add_child(mark);
+    XmlElement& added = tombstone.add_child(mark);
+    // XEP-0424 0.2: the older <retracted/> carries the origin id inside.
+    if (origin_id != nullptr && added.name() == "retracted" && added.xmlns() == ns_ext::kRetract0) {
+      added.add_child(*origin_id);
+    }
   }
   return tombstone.to_string(ns::kClient);
 }

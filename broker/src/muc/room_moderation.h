@@ -66,9 +66,9 @@ xmpp::XmlElement moderation_announcement(const Moderation& m);
 std::vector<xmpp::XmlElement> moderated_marks(const Moderation& m);
 std::vector<xmpp::XmlElement> retracted_marks(const std::string& stamp, bool legacy);
 
-/// The tombstone of a stored groupchat stanza: its attributes (from, type, id), its stanza-id
-/// and occupant-id, then `marks`; the body and every other payload are gone (XEP-0424 §5.1,
-/// XEP-0425 §6). Serialised like the stored stanza; nullopt when `stored_xml` does not parse.
+/// The tombstone of a stored groupchat stanza: its attributes (from, type, id), its stanza-id,
+/// origin-id and occupant-id, then `marks`; the body and every other payload are gone (XEP-0424
+/// §5.1, XEP-0425 §6). Serialised like the stored stanza; nullopt when `stored_xml` does not parse.
 std::optional<std::string> make_tombstone(std::string_view stored_xml,
                                           const std::vector<xmpp::XmlElement>& marks);
 
