@@ -161,10 +161,16 @@ class AnyNode(HaTestCase):
         await bob.c.expect(lambda s: isinstance(s, th.Presence)
                            and th.attr(s, "from") == f"bob@{th.DOMAIN}/second",
                            "bob's own presence from his resource on node1")
-        # Nobody online: the sender hears so at once.
-        id_ = await self.chat(andy, f"catherine@{th.DOMAIN}", "to nobody")
-        err = await andy.c.expect(lambda s: th.attr(s, "id") == id_, "error for an offline user")
+        # No such user: the sender hears so at once.
+        id_ = await self.chat(andy, f"nobody-at-all@{th.DOMAIN}", "to nobody")
+        err = await andy.c.expect(lambda s: th.attr(s, "id") == id_, "error for no such user")
         self.assertEqual(th.error_of(err)[1], "service-unavailable", str(err))
+        # A user who is offline gets it at login, on whichever node (XEP-0160).
+        await self.chat(andy, f"catherine@{th.DOMAIN}", "while you were out")
+        await andy.c.iq_ok("get", th.DOMAIN, "<ping xmlns='urn:xmpp:ping'/>")  # stored by now
+        catherine = await self.on("catherine", "node1", "later")
+        catherine.c.send("<presence/>")
+        await self.receives(catherine, "while you were out", a_full)
         # bob's node-2 session ends: a chat message to it reaches his node-1 session, whether
         # node1 already heard of the end (bare JID here) or not (node2 falls back to node1).
         await bob.close()

@@ -541,4 +541,27 @@ void StreamParser::reset() {
   impl_->stream.create();
 }
 
+Result<XmlElement> parse_element(std::string_view xml) {
+  static constexpr std::string_view kHeader =
+      "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+  StreamParser parser(ParserLimits{.max_stanza_bytes = xml.size() + 1024});
+  std::vector<StreamEvent> events;
+  if (!parser.feed(kHeader, events) || !parser.feed(xml, events)) {
+    return make_error_code(Errc::NotWellFormed);
+  }
+  XmlElement* found = nullptr;
+  for (auto& e : events) {
+    if (e.kind == StreamEvent::Kind::Stanza) {
+      if (found != nullptr) {
+        return make_error_code(Errc::NotWellFormed);
+      }
+      found = &e.element;
+    }
+  }
+  if (found == nullptr) {
+    return make_error_code(Errc::NotWellFormed);
+  }
+  return std::move(*found);
+}
+
 }  // namespace tc::xmpp

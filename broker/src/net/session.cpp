@@ -13,6 +13,7 @@
 #include "xmpp/namespaces.h"
 
 #include "accounts.h"
+#include "im/user_services.h"
 #include "net/user_routing.h"
 #include "server_context.h"
 #include "shard/shard.h"
@@ -370,6 +371,7 @@ void Session::send_features() {
     features.add_child("session", ns::kSession).add_child("optional", ns::kSession);
     features.add_child("sm", ns::kStreamManagement);
     features.add_child("csi", ns::kCsi);
+    features.add_child("ver", "urn:xmpp:features:rosterver");  // XEP-0237
   }
   // The features element carries the stream prefix, which our serialiser does not do.
   std::string wire = net::stream_element_start(framing(), "features");
@@ -569,6 +571,16 @@ void Session::on_closed() {
     if (available_) {
       available_ = false;
       broadcast_own_presence(gone);
+      // ... and to its contacts (the roster is read on the store's thread; nothing here
+      // waits for it).
+      asio::co_spawn(
+          transport_->executor(),
+          [&server = server_, &store = shard_.cluster_store(), jid = jid_,
+           gone]() -> net::Awaitable<void> {
+            im::UserServices users(server, store);
+            co_await users.broadcast_presence(jid, gone, false);
+          },
+          asio::detached);
     }
     end_directed_presence(gone);
     spdlog::debug("c2s {}: {} disconnected", stream_id_, jid_.str());

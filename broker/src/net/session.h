@@ -57,6 +57,7 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   const xmpp::Jid& jid() const override { return jid_; }
   const std::string& moved_in() const override { return moved_in_; }
   bool wants_carbons() const override { return carbons_.load(std::memory_order_relaxed); }
+  void answer_probe(const xmpp::Jid& prober) override;
 
   /// The authenticated username ("" before SASL success).
   const std::string& username() const { return username_; }
@@ -89,9 +90,13 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   void on_csi(const xmpp::XmlElement& element);
   bool hold_presence(const Wire& wire);
   void flush_held();
-  void on_iq_for_server(const xmpp::XmlElement& iq);
-  void on_message(xmpp::XmlElement& message, const xmpp::Jid& to);
-  void on_presence(xmpp::XmlElement& presence, const std::optional<xmpp::Jid>& to);
+  net::Awaitable<void> on_iq_for_server(const xmpp::XmlElement& iq);
+  /// An iq to another user's bare JID, answered by the server on its behalf (vCard, PEP
+  /// items, disco; RFC 6121 §8.5.2.1.3).
+  net::Awaitable<void> on_iq_for_account(const xmpp::XmlElement& iq, const xmpp::Jid& owner);
+  /// A message to a user of this domain: delivered, or stored while the user is offline.
+  net::Awaitable<void> on_user_message(xmpp::XmlElement& message, const xmpp::Jid& to);
+  net::Awaitable<void> on_presence(xmpp::XmlElement& presence, const std::optional<xmpp::Jid>& to);
   net::Awaitable<void> on_password_change(const xmpp::XmlElement& iq);
   void route_to_user(xmpp::XmlElement& stanza, const xmpp::Jid& to);
   void broadcast_own_presence(const xmpp::XmlElement& presence);
@@ -152,6 +157,8 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   // Presence state (RFC 6121 §4): available after initial presence, priority for routing.
   bool available_ = false;
   int priority_ = 0;
+  xmpp::XmlElement last_presence_;  // the last broadcast available presence (probes get it)
+  bool waiting_delivered_ = false;  // subscription requests and offline messages sent
   std::set<std::string> directed_presence_;  // full JIDs sent directed presence
 
   std::atomic<bool> carbons_{false};  // XEP-0280 enabled (read by other shards' routing)

@@ -11,6 +11,7 @@
 #include "xmpp/namespaces.h"
 
 #include "accounts.h"
+#include "im/user_services.h"
 #include "muc/muc_service.h"
 #include "net/carbons.h"
 #include "net/session.h"
@@ -27,6 +28,26 @@ using xmpp::XmlElement;
 namespace {
 
 constexpr std::string_view kVersion = "0.1.0";
+
+/// disco#info of a user's account (its bare JID): a registered account and a PEP service
+/// (XEP-0030 §3.1, XEP-0163 §6.1).
+XmlElement account_info(const XmlElement& iq) {
+  auto reply = make_iq_result(iq);
+  auto& query = reply.add_child("query", ns::kDiscoInfo);
+  query.add_child("identity", ns::kDiscoInfo)
+      .set_attr("category", "account")
+      .set_attr("type", "registered");
+  query.add_child("identity", ns::kDiscoInfo)
+      .set_attr("category", "pubsub")
+      .set_attr("type", "pep");
+  for (const char* feature : {ns::kDiscoInfo, ns::kDiscoItems}) {
+    query.add_child("feature", ns::kDiscoInfo).set_attr("var", feature);
+  }
+  for (const char* feature : im::UserServices::account_features()) {
+    query.add_child("feature", ns::kDiscoInfo).set_attr("var", feature);
+  }
+  return reply;
+}
 
 }  // namespace
 
@@ -74,18 +95,23 @@ net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
       if (type == "set" && stanza.child("query", ns::kRegister) != nullptr) {
         co_await on_password_change(stanza);
       } else {
-        on_iq_for_server(stanza);
+        co_await on_iq_for_server(stanza);
       }
+      co_return;
+    }
+    if (to->is_bare() && to->domain() == server_.config.domain &&
+        (type == "get" || type == "set")) {
+      co_await on_iq_for_account(stanza, *to);
       co_return;
     }
   }
   if (stanza.name() == "presence" && !to) {
-    on_presence(stanza, to);
+    co_await on_presence(stanza, to);
     co_return;
   }
   if (stanza.name() == "message" && !to) {
     // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
-    route_to_user(stanza, jid_.bare());
+    co_await on_user_message(stanza, jid_.bare());
     co_return;
   }
   if (to->domain() == server_.muc->domain()) {
@@ -122,25 +148,70 @@ net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
     co_return;
   }
   if (stanza.name() == "presence") {
-    on_presence(stanza, to);
+    co_await on_presence(stanza, to);
+    co_return;
+  }
+  if (stanza.name() == "message") {
+    co_await on_user_message(stanza, *to);
+    if (carbon_eligible(stanza)) {
+      // XEP-0280 §7: the user's other resources see what this one sent.
+      send_carbons(server_, stanza, jid_, /*sent=*/true);
+    }
     co_return;
   }
   route_to_user(stanza, *to);
-  if (stanza.name() == "message" && carbon_eligible(stanza)) {
-    // XEP-0280 §7: the user's other resources see what this one sent.
-    send_carbons(server_, stanza, jid_, /*sent=*/true);
+}
+
+net::Awaitable<void> Session::on_user_message(XmlElement& message, const xmpp::Jid& to) {
+  const xmpp::Jid bare = to.bare();
+  const bool online = !server_.router.sessions_of(bare).empty() ||
+                      (server_.router.remote_routes() != nullptr &&
+                       !server_.router.remote_sessions_of(bare).empty());
+  if (online || !im::UserServices::offline_eligible(message)) {
+    route_to_user(message, to);
+    co_return;
+  }
+  // XEP-0160: kept until the user logs in; committed before the sender's ack counts it.
+  im::UserServices users(server_, shard_.cluster_store());
+  auto refused = co_await users.store_offline(bare, message);
+  if (refused && !closing_) {
+    send(*refused);
   }
 }
 
-void Session::on_iq_for_server(const XmlElement& iq) {
+net::Awaitable<void> Session::on_iq_for_account(const XmlElement& iq, const xmpp::Jid& owner) {
+  const XmlElement* payload = iq.first_element();
+  im::UserServices users(server_, shard_.cluster_store());
+  std::optional<XmlElement> reply;
+  if (payload == nullptr) {
+    reply = make_error_reply(iq, Condition::BadRequest, "empty iq");
+  } else if (payload->name() == "vCard" && payload->xmlns() == "vcard-temp") {
+    reply = co_await users.vcard_iq(jid_, owner, iq);
+  } else if (payload->name() == "pubsub" &&
+             payload->xmlns() == std::string_view("http://jabber.org/protocol/pubsub")) {
+    reply = co_await users.pep_iq(jid_, owner, iq);
+  } else if (iq.attr("type") == "get" && payload->name() == "query" &&
+             payload->xmlns() == ns::kDiscoInfo && payload->attr("node").empty()) {
+    reply = account_info(iq);
+  } else {
+    // Anything else to a user's bare JID is the server's to answer, and it offers nothing
+    // more (RFC 6121 §8.5.2.1.3).
+    reply = make_error_reply(iq, Condition::ServiceUnavailable);
+  }
+  if (!closing_) {
+    send(*reply);
+  }
+}
+
+net::Awaitable<void> Session::on_iq_for_server(const XmlElement& iq) {
   const std::string_view type = iq.attr("type");
   if (type == "result" || type == "error") {
-    return;  // answers to nothing we asked; RFC 6120 §8.2.3 says do not reply
+    co_return;  // answers to nothing we asked; RFC 6120 §8.2.3 says do not reply
   }
   const XmlElement* payload = iq.first_element();
   if (payload == nullptr) {
     send(make_error_reply(iq, Condition::BadRequest, "empty iq"));
-    return;
+    co_return;
   }
   const std::string& name = payload->name();
   const std::string& xmlns = payload->xmlns();
@@ -149,30 +220,34 @@ void Session::on_iq_for_server(const XmlElement& iq) {
 
   if (get && name == "ping" && xmlns == ns::kPing) {
     send(make_iq_result(iq));  // XEP-0199 §4.1
-    return;
+    co_return;
   }
   if (get && name == "query" && xmlns == ns::kDiscoInfo) {
     auto reply = make_iq_result(iq);
     auto& query = reply.add_child("query", ns::kDiscoInfo);
     if (!payload->attr("node").empty()) {
       send(make_error_reply(iq, Condition::ItemNotFound));
-      return;
+      co_return;
     }
-    auto& identity = query.add_child("identity", ns::kDiscoInfo);
     if (to_account) {
-      identity.set_attr("category", "account").set_attr("type", "registered");
-    } else {
-      identity.set_attr("category", "server").set_attr("type", "im").set_attr("name", "tcbroker");
+      send(account_info(iq));
+      co_return;
     }
-    for (const char* feature : {ns::kDiscoInfo, ns::kDiscoItems, ns::kPing, ns::kVersion,
-                                ns::kRoster, ns::kStreamManagement, ns::kCarbons}) {
+    query.add_child("identity", ns::kDiscoInfo)
+        .set_attr("category", "server")
+        .set_attr("type", "im")
+        .set_attr("name", "tcbroker");
+    for (const char* feature :
+         {ns::kDiscoInfo, ns::kDiscoItems, ns::kPing, ns::kVersion, ns::kRoster,
+          ns::kStreamManagement, ns::kCarbons, ns::kCsi, "msgoffline", "vcard-temp",
+          "jabber:iq:private", "urn:xmpp:features:rosterver"}) {
       query.add_child("feature", ns::kDiscoInfo).set_attr("var", feature);
     }
     if (server_.config.registration) {
       query.add_child("feature", ns::kDiscoInfo).set_attr("var", ns::kRegister);
     }
     send(reply);
-    return;
+    co_return;
   }
   if (get && name == "query" && xmlns == ns::kDiscoItems) {
     auto reply = make_iq_result(iq);
@@ -183,31 +258,37 @@ void Session::on_iq_for_server(const XmlElement& iq) {
           .set_attr("name", "Chat rooms");
     }
     send(reply);
-    return;
+    co_return;
   }
+  im::UserServices users(server_, shard_.cluster_store());
+  std::optional<XmlElement> answer;
   if (name == "query" && xmlns == ns::kRoster) {
-    if (get) {
-      // Rosters are not stored: this is a chat-room broker. An empty roster lets every
-      // client proceed (RFC 6121 §2.1.3).
-      auto reply = make_iq_result(iq);
-      reply.add_child("query", ns::kRoster);
-      send(reply);
-    } else {
-      send(make_error_reply(iq, Condition::FeatureNotImplemented,
-                            "rosters are not stored by this server"));
+    answer = co_await users.roster_iq(jid_, iq);  // RFC 6121 §2
+  } else if (name == "vCard" && xmlns == "vcard-temp") {
+    answer = co_await users.vcard_iq(jid_, jid_.bare(), iq);  // XEP-0054
+  } else if (name == "query" && xmlns == "jabber:iq:private") {
+    answer = co_await users.private_iq(jid_, iq);  // XEP-0049
+  } else if (name == "pubsub" &&
+             (xmlns == std::string_view("http://jabber.org/protocol/pubsub") ||
+              xmlns == std::string_view("http://jabber.org/protocol/pubsub#owner"))) {
+    answer = co_await users.pep_iq(jid_, jid_.bare(), iq);  // XEP-0163
+  }
+  if (answer) {
+    if (!closing_) {
+      send(*answer);
     }
-    return;
+    co_return;
   }
   if (!get && xmlns == ns::kCarbons && (name == "enable" || name == "disable") &&
       (!iq.has_attr("to") || xmpp::Jid::parse(iq.attr("to"))->bare() == jid_.bare())) {
     // XEP-0280 §4: copies of this user's chats on its other resources, from now on.
     carbons_ = name == "enable";
     send(make_iq_result(iq));
-    return;
+    co_return;
   }
   if (!get && name == "session" && xmlns == ns::kSession) {
     send(make_iq_result(iq));  // RFC 3921 legacy no-op
-    return;
+    co_return;
   }
   if (get && name == "query" && xmlns == ns::kVersion && !to_account) {
     auto reply = make_iq_result(iq);
@@ -215,7 +296,7 @@ void Session::on_iq_for_server(const XmlElement& iq) {
     query.add_child("name", ns::kVersion).add_text("tcbroker");
     query.add_child("version", ns::kVersion).add_text(std::string(kVersion));
     send(reply);
-    return;
+    co_return;
   }
   send(make_error_reply(iq, Condition::ServiceUnavailable));
 }
@@ -260,22 +341,54 @@ void Session::route_to_user(XmlElement& stanza, const xmpp::Jid& to) {
   broker::route_to_user(server_, stanza, to, UserHop::Origin);
 }
 
-void Session::on_presence(XmlElement& presence, const std::optional<xmpp::Jid>& to) {
+net::Awaitable<void> Session::on_presence(XmlElement& presence,
+                                          const std::optional<xmpp::Jid>& to) {
   const std::string_view type = presence.attr("type");
+  im::UserServices users(server_, shard_.cluster_store());
   if (!to) {
     if (type.empty() || type == "unavailable") {
+      const bool initial = type.empty() && !available_;
       available_ = type.empty();
       const auto priority = presence.child_text("priority", ns::kClient);
       priority_ = priority.empty() ? 0 : std::atoi(priority.c_str());
+      last_presence_ = available_ ? presence : XmlElement();
       broadcast_own_presence(presence);
       if (!available_) {
         end_directed_presence(presence);
       }
+      // RFC 6121 §4.2-4.5: to the contacts subscribed to it; the first also probes.
+      co_await users.broadcast_presence(jid_, presence, initial);
+      if (initial && !waiting_delivered_ && !closing_) {
+        waiting_delivered_ = true;
+        co_await users.deliver_waiting(jid_, [this](Wire wire) { deliver_on_shard(wire); });
+      }
     }
-    return;  // subscription management without a roster has nothing to do
+    co_return;  // a probe or subscription stanza to nobody in particular has nothing to do
+  }
+  if (type == "subscribe" || type == "subscribed" || type == "unsubscribe" ||
+      type == "unsubscribed") {
+    if (to->domain() == server_.config.domain && !to->local().empty()) {
+      co_await users.subscription(jid_, presence, *to);  // RFC 6121 §3
+    }
+    co_return;
+  }
+  if (type == "probe") {
+    co_return;  // probes are the server's (RFC 6121 §4.3); a client's go nowhere
   }
   track_directed_presence(presence, *to);
   broker::route_to_user(server_, presence, *to, UserHop::Origin);
+}
+
+void Session::answer_probe(const xmpp::Jid& prober) {
+  asio::post(transport_->executor(), [self = shared_from_this(), prober] {
+    if (!self->available_ || self->closing_ || !self->registered_in_router_) {
+      return;
+    }
+    XmlElement presence = self->last_presence_;
+    presence.set_attr("from", self->jid_.str());
+    presence.set_attr("to", prober.str());
+    broker::route_to_user(self->server_, presence, prober, UserHop::Origin, false);
+  });
 }
 
 void Session::end_directed_presence(const XmlElement& unavailable) {

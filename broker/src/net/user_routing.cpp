@@ -44,6 +44,27 @@ void route_to_user(ServerContext& server, const xmpp::XmlElement& stanza, const 
   // user, wherever they are; a bare JID that came from another node stays here.
   RemoteRoutes* remote = hop == UserHop::Origin || !to.is_bare() ? router.remote_routes() : nullptr;
 
+  if (is_presence && type == "probe") {
+    // RFC 6121 §4.3: the server answers for the user; each available resource, here or on
+    // another node, sends its presence to the prober.
+    const auto prober = xmpp::Jid::parse(stanza.attr("from"));
+    if (!prober) {
+      return;
+    }
+    for (const auto& s : router.sessions_of(to.bare())) {
+      s->answer_probe(*prober);
+    }
+    if (remote != nullptr) {
+      std::set<std::string> nodes;
+      for (const auto& [node, full] : router.remote_sessions_of(to.bare())) {
+        nodes.insert(node);
+      }
+      for (const auto& node : nodes) {
+        remote->forward_to_user(node, to.bare(), stanza, false);
+      }
+    }
+    return;
+  }
   if (is_message && !to.is_bare() && is_carbon_for(stanza, to)) {
     // A carbon copy goes to its one resource, if that resource asked for them; it never
     // falls back to the bare JID and is never answered.

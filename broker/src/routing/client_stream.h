@@ -37,6 +37,10 @@ class ClientStream {
   virtual const std::string& moved_in() const = 0;
   /// XEP-0280: the client asked for copies of its other resources' chats. Thread-safe.
   virtual bool wants_carbons() const { return false; }
+  /// RFC 6121 §4.3.2: a presence probe from `prober` (a contact subscribed to this user's
+  /// presence, or the user's server on its behalf) reached this resource; it sends its current
+  /// presence there if it is available. Thread-safe.
+  virtual void answer_probe(const xmpp::Jid& prober) { (void)prober; }
 };
 
 }  // namespace tc::broker

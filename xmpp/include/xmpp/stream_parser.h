@@ -58,4 +58,9 @@ class StreamParser {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Parses one element serialised on its own (XmlElement::to_string() with no parent namespace),
+/// e.g. a stanza or payload the server stored. Unprefixed elements without an xmlns of their own
+/// are in jabber:client. Errc::NotWellFormed unless `xml` is exactly one well-formed element.
+Result<XmlElement> parse_element(std::string_view xml);
+
 }  // namespace tc::xmpp
