@@ -119,28 +119,9 @@ std::vector<XmlElement> retracted_marks(const std::string& stamp, bool legacy) {
   return {std::move(retracted)};
 }
 
-std::optional<XmlElement> parse_stored_element(std::string_view xml) {
-  xmpp::ParserLimits limits;
-  limits.max_stanza_bytes = xml.size() + 1024;  // it was accepted once already
-  xmpp::StreamParser parser(limits);
-  std::vector<xmpp::StreamEvent> events;
-  if (!parser.feed("<stream:stream xmlns='jabber:client' "
-                   "xmlns:stream='http://etherx.jabber.org/streams'>",
-                   events) ||
-      !parser.feed(xml, events)) {
-    return std::nullopt;
-  }
-  for (auto& e : events) {
-    if (e.kind == xmpp::StreamEvent::Kind::Stanza) {
-      return std::move(e.element);
-    }
-  }
-  return std::nullopt;
-}
-
 std::optional<std::string> make_tombstone(std::string_view stored_xml,
                                           const std::vector<XmlElement>& marks) {
-  auto original = parse_stored_element(stored_xml);
+  auto original = xmpp::parse_element(stored_xml);
   if (!original) {
     return std::nullopt;
   }

@@ -72,7 +72,4 @@ std::vector<xmpp::XmlElement> retracted_marks(const std::string& stamp, bool leg
 std::optional<std::string> make_tombstone(std::string_view stored_xml,
                                           const std::vector<xmpp::XmlElement>& marks);
 
-/// Parses one serialised top-level element in jabber:client, as the room stores stanzas.
-std::optional<xmpp::XmlElement> parse_stored_element(std::string_view xml);
-
 }  // namespace tc::broker::muc

@@ -9,10 +9,10 @@
 
 #include "xmpp/namespaces.h"
 #include "xmpp/sasl.h"
+#include "xmpp/stream_parser.h"
 
 #include "muc/room.h"
 #include "muc/room_commit.h"
-#include "muc/room_moderation.h"
 
 namespace tc::broker::muc {
 
@@ -31,7 +31,7 @@ std::string vcard_avatar_hash(std::string_view vcard_xml) {
   if (vcard_xml.empty()) {
     return {};
   }
-  const auto vcard = parse_stored_element(vcard_xml);
+  const auto vcard = xmpp::parse_element(vcard_xml);
   const XmlElement* photo = vcard ? vcard->child("PHOTO", kVcard) : nullptr;
   if (photo == nullptr) {
     return {};
