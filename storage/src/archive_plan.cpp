@@ -70,6 +70,12 @@ ArchivePlan::ArchivePlan(const ArchiveQuery& query, schema::Dialect dialect,
   if (query.before_id && !query.before_id->empty()) {  // "" is the last page: no cursor
     by_id(Probe::Kind::BeforeId, *query.before_id);
   }
+  if (query.window_after_id) {
+    by_id(Probe::Kind::WindowAfterId, *query.window_after_id);
+  }
+  if (query.window_before_id) {
+    by_id(Probe::Kind::WindowBeforeId, *query.window_before_id);
+  }
   // A time window becomes a seq range with one index probe per end, so paging from `start`
   // never walks the room's older messages. Exact as long as created_at does not go backwards
   // within a room (the broker stamps a room's messages on the one node that hosts it).
@@ -108,18 +114,32 @@ std::optional<Result<ArchivePage>> ArchivePlan::resolve(const Probe& probe,
       }
       page_.before_seq = *seq;
       break;
+    case Probe::Kind::WindowAfterId:
+      if (!seq) {
+        return Result<ArchivePage>(make_error_code(Errc::NotFound));
+      }
+      window_.after_seq = std::max(window_.after_seq, *seq);
+      page_.after_seq = std::max(page_.after_seq, window_.after_seq);
+      break;
+    case Probe::Kind::WindowBeforeId:
+      if (!seq) {
+        return Result<ArchivePage>(make_error_code(Errc::NotFound));
+      }
+      window_.before_seq = std::min(window_.before_seq, *seq);
+      page_.before_seq = std::min(page_.before_seq, window_.before_seq);
+      break;
     case Probe::Kind::Start:
       if (!seq) {
         return Result<ArchivePage>(empty_page());
       }
-      window_.after_seq = *seq - 1;
+      window_.after_seq = std::max(window_.after_seq, *seq - 1);
       page_.after_seq = std::max(page_.after_seq, window_.after_seq);
       break;
     case Probe::Kind::End:
       if (!seq) {
         return Result<ArchivePage>(empty_page());
       }
-      window_.before_seq = *seq + 1;
+      window_.before_seq = std::min(window_.before_seq, *seq + 1);
       page_.before_seq = std::min(page_.before_seq, window_.before_seq);
       break;
   }
@@ -181,6 +201,8 @@ SqlStatement ArchivePlan::select(std::string_view what, const Bounds& bounds,
   b.text(" AND created_at <= ").value(static_cast<long long>(bounds.end));
   b.text(" AND (CAST(").value(query_.with_nick).text(" AS TEXT) = '' OR sender_nick = ");
   b.value(query_.with_nick).text(")");
+  b.text(" AND (CAST(").value(query_.with_jid).text(" AS TEXT) = '' OR sender_jid = ");
+  b.value(query_.with_jid).text(")");
   b.text(" AND (CAST(").value(query_.include_presence ? 1LL : 0LL).text(" AS INTEGER) = 1");
   b.text(" OR kind NOT IN ").text(codec::kPresenceKindsSql).text(")");
   b.text(order).text(" LIMIT ").value(limit);

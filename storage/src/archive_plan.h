@@ -50,10 +50,12 @@ class ArchivePlan {
   /// A lookup the page depends on: one row of one BIGINT (a seq), or no row.
   struct Probe {
     enum class Kind {
-      AfterId,   ///< the seq of the after cursor; no row: Errc::NotFound
-      BeforeId,  ///< the seq of the before cursor; no row: Errc::NotFound
-      Start,     ///< the first seq at or after `start`; no row: the window is empty
-      End,       ///< the last seq at or before `end`; no row: the window is empty
+      AfterId,         ///< the seq of the after cursor; no row: Errc::NotFound
+      BeforeId,        ///< the seq of the before cursor; no row: Errc::NotFound
+      WindowAfterId,   ///< the seq of window_after_id; no row: Errc::NotFound
+      WindowBeforeId,  ///< the seq of window_before_id; no row: Errc::NotFound
+      Start,           ///< the first seq at or after `start`; no row: the window is empty
+      End,             ///< the last seq at or before `end`; no row: the window is empty
     };
     Kind kind;
     SqlStatement statement;
@@ -88,7 +90,7 @@ class ArchivePlan {
  private:
   /// Filter bounds with every optional filled in with a neutral value, so that one statement
   /// text serves every query: seq > after_seq AND seq < before_seq AND created_at BETWEEN
-  /// start AND end.
+  /// start AND end (and sender_jid = with_jid when that is set).
   struct Bounds {
     std::int64_t after_seq = 0;  // seqs start at 1
     std::int64_t before_seq = std::numeric_limits<std::int64_t>::max();

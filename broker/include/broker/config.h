@@ -84,14 +84,15 @@ struct Config {
   std::size_t muc_presence_broadcast_cap = 0;    ///< 0 = no cap (see operator guide)
   std::size_t muc_max_vcard_bytes = 128 * 1024;  ///< largest room vCard (XEP-0054), serialised
 
-  // [im] users' own data: rosters, offline messages, PEP, private storage, vCards (RFC 6121,
-  // XEP-0160, XEP-0163, XEP-0049, XEP-0054)
+  // [im] users' own data: rosters, offline messages, PEP, private storage, vCards, message
+  // archives (RFC 6121, XEP-0160, XEP-0163, XEP-0049, XEP-0054, XEP-0313)
   std::size_t im_max_roster_items = 1000;          ///< contacts one user may have
   std::size_t im_max_offline_messages = 1000;      ///< kept per user while it is offline; 0 = off
   std::size_t im_max_vcard_bytes = 256 * 1024;     ///< largest vCard, serialised
   std::size_t im_max_pep_item_bytes = 256 * 1024;  ///< largest PEP item or private fragment
   std::size_t im_max_pep_items = 1000;             ///< items one PEP node keeps, at most
   std::size_t im_max_pep_nodes = 200;              ///< PEP nodes one user may have
+  std::size_t im_mam_max_page = 100;  ///< most messages one query of a user's archive returns
 
   /// The conference domain actually served.
   std::string conference_domain() const {

@@ -264,6 +264,10 @@ const std::vector<const char*>& UserServices::account_features() {
       "http://jabber.org/protocol/pubsub#publish-options",
       "http://jabber.org/protocol/pubsub#retract-items",
       "http://jabber.org/protocol/pubsub#retrieve-items",
+      // The account's message archive (user_mam.cpp) and the ids it stamps.
+      "urn:xmpp:mam:2",
+      "urn:xmpp:mam:2#extended",
+      "urn:xmpp:sid:0",
   };
   return features;
 }

@@ -556,8 +556,8 @@ bool UserServices::offline_eligible(const XmlElement& message) {
   return message.child("body", ns::kClient) != nullptr;
 }
 
-Awaitable<std::optional<XmlElement>> UserServices::store_offline(const Jid& to,
-                                                                 const XmlElement& message) {
+Awaitable<std::optional<XmlElement>> UserServices::store_offline(
+    const Jid& to, const XmlElement& message, std::vector<storage::NewMessage> archive) {
   const std::size_t limit = server_.config.im_max_offline_messages;
   if (limit == 0) {
     co_return make_error_reply(message, Condition::ServiceUnavailable,
@@ -575,8 +575,8 @@ Awaitable<std::optional<XmlElement>> UserServices::store_offline(const Jid& to,
   const std::string key = std::string(stamp) + "-" + xmpp::random_token(8);
   const std::string owner = to.bare_str();
   const std::string local(to.local());
-  auto job = [owner, local, key, limit,
-              value = stored.to_string()](storage::Store& s) -> Result<std::optional<Condition>> {
+  auto job = [owner, local, key, limit, value = stored.to_string(),
+              archive = std::move(archive)](storage::Store& s) -> Result<std::optional<Condition>> {
     auto account = s.load_account(local);
     if (!account) {
       if (account.error() == storage::Errc::NotFound) {
@@ -594,6 +594,17 @@ Awaitable<std::optional<XmlElement>> UserServices::store_offline(const Jid& to,
     const std::vector<UserDataChange> changes = {{owner, kind::kOffline, key, value}};
     if (auto applied = s.apply_user_data(changes); !applied) {
       return applied.error();
+    }
+    if (!archive.empty()) {
+      // Two transactions (user data and the archive are two Store calls): when the second
+      // fails the first is undone, so the sender's retry stores neither twice.
+      if (auto archived = s.append_messages(archive); !archived) {
+        const std::vector<UserDataChange> undo = {{owner, kind::kOffline, key, std::nullopt}};
+        if (!s.apply_user_data(undo)) {
+          spdlog::warn("im: an offline message for {} stays stored though not archived", owner);
+        }
+        return archived.error();
+      }
     }
     return std::optional<Condition>();
   };

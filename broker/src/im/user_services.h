@@ -2,16 +2,20 @@
 // What the server keeps for each user besides its account: the roster and presence
 // subscriptions (RFC 6121), offline messages (XEP-0160), vCards (XEP-0054), private XML
 // storage (XEP-0049) and the personal eventing service (XEP-0163, with XEP-0402 bookmarks,
-// XEP-0084 avatars and OMEMO device lists as its clients' nodes). Everything lives in the
-// cluster database (tc_user_data), so any node serves any user and a failover loses none of
-// it; every change is committed before the client is answered or anyone is told.
+// XEP-0084 avatars and OMEMO device lists as its clients' nodes), and the message archive
+// (XEP-0313). Everything lives in the cluster database (tc_user_data; the archive in
+// tc_archive), so any node serves any user and a failover loses none of it; every change is
+// committed before the client is answered or anyone is told.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
+#include "storage/records.h"
 #include "xmpp/jid.h"
 #include "xmpp/xml_element.h"
 
@@ -68,10 +72,32 @@ class UserServices {
   /// Whether `message` (sent to `to`, whom no session serves) is one XEP-0160 stores: chat or
   /// normal with a body.
   static bool offline_eligible(const xmpp::XmlElement& message);
-  /// Stores it for `to`'s next login. An error reply to send back when it cannot be (no such
-  /// user, the queue is full, the database failed); nullopt when stored.
-  Awaitable<std::optional<xmpp::XmlElement>> store_offline(const xmpp::Jid& to,
-                                                           const xmpp::XmlElement& message);
+  /// Stores it for `to`'s next login, with `archive` (prepare_archive's rows) committed too:
+  /// both or neither. An error reply to send back when it cannot be (no such user, the queue
+  /// is full, the database failed); nullopt when stored.
+  Awaitable<std::optional<xmpp::XmlElement>> store_offline(
+      const xmpp::Jid& to, const xmpp::XmlElement& message,
+      std::vector<storage::NewMessage> archive = {});
+
+  // ---- message archives (XEP-0313), user_mam.cpp ----
+  /// Whether a user's message to another user is archived: chat or normal with a body, and no
+  /// XEP-0334 <no-store/> or <no-permanent-store/> hint.
+  static bool archive_eligible(const xmpp::XmlElement& message);
+  /// Readies `message` (from `from`, a full JID, to `to`, both users of this domain) for
+  /// both users' archives: drops any stanza-id it claims from either archive (XEP-0359 §3.1)
+  /// and, when archive_eligible, stamps it with the recipient's stanza-id and returns the
+  /// rows to commit (the sender's and the recipient's; one for a message to oneself).
+  static std::vector<storage::NewMessage> prepare_archive(const xmpp::Jid& from,
+                                                          const xmpp::Jid& to,
+                                                          xmpp::XmlElement& message);
+  /// Commits `rows` in one transaction. An error reply to `message` when the database failed;
+  /// nullopt when committed.
+  Awaitable<std::optional<xmpp::XmlElement>> archive(const xmpp::XmlElement& message,
+                                                     std::vector<storage::NewMessage> rows);
+  /// A XEP-0313 query of `user` (a full JID) on its own archive: a get is answered with the
+  /// search form; for a set, each result goes to `deliver`, then the returned <fin/> result.
+  Awaitable<xmpp::XmlElement> mam_iq(const xmpp::Jid& user, const xmpp::XmlElement& iq,
+                                     const std::function<void(Wire)>& deliver);
 
   // ---- vCards, private storage, PEP ----
   /// vcard-temp get (of `owner`, anyone) or set (own only).

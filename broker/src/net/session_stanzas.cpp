@@ -164,16 +164,28 @@ net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
 
 net::Awaitable<void> Session::on_user_message(XmlElement& message, const xmpp::Jid& to) {
   const xmpp::Jid bare = to.bare();
+  im::UserServices users(server_, shard_.cluster_store());
+  // XEP-0313: in both users' archives before the recipient sees it and before the sender's
+  // ack counts it; the recipient's copy carries its archive's stanza-id.
+  auto archive = im::UserServices::prepare_archive(jid_, to, message);
   const bool online = !server_.router.sessions_of(bare).empty() ||
                       (server_.router.remote_routes() != nullptr &&
                        !server_.router.remote_sessions_of(bare).empty());
   if (online || !im::UserServices::offline_eligible(message)) {
+    if (!archive.empty()) {
+      if (auto refused = co_await users.archive(message, std::move(archive)); refused) {
+        if (!closing_) {
+          send(*refused);
+        }
+        co_return;
+      }
+    }
     route_to_user(message, to);
     co_return;
   }
-  // XEP-0160: kept until the user logs in; committed before the sender's ack counts it.
-  im::UserServices users(server_, shard_.cluster_store());
-  auto refused = co_await users.store_offline(bare, message);
+  // XEP-0160: kept until the user logs in (and archived with it); committed before the
+  // sender's ack counts it.
+  auto refused = co_await users.store_offline(bare, message, std::move(archive));
   if (refused && !closing_) {
     send(*refused);
   }
@@ -272,6 +284,13 @@ net::Awaitable<void> Session::on_iq_for_server(const XmlElement& iq) {
              (xmlns == std::string_view("http://jabber.org/protocol/pubsub") ||
               xmlns == std::string_view("http://jabber.org/protocol/pubsub#owner"))) {
     answer = co_await users.pep_iq(jid_, jid_.bare(), iq);  // XEP-0163
+  } else if (name == "query" && xmlns == ns::kMam && (!iq.has_attr("to") || to_account)) {
+    // XEP-0313: the user's own archive (the server's domain keeps none).
+    answer = co_await users.mam_iq(jid_, iq, [this](Wire result) {
+      if (!closing_) {
+        send(std::move(result));
+      }
+    });
   }
   if (answer) {
     if (!closing_) {

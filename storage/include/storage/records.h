@@ -99,8 +99,13 @@ struct ArchiveQuery {
   std::optional<UnixMillis> start;       ///< inclusive
   std::optional<UnixMillis> end;         ///< inclusive
   std::string with_nick;                 ///< only messages from this occupant nick ("" = all)
+  std::string with_jid;                  ///< only messages whose sender_jid is this ("" = all)
   std::optional<std::string> after_id;   ///< messages strictly after this stanza id
   std::optional<std::string> before_id;  ///< strictly before; "" means "the last page"
+  /// XEP-0313 #extended after-id/before-id: these narrow what matches (and what is counted),
+  /// where after_id/before_id are the page's cursors within it. An unknown id is NotFound.
+  std::optional<std::string> window_after_id;
+  std::optional<std::string> window_before_id;
   std::size_t max = 50;
   bool include_presence = false;  ///< include archived joins/leaves
 };

@@ -75,7 +75,7 @@ TEST(ArchivePlan, CursorsAndWindowBecomeProbesInOrder) {
   EXPECT_FALSE(plan.resolve(plan.probes()[1], 50));
   EXPECT_FALSE(plan.resolve(plan.probes()[2], 10));  // the window starts after seq 9
   EXPECT_FALSE(plan.resolve(plan.probes()[3], 40));  // and ends before seq 41
-  // Values: room, after, before, start, end, nick, nick, presence, limit.
+  // Values: room, after, before, start, end, nick, nick, jid, jid, presence, limit.
   const SqlStatement page = plan.page();
   EXPECT_EQ(number(page, 1), 9);   // max(cursor 5, window 9)
   EXPECT_EQ(number(page, 2), 41);  // min(cursor 50, window 41)
@@ -84,6 +84,43 @@ TEST(ArchivePlan, CursorsAndWindowBecomeProbesInOrder) {
   const SqlStatement count = plan.count();
   EXPECT_EQ(number(count, 1), 9);
   EXPECT_EQ(number(count, 2), 41);
+}
+
+TEST(ArchivePlan, ExtendedIdsNarrowTheWindowAndTheCountWhileCursorsPageWithinIt) {
+  ArchiveQuery q = query();
+  q.with_jid = "bob@example.com/phone";
+  q.after_id = "cursor";
+  q.window_after_id = "x";
+  q.window_before_id = "y";
+  q.start = 1000;
+  ArchivePlan plan(q, schema::Dialect::Sqlite, sql::Placeholders::Named);
+  std::vector<ArchivePlan::Probe::Kind> kinds;
+  for (const auto& probe : plan.probes()) {
+    kinds.push_back(probe.kind);
+  }
+  using Kind = ArchivePlan::Probe::Kind;
+  EXPECT_THAT(kinds,
+              ElementsAre(Kind::AfterId, Kind::WindowAfterId, Kind::WindowBeforeId, Kind::Start));
+  EXPECT_FALSE(plan.resolve(plan.probes()[0], 30));  // the cursor
+  EXPECT_FALSE(plan.resolve(plan.probes()[1], 20));  // after-id: strictly after seq 20
+  EXPECT_FALSE(plan.resolve(plan.probes()[2], 60));  // before-id: strictly before seq 60
+  EXPECT_FALSE(plan.resolve(plan.probes()[3], 5));   // start is older than after-id: no effect
+  const SqlStatement page = plan.page();
+  EXPECT_EQ(number(page, 1), 30);
+  EXPECT_EQ(number(page, 2), 60);
+  EXPECT_THAT(page.text, HasSubstr("OR sender_jid = "));
+  EXPECT_THAT(page.text, HasSubstr("ORDER BY seq ASC"));  // before-id is no backward cursor
+  const SqlStatement count = plan.count();
+  EXPECT_EQ(number(count, 1), 20);
+  EXPECT_EQ(number(count, 2), 60);
+
+  ArchiveQuery gone = query();
+  gone.window_before_id = "gone";
+  ArchivePlan unknown(gone, schema::Dialect::Postgresql, sql::Placeholders::Numbered);
+  auto done = unknown.resolve(unknown.probes()[0], std::nullopt);
+  ASSERT_TRUE(done);
+  ASSERT_FALSE(*done);
+  EXPECT_EQ(done->error(), Errc::NotFound);
 }
 
 TEST(ArchivePlan, UnknownCursorIsNotFoundAndAnEmptyWindowAnEmptyPage) {
