@@ -138,9 +138,15 @@ class AnyNode(HaTestCase):
         await self.reachable(bob, a_full)
         # Full JIDs, both directions.
         await self.chat(andy, b_full, "hello full")
-        await self.receives(bob, "hello full", a_full)
+        to_bob = await self.receives(bob, "hello full", a_full)
         await self.chat(bob, a_full, "hello back")
-        await self.receives(andy, "hello back", b_full)
+        to_andy = await self.receives(andy, "hello back", b_full)
+        # Both users' archives (XEP-0313, the cluster database) hold both messages, whichever
+        # node asks; the recipient on the other node got its own archive's id.
+        for c, got in ((andy, to_andy), (bob, to_bob)):
+            results, _, _ = await c.c.mam(c.c.bare)
+            self.assertEqual([th.body(r[1]) for r in results], ["hello full", "hello back"])
+            self.assertIn(th.stanza_ids(got, by=c.c.bare)[0], [r[0] for r in results])
         # Bare JID: every session of the user, on every node.
         bob2 = await self.on("bob", "node1", "second")
         await self.reachable(andy, f"bob@{th.DOMAIN}/second")
