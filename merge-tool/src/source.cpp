@@ -261,7 +261,7 @@ std::vector<ArchiveStats> Source::archive_stats() {
     sql = "SELECT room_jid, COUNT(*), SUM(" + db_->byte_length("stanza_xml") + " + " +
           db_->byte_length("stanza_id") + " + " + db_->byte_length("sender_nick") + " + " +
           db_->byte_length("sender_jid") + " + " + db_->byte_length("kind") +
-          "), MAX(seq) FROM tc_archive GROUP BY room_jid";
+          "), MAX(seq) FROM tc_archive WHERE kind <> 'chat' GROUP BY room_jid";
   } else {
     sql = "SELECT to_jid, COUNT(*), SUM(COALESCE(" + db_->byte_length("message_text") +
           ", 0) + COALESCE(" + db_->byte_length("message_string") + ", 0) + COALESCE(" +

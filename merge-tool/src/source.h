@@ -25,7 +25,9 @@ namespace tc::merge {
 /// tables are unchanged. Version 4 adds tc_room_groups (which redundancy group hosts each room):
 /// cluster state too, not copied; a merged target gets its placements from the broker's start-up
 /// backfill. Version 5 adds tc_user_data (rosters, offline messages, PEP, vCards), which only
-/// tcbroker itself writes and legacy per-node databases never hold: not copied (docs say so). A
+/// tcbroker itself writes and legacy per-node databases never hold: not copied (docs say so);
+/// nor are the users' message archives beside it in tc_archive (kind 'chat', keyed by a user's
+/// bare JID, not a room's), which a version 5 database may hold with no schema change. A
 /// newer schema may have changed a copied table, so it is refused until the tool learns it.
 inline constexpr int kKnownSchemaVersions[] = {1, 2, 3, 4, 5};
 bool known_schema_version(int version);

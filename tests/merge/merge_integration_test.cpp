@@ -237,6 +237,32 @@ TEST_F(MergeTest, SqliteToSqlite) {
                                                         "shared-0000-b@conference.localhost"}})});
 }
 
+// 2c. Users' message archives (tc_archive rows of kind 'chat' keyed by a user's bare JID, beside
+// the rooms' in a version 5 database) are cluster state: neither validated nor copied, so the
+// same user's archive in both sources is no room collision.
+TEST_F(MergeTest, UsersArchivesAreNotCopied) {
+  const std::string a = dir_ + "/node-a.db";
+  const std::string b = dir_ + "/node-b.db";
+  const std::string t = dir_ + "/merged.db";
+  testdata("sqlite://" + a, "sqlite://" + b, {"--rooms", "4", "--messages", "40"});
+  const RoomDigests rooms_a = sqlite_room_digests(a);
+  const RoomDigests rooms_b = sqlite_room_digests(b);
+  for (const std::string& db : {a, b}) {
+    ASSERT_TRUE(sqlite_exec(
+        db,
+        "INSERT INTO tc_archive (room_jid, stanza_id, sender_nick, sender_jid, kind, stanza_xml, "
+        "created_at) VALUES ('alice@localhost', 'u1', 'bob@localhost', 'bob@localhost/r', "
+        "'chat', '<message><body>private</body></message>', 1)"));
+  }
+  tool("sqlite://" + t,
+       {"jobs", "add", "--source-a", "sqlite://" + a, "--source-b", "sqlite://" + b,
+        "--collision-policy", "rename"},
+       0);
+  tool("sqlite://" + t, {"validate", "1"}, 0);
+  tool("sqlite://" + t, {"merge", "1"}, 0);
+  expect_same_rooms(sqlite_room_digests(t), {rooms_a, rooms_b});
+}
+
 // 2b'. Issue 17: renaming a colliding room changes its key and the addresses of its stored
 // stanzas (envelope, MUC item, stanza-id), never what users wrote. The issue's body survives
 // byte for byte, in the renamed room as in the one that kept its name.
