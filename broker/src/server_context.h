@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_map>
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -40,6 +42,43 @@ struct Metrics {
   std::atomic<std::uint64_t> logins_throttled{0};  ///< SASL attempts refused after failures
 };
 
+/// XEP-0198: the sessions of this node that may be resumed, by resumption id. Thread-safe.
+class ResumptionTable {
+ public:
+  struct Entry {
+    std::weak_ptr<ClientStream> stream;
+    std::string username;  ///< only its owner may resume it
+    /// Set while the session hibernates (its connection is gone): the table keeps it alive.
+    std::shared_ptr<ClientStream> hibernating;
+  };
+  void put(const std::string& id, Entry entry) {
+    std::lock_guard lock(mu_);
+    entries_[id] = std::move(entry);
+  }
+  std::optional<Entry> find(const std::string& id) const {
+    std::lock_guard lock(mu_);
+    const auto it = entries_.find(id);
+    return it == entries_.end() ? std::nullopt : std::optional(it->second);
+  }
+  /// Removes `id` if it still names `stream`.
+  void erase(const std::string& id, const ClientStream* stream) {
+    std::shared_ptr<ClientStream> released;  // destroyed after the lock is let go
+    std::lock_guard lock(mu_);
+    const auto it = entries_.find(id);
+    if (it != entries_.end()) {
+      const auto current = it->second.stream.lock();
+      if (!current || current.get() == stream) {
+        released = std::move(it->second.hibernating);
+        entries_.erase(it);
+      }
+    }
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Entry> entries_;
+};
+
 /// What every session on every shard shares. Built once by Server; outlives all sessions.
 struct ServerContext {
   ServerContext();
@@ -58,6 +97,8 @@ struct ServerContext {
   /// Failed logins per address (auth.max_failures within auth.failure_window); built by
   /// Server::start from the configuration.
   std::unique_ptr<FailureThrottle> login_throttle;
+  /// Sessions waiting to be resumed, or resumable later (XEP-0198).
+  ResumptionTable resumable;
 
   // HA
   ha::ClusterView* cluster = nullptr;    ///< partition holders (null only in unit tests)

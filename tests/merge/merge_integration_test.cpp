@@ -179,7 +179,7 @@ TEST_F(MergeTest, SqliteToPostgresql) {
   expect_same_rooms(pg_room_digests(t), {sqlite_room_digests(a), sqlite_room_digests(b)});
   EXPECT_EQ(file_digest(a), before_a);
   EXPECT_EQ(file_digest(b), before_b);
-  EXPECT_EQ(pg_count(t, "SELECT max(version) FROM tc_schema_version"), 4);
+  EXPECT_EQ(pg_count(t, "SELECT max(version) FROM tc_schema_version"), 5);
   EXPECT_EQ(pg_count(t, "SELECT count(*) FROM tc_room_groups"), 0);
 }
 

@@ -49,6 +49,9 @@ struct Config {
   /// Nothing read for this long: a ping (XEP-0199); nothing for as long again: the stream
   /// ends (connection-timeout). 0 = never.
   std::chrono::milliseconds idle_timeout{300'000};
+  /// XEP-0198: how long a lost connection's session waits to be resumed (its rooms, presence
+  /// and unacknowledged stanzas kept) before it ends. 0 = resumption not offered.
+  std::chrono::milliseconds resume_timeout{300'000};
 
   // [tls]
   bool tls_required = true;
@@ -88,8 +91,8 @@ struct Config {
   // archives (RFC 6121, XEP-0160, XEP-0163, XEP-0049, XEP-0054, XEP-0313)
   std::size_t im_max_roster_items = 1000;          ///< contacts one user may have
   std::size_t im_max_offline_messages = 1000;      ///< kept per user while it is offline; 0 = off
-  std::size_t im_max_vcard_bytes = 256 * 1024;     ///< largest vCard, serialised
-  std::size_t im_max_pep_item_bytes = 256 * 1024;  ///< largest PEP item or private fragment
+  std::size_t im_max_vcard_bytes = 128 * 1024;     ///< largest vCard, serialised
+  std::size_t im_max_pep_item_bytes = 128 * 1024;  ///< largest PEP item or private fragment
   std::size_t im_max_pep_items = 1000;             ///< items one PEP node keeps, at most
   std::size_t im_max_pep_nodes = 200;              ///< PEP nodes one user may have
   std::size_t im_mam_max_page = 100;  ///< most messages one query of a user's archive returns

@@ -11,6 +11,7 @@
 #include "storage/errc.h"
 #include "xmpp/errc.h"
 #include "xmpp/namespaces.h"
+#include "xmpp/stream_parser.h"
 
 #include "accounts.h"
 #include "im/user_services.h"
@@ -45,7 +46,8 @@ Session::Session(ServerContext& server, Shard& shard, std::shared_ptr<net::Trans
       byte_rate_(static_cast<double>(server.config.max_bytes_per_second),
                  2.0 * static_cast<double>(server.config.max_bytes_per_second)),
       stream_id_(xmpp::random_token(16)),
-      remote_(transport_->remote_address()) {
+      remote_(transport_->remote_address()),
+      resume_timer_(transport_->executor()) {
   ++server_.metrics.connections_open;
 }
 
@@ -84,7 +86,9 @@ void Session::arm_idle_timer() {
       return;
     }
     if (self->idle_ping_sent_ || self->phase_ != Phase::Bound) {
-      // A half-open stream: nothing since the ping (or it never got as far as binding).
+      // A half-open stream: nothing since the ping (or it never got as far as binding). The
+      // connection is lost, not closed: a resumable session waits for its client (XEP-0198).
+      self->lost_ = true;
       spdlog::info("c2s {}: {} silent for {} s; closing", self->stream_id_, self->remote_,
                    std::chrono::duration_cast<std::chrono::seconds>(quiet).count());
       self->stream_error("connection-timeout", "no traffic from the client for too long");
@@ -139,6 +143,13 @@ void Session::deliver(Wire wire) {
 }
 
 void Session::deliver_on_shard(const Wire& wire) {
+  if (resumed_) {
+    // Routed here before the router learnt of the resuming connection.
+    if (auto next = successor_.lock()) {
+      next->deliver(wire);
+    }
+    return;
+  }
   if (inactive_ && hold_presence(wire)) {
     return;
   }
@@ -226,6 +237,12 @@ void Session::on_csi(const XmlElement& element) {
 void Session::close_with(std::string condition, std::string text) {
   asio::post(transport_->executor(),
              [self = shared_from_this(), condition = std::move(condition), text = std::move(text)] {
+               if (self->hibernating_) {
+                 self->hibernating_ = false;  // nobody to tell: it just ends
+                 self->resume_timer_.cancel();
+                 self->end_session();
+                 return;
+               }
                self->stream_error(condition, text);
              });
 }
@@ -244,6 +261,7 @@ net::Awaitable<void> Session::read_loop() {
       if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
         spdlog::debug("c2s {}: read: {}", stream_id_, ec.message());
       }
+      lost_ = lost_ || !closing_;  // not a close either side asked for
       break;
     }
     last_read_ = LimitClock::now();
@@ -411,6 +429,8 @@ net::Awaitable<void> Session::on_element(XmlElement& element) {
       if (element.name() == "iq" && element.xmlns() == ns::kClient &&
           element.child("bind", ns::kBind) != nullptr) {
         on_bind(element);
+      } else if (element.xmlns() == ns::kStreamManagement && element.name() == "resume") {
+        co_await on_resume(element);
       } else if (element.xmlns() == ns::kStreamManagement && element.name() == "enable") {
         XmlElement failed("failed", ns::kStreamManagement);
         failed.add_child("unexpected-request", ns::kStanzaErrors);
@@ -448,6 +468,11 @@ void Session::send(const XmlElement& element) {
 }
 
 void Session::send(Wire wire) {
+  count_sent(wire);
+  enqueue(std::move(wire));
+}
+
+void Session::enqueue(Wire wire) {
   if (phase_ == Phase::Closed) {
     return;
   }
@@ -494,6 +519,12 @@ net::Awaitable<void> Session::write_loop() {
 void Session::close_moved(std::string endpoint, std::string text, std::string extra_xml) {
   asio::post(transport_->executor(), [self = shared_from_this(), endpoint = std::move(endpoint),
                                       text = std::move(text), extra = std::move(extra_xml)] {
+    if (self->hibernating_) {
+      self->hibernating_ = false;
+      self->resume_timer_.cancel();
+      self->end_session();
+      return;
+    }
     self->stream_error(endpoint.empty() ? "reset" : "see-other-host", text, endpoint, extra);
   });
 }
@@ -559,31 +590,13 @@ void Session::close_now() {
 }
 
 void Session::on_closed() {
-  if (registered_in_router_) {
-    registered_in_router_ = false;
-    server_.router.unbind(jid_, this);
-    // RFC 6121 §4.5.2: the server sends unavailable presence on the client's behalf, to its
-    // other resources if it was available, and to every room and user it sent presence to
-    // (a client may join rooms without ever sending initial presence).
-    XmlElement gone("presence", ns::kClient);
-    gone.set_attr("from", jid_.str());
-    gone.set_attr("type", "unavailable");
-    if (available_) {
-      available_ = false;
-      broadcast_own_presence(gone);
-      // ... and to its contacts (the roster is read on the store's thread; nothing here
-      // waits for it).
-      asio::co_spawn(
-          transport_->executor(),
-          [&server = server_, &store = shard_.cluster_store(), jid = jid_,
-           gone]() -> net::Awaitable<void> {
-            im::UserServices users(server, store);
-            co_await users.broadcast_presence(jid, gone, false);
-          },
-          asio::detached);
-    }
-    end_directed_presence(gone);
-    spdlog::debug("c2s {}: {} disconnected", stream_id_, jid_.str());
+  if (resumed_) {
+    registered_in_router_ = false;  // the resuming connection carries on with everything
+  } else if (registered_in_router_ && lost_ && !sm_id_.empty() &&
+             server_.config.resume_timeout.count() > 0) {
+    hibernate();
+  } else if (registered_in_router_) {
+    end_session();
   }
   if (!writing_) {
     close_timer_.cancel();
@@ -599,6 +612,75 @@ void Session::on_closed() {
       self->close_now();
     }
   });
+}
+
+void Session::end_session() {
+  if (!registered_in_router_) {
+    return;
+  }
+  registered_in_router_ = false;
+  server_.router.unbind(jid_, this);
+  if (!sm_id_.empty()) {
+    server_.resumable.erase(sm_id_, this);
+  }
+  // RFC 6121 §4.5.2: the server sends unavailable presence on the client's behalf, to its
+  // other resources if it was available, and to every room and user it sent presence to
+  // (a client may join rooms without ever sending initial presence).
+  XmlElement gone("presence", ns::kClient);
+  gone.set_attr("from", jid_.str());
+  gone.set_attr("type", "unavailable");
+  if (available_) {
+    available_ = false;
+    broadcast_own_presence(gone);
+    // ... and to its contacts (the roster is read on the store's thread; nothing here
+    // waits for it).
+    asio::co_spawn(
+        transport_->executor(),
+        [&server = server_, &store = shard_.cluster_store(), jid = jid_,
+         gone]() -> net::Awaitable<void> {
+          im::UserServices users(server, store);
+          co_await users.broadcast_presence(jid, gone, false);
+        },
+        asio::detached);
+  }
+  end_directed_presence(gone);
+  requeue_unacked();
+  spdlog::debug("c2s {}: {} disconnected", stream_id_, jid_.str());
+}
+
+void Session::requeue_unacked() {
+  std::vector<XmlElement> messages;
+  for (const auto& wire : sm_unacked_) {
+    auto stanza = xmpp::parse_element(*wire);
+    if (stanza && stanza->name() == "message" && im::UserServices::offline_eligible(*stanza)) {
+      messages.push_back(std::move(*stanza));
+    }
+  }
+  sm_unacked_.clear();
+  sm_unacked_bytes_ = 0;
+  if (messages.empty()) {
+    return;
+  }
+  spdlog::debug("c2s {}: {} unacknowledged messages of {} go to its other resources or storage",
+                stream_id_, messages.size(), jid_.str());
+  asio::co_spawn(
+      transport_->executor(),
+      [&server = server_, &store = shard_.cluster_store(), bare = jid_.bare(),
+       messages = std::move(messages)]() mutable -> net::Awaitable<void> {
+        im::UserServices users(server, store);
+        for (auto& m : messages) {
+          m.set_attr("to", bare.str());
+          const bool online = !server.router.sessions_of(bare).empty() ||
+                              (server.router.remote_routes() != nullptr &&
+                               !server.router.remote_sessions_of(bare).empty());
+          if (online) {
+            broker::route_to_user(server, m, bare, UserHop::Origin, false);
+          } else {
+            co_await users.store_offline(bare, m);
+          }
+        }
+      },
+      asio::detached);
 }
 
 }  // namespace tc::broker

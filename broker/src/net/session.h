@@ -105,8 +105,11 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   /// A join of `to` would put this connection in more than muc.max_rooms_per_user rooms.
   bool joins_too_many_rooms(const xmpp::Jid& to) const;
 
+  /// Queues for writing; a stanza is also kept until acknowledged when resumption is on.
   void send(Wire wire);
   void send(const xmpp::XmlElement& element);
+  /// Queues for writing only (a resumed session's replay, which is kept already).
+  void enqueue(Wire wire);
   void send_features();
   /// RFC 7395 framing or RFC 6120's, as the transport speaks.
   net::Framing framing() const { return transport_->framing(); }
@@ -116,6 +119,7 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
                     std::string_view extra_xml);
   void close_now();
   void on_closed();
+  void count_sent(const Wire& wire);
   /// The client's address without the port (what per-address limits count).
   std::string address() const;
   /// Charges what one read brought against the rate limits; the read loop pauses for the
@@ -172,6 +176,47 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   // XEP-0198 stream management.
   bool sm_enabled_ = false;
   std::uint32_t sm_handled_ = 0;  // inbound stanzas fully handled (mod 2^32)
+  // Resumption (§5): stanzas sent and not yet acknowledged are kept; a lost connection leaves
+  // the session hibernating (bound, in its rooms, keeping what arrives) until a new connection
+  // resumes it, within client.resume_timeout, or the timer ends it.
+  std::string sm_id_;            // resumption id ("" = not resumable)
+  std::uint32_t sm_acked_ = 0;   // the client's last h
+  std::deque<Wire> sm_unacked_;  // stanzas sent since, oldest first
+  std::size_t sm_unacked_bytes_ = 0;
+  bool lost_ = false;         // the connection went away without a stream close
+  bool hibernating_ = false;  // lost, waiting to be resumed
+  bool resumed_ = false;      // taken over by a newer connection (successor_)
+  std::weak_ptr<Session> successor_;
+  boost::asio::steady_timer resume_timer_;
+
+  /// What a resuming connection takes over from the session it resumes.
+  struct HandOver {
+    xmpp::Jid jid;
+    std::uint32_t handled = 0;
+    std::uint32_t acked = 0;
+    std::deque<Wire> unacked;
+    std::set<std::string> directed_presence;
+    bool available = false;
+    int priority = 0;
+    xmpp::XmlElement last_presence;
+    bool carbons = false;
+    bool waiting_delivered = false;
+  };
+  net::Awaitable<void> on_resume(const xmpp::XmlElement& resume);
+  /// Asks `old` (on its shard) for its state; completes on this session's shard.
+  net::Awaitable<std::optional<HandOver>> take_over(std::shared_ptr<Session> old, std::uint32_t h);
+  /// On this session's shard: gives its state to `successor` (the client acknowledged `h`),
+  /// or nullopt when it cannot be resumed by `username`.
+  std::optional<HandOver> hand_over(const std::shared_ptr<Session>& successor,
+                                    const std::string& username, std::uint32_t h);
+  /// Drops what the client acknowledged up to `h`; false when `h` acknowledges more than sent.
+  bool sm_ack(std::uint32_t h);
+  void hibernate();
+  /// Ends a session's presence, rooms and routing (at close, or when hibernation ends).
+  void end_session();
+  /// The unacknowledged messages of an ending session go to the user's other resources, or
+  /// offline storage (XEP-0198 §5: undeliverable, not lost).
+  void requeue_unacked();
 
   // Write queue: one write in flight, bounded in bytes.
   std::deque<Wire> queue_;

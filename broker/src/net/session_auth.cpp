@@ -2,10 +2,13 @@
 // Session: stream negotiation before the stream is bound (STARTTLS, SASL, XEP-0077
 // registration, resource binding) and XEP-0198 stream management.
 #include <chrono>
+#include <cstdlib>
 
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 #include "storage/errc.h"
@@ -393,18 +396,51 @@ void Session::on_bind(const XmlElement& iq) {
 
 // ---- XEP-0198 ----
 
+namespace {
+
+/// Whether a serialised element is a stanza (what XEP-0198 counts), not a nonza.
+bool is_stanza_wire(std::string_view xml) {
+  for (std::string_view name : {"<message", "<presence", "<iq"}) {
+    if (xml.starts_with(name) && xml.size() > name.size()) {
+      const char next = xml[name.size()];
+      return next == ' ' || next == '>' || next == '/';
+    }
+  }
+  return false;
+}
+
+XmlElement sm_failed(std::string_view condition, std::string_view text = {}) {
+  XmlElement failed("failed", ns::kStreamManagement);
+  failed.add_child(std::string(condition), ns::kStanzaErrors);
+  if (!text.empty()) {
+    failed.add_child("text", ns::kStanzaErrors).add_text(std::string(text));
+  }
+  return failed;
+}
+
+}  // namespace
+
 void Session::on_sm(const XmlElement& element) {
   if (element.name() == "enable") {
     if (sm_enabled_) {
-      XmlElement failed("failed", ns::kStreamManagement);
-      failed.add_child("unexpected-request", ns::kStanzaErrors);
-      send(failed);
+      send(sm_failed("unexpected-request"));
       return;
     }
     sm_enabled_ = true;
     sm_handled_ = 0;
-    // Resumption is not offered: a moved or restarted client logs in again.
-    send(XmlElement("enabled", ns::kStreamManagement));
+    XmlElement enabled("enabled", ns::kStreamManagement);
+    const std::string_view resume = element.attr("resume");
+    const auto timeout = server_.config.resume_timeout;
+    if ((resume == "true" || resume == "1") && timeout.count() > 0) {
+      // §5: resumable on this node, for client.resume_timeout after the connection is lost.
+      sm_id_ = xmpp::random_token(24);
+      server_.resumable.put(sm_id_, {weak_from_this(), username_, nullptr});
+      enabled.set_attr("id", sm_id_).set_attr("resume", "true");
+      enabled.set_attr("max",
+                       std::to_string(std::max<long long>(
+                           1, std::chrono::duration_cast<std::chrono::seconds>(timeout).count())));
+    }
+    send(enabled);
   } else if (element.name() == "r") {
     if (!sm_enabled_) {
       stream_error("unsupported-stanza-type", "stream management is not enabled");
@@ -414,10 +450,184 @@ void Session::on_sm(const XmlElement& element) {
     ack.set_attr("h", std::to_string(sm_handled_));
     send(ack);
   } else if (element.name() == "a") {
-    // Acks of what we sent: we keep no outbound queue to trim (no resumption).
+    const auto h = static_cast<std::uint32_t>(std::strtoull(element.attr("h").data(), nullptr, 10));
+    if (sm_enabled_ && !sm_ack(h)) {
+      stream_error("undefined-condition", "h acknowledges more stanzas than were sent", {},
+                   "<handled-count-too-high xmlns='urn:xmpp:sm:3' h='" + std::to_string(h) +
+                       "' send-count='" +
+                       std::to_string(sm_acked_ + static_cast<std::uint32_t>(sm_unacked_.size())) +
+                       "'/>");
+    }
   } else {
     stream_error("unsupported-stanza-type", "unknown stream management element");
   }
+}
+
+bool Session::sm_ack(std::uint32_t h) {
+  const std::uint32_t newly = h - sm_acked_;  // mod 2^32, as the counts are
+  if (newly > sm_unacked_.size()) {
+    return false;
+  }
+  for (std::uint32_t i = 0; i < newly; ++i) {
+    sm_unacked_bytes_ -= sm_unacked_.front()->size();
+    sm_unacked_.pop_front();
+  }
+  sm_acked_ = h;
+  return true;
+}
+
+void Session::count_sent(const Wire& wire) {
+  if (sm_id_.empty() || resumed_ || (phase_ != Phase::Bound && !hibernating_) ||
+      !is_stanza_wire(*wire)) {
+    return;
+  }
+  sm_unacked_.push_back(wire);
+  sm_unacked_bytes_ += wire->size();
+  if (sm_unacked_bytes_ > server_.config.max_write_queue_bytes) {
+    // A client that never acknowledges must not make the server keep everything.
+    spdlog::info("c2s {}: {} leaves {} stanzas unacknowledged; ending the session", stream_id_,
+                 jid_.str(), sm_unacked_.size());
+    if (hibernating_) {
+      hibernating_ = false;
+      resume_timer_.cancel();
+      end_session();
+    } else {
+      stream_error("policy-violation", "too many unacknowledged stanzas");
+    }
+    return;
+  }
+  if (!hibernating_ && sm_unacked_.size() % 32 == 0) {
+    send(XmlElement("r", ns::kStreamManagement));  // §4: ask for an ack now and then
+  }
+}
+
+void Session::hibernate() {
+  hibernating_ = true;
+  spdlog::debug("c2s {}: {} lost its connection; resumable for {} ms", stream_id_, jid_.str(),
+                server_.config.resume_timeout.count());
+  // The table keeps the session alive while it hibernates (the router holds it weakly).
+  server_.resumable.put(sm_id_, {weak_from_this(), username_, shared_from_this()});
+  resume_timer_.expires_after(server_.config.resume_timeout);
+  resume_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (!ec && self && self->hibernating_) {
+      self->hibernating_ = false;
+      spdlog::debug("c2s {}: {} was not resumed in time", self->stream_id_, self->jid_.str());
+      self->end_session();
+    }
+  });
+}
+
+std::optional<Session::HandOver> Session::hand_over(const std::shared_ptr<Session>& successor,
+                                                    const std::string& username, std::uint32_t h) {
+  if (resumed_ || sm_id_.empty() || username != username_ || !registered_in_router_) {
+    spdlog::debug("c2s {}: not resumable (resumed {}, id {}, user {}, bound {})", stream_id_,
+                  resumed_, sm_id_, username_, registered_in_router_);
+    return std::nullopt;
+  }
+  if (!sm_ack(h)) {
+    return std::nullopt;
+  }
+  resumed_ = true;
+  successor_ = successor;
+  hibernating_ = false;
+  resume_timer_.cancel();
+  server_.resumable.erase(sm_id_, this);  // the successor puts itself there
+  if (phase_ != Phase::Closed) {
+    // The old connection is still open (its loss not noticed yet): it is simply dropped.
+    close_now();
+  }
+  HandOver out;
+  out.jid = jid_;
+  out.handled = sm_handled_;
+  out.acked = sm_acked_;
+  out.unacked = std::move(sm_unacked_);
+  out.directed_presence = std::move(directed_presence_);
+  out.available = available_;
+  out.priority = priority_;
+  out.last_presence = last_presence_;
+  out.carbons = carbons_.load(std::memory_order_relaxed);
+  out.waiting_delivered = waiting_delivered_;
+  sm_unacked_.clear();
+  sm_unacked_bytes_ = 0;
+  return out;
+}
+
+net::Awaitable<std::optional<Session::HandOver>> Session::take_over(std::shared_ptr<Session> old,
+                                                                    std::uint32_t h) {
+  // Not a coroutine: the initiation's captures live here, outside any co_await expression
+  // (GCC 12 may destroy such temporaries twice).
+  auto self = shared_from_this();
+  auto initiate = [old = std::move(old), self, h](auto handler) {
+    auto on_old_shard = [old, self, h, handler = std::move(handler)]() mutable {
+      auto taken = old->hand_over(self, self->username_, h);
+      auto ex = asio::get_associated_executor(handler);
+      asio::post(ex, [handler = std::move(handler), taken = std::move(taken)]() mutable {
+        std::move(handler)(std::move(taken));
+      });
+    };
+    asio::post(old->transport_->executor(), std::move(on_old_shard));
+  };
+  return asio::async_initiate<decltype(asio::use_awaitable), void(std::optional<HandOver>)>(
+      std::move(initiate), asio::use_awaitable);
+}
+
+net::Awaitable<void> Session::on_resume(const XmlElement& resume) {
+  const std::string previd(resume.attr("previd"));
+  const auto h = static_cast<std::uint32_t>(std::strtoull(resume.attr("h").data(), nullptr, 10));
+  const auto entry = server_.resumable.find(previd);
+  auto old = entry ? std::dynamic_pointer_cast<Session>(entry->stream.lock()) : nullptr;
+  if (!old || entry->username != username_) {
+    spdlog::debug("c2s {}: {} has no session {} to resume (known {}, alive {})", stream_id_,
+                  username_, previd, entry.has_value(), old != nullptr);
+    // Unknown here: expired, ended, or held by a node that failed over. The client binds
+    // a new session (§5, and the operator guide).
+    send(sm_failed("item-not-found", "no session to resume on this node; bind a new one"));
+    co_return;
+  }
+  // The old session lives on its own shard: its state is read there.
+  auto state = co_await take_over(std::move(old), h);
+  if (!state) {
+    spdlog::debug("c2s {}: {} cannot resume {} (h {})", stream_id_, username_, previd, h);
+    send(sm_failed("item-not-found", "the session cannot be resumed (or h is wrong)"));
+    co_return;
+  }
+  if (closing_) {
+    co_return;  // this connection went while asking: the old one stays resumed by nobody
+  }
+  jid_ = state->jid;
+  sm_enabled_ = true;
+  sm_id_ = previd;
+  sm_handled_ = state->handled;
+  sm_acked_ = state->acked;
+  sm_unacked_ = std::move(state->unacked);
+  sm_unacked_bytes_ = 0;
+  for (const auto& w : sm_unacked_) {
+    sm_unacked_bytes_ += w->size();
+  }
+  directed_presence_ = std::move(state->directed_presence);
+  available_ = state->available;
+  priority_ = state->priority;
+  last_presence_ = std::move(state->last_presence);
+  carbons_ = state->carbons;
+  waiting_delivered_ = state->waiting_delivered;
+  const auto bound_at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  server_.router.bind(jid_, shared_from_this(), bound_at);  // the old one is resumed_: not told
+  registered_in_router_ = true;
+  server_.resumable.put(sm_id_, {weak_from_this(), username_, nullptr});
+  phase_ = Phase::Bound;
+  auth_timer_.cancel();
+  XmlElement resumed("resumed", ns::kStreamManagement);
+  resumed.set_attr("previd", previd).set_attr("h", std::to_string(sm_handled_));
+  send(resumed);
+  // §5: what the client had not acknowledged is sent again, in order.
+  for (const auto& w : sm_unacked_) {
+    enqueue(w);
+  }
+  spdlog::debug("c2s {}: resumed {} ({} stanzas sent again)", stream_id_, jid_.str(),
+                sm_unacked_.size());
 }
 
 }  // namespace tc::broker

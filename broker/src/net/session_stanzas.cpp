@@ -286,11 +286,13 @@ net::Awaitable<void> Session::on_iq_for_server(const XmlElement& iq) {
     answer = co_await users.pep_iq(jid_, jid_.bare(), iq);  // XEP-0163
   } else if (name == "query" && xmlns == ns::kMam && (!iq.has_attr("to") || to_account)) {
     // XEP-0313: the user's own archive (the server's domain keeps none).
-    answer = co_await users.mam_iq(jid_, iq, [this](Wire result) {
+    // A named function, not a temporary inside the co_await (GCC 12 may destroy those twice).
+    const std::function<void(Wire)> deliver = [this](Wire result) {
       if (!closing_) {
         send(std::move(result));
       }
-    });
+    };
+    answer = co_await users.mam_iq(jid_, iq, deliver);
   }
   if (answer) {
     if (!closing_) {
@@ -379,7 +381,8 @@ net::Awaitable<void> Session::on_presence(XmlElement& presence,
       co_await users.broadcast_presence(jid_, presence, initial);
       if (initial && !waiting_delivered_ && !closing_) {
         waiting_delivered_ = true;
-        co_await users.deliver_waiting(jid_, [this](Wire wire) { deliver_on_shard(wire); });
+        const std::function<void(Wire)> deliver = [this](Wire wire) { deliver_on_shard(wire); };
+        co_await users.deliver_waiting(jid_, deliver);
       }
     }
     co_return;  // a probe or subscription stanza to nobody in particular has nothing to do
