@@ -133,6 +133,11 @@ class Pep(tr.ImTestCase):
             and s.xml.find(f".//{{{EVENT}}}retract") is not None, "the retraction event")
         self.assertEqual(ev.xml.find(f".//{{{EVENT}}}retract").get("id"), f"ops@conference.{D}")
 
+        # send_last_published_item=never: a resource coming online is not sent them.
+        tablet = await self.client("alice", "tablet0")
+        await tr.online(tablet)
+        self.assertEqual(tablet.pending(is_event(BOOKMARKS)), [])
+
         # The bookmarks survive a restart.
         self.broker.kill()
         self.broker.start()
@@ -176,6 +181,17 @@ class Pep(tr.ImTestCase):
             "get", carol.bare, f"<pubsub xmlns='{PUBSUB}'><items node='{OMEMO}'/></pubsub>"),
             OMEMO)
         self.assertEqual(got["current"][0][0].get("id"), "12345")
+
+        # A resource of dave that comes online gets the last item of each of carol's nodes
+        # (XEP-0163 §6.2), as his phone does after a reconnect; eve, not subscribed, gets none.
+        dave2 = await self.client("dave", "phone")
+        await tr.online(dave2)
+        ev = await dave2.expect(is_event(AVATAR_META), "carol's last avatar on login")
+        self.assertEqual([i.get("id") for i in event_items(ev, AVATAR_META)], ["def"])
+        await dave2.expect(is_event(OMEMO), "carol's device list on login")
+        eve2 = await self.client("eve", "phone")
+        await tr.online(eve2)
+        self.assertEqual(eve2.pending(is_event(AVATAR_META)), [])
 
         # Node configuration: read, changed, then the node deleted (its subscribers told).
         form = await carol.iq_ok("get", carol.bare, f"<pubsub xmlns='{OWNER}'>"

@@ -272,6 +272,58 @@ const std::vector<const char*>& UserServices::account_features() {
   return features;
 }
 
+Awaitable<void> UserServices::send_last_items(const Jid& user, std::vector<std::string> owners) {
+  const std::string requester = user.bare_str();
+  struct Last {
+    std::string owner, node, item;
+  };
+  auto job = [owners = std::move(owners),
+              requester](storage::Store& s) -> Result<std::vector<Last>> {
+    std::vector<Last> out;
+    for (const auto& owner : owners) {
+      auto nodes = s.list_user_data(owner, kind::kPepNode);
+      if (!nodes) {
+        return nodes.error();
+      }
+      for (const auto& row : *nodes) {
+        auto xml = xmpp::parse_element(row.value);
+        const NodeConfig config = xml ? NodeConfig::from_stored(*xml) : NodeConfig{};
+        if (config.send_last_published_item == "never" ||
+            (owner != requester && config.access_model == "whitelist")) {
+          continue;
+        }
+        auto items = s.list_user_data(owner, kind::kPepItem, row.key + "\n");
+        if (!items) {
+          return items.error();
+        }
+        if (!items->empty()) {
+          out.push_back({owner, row.key, by_age(std::move(*items)).back().value});
+        }
+      }
+    }
+    return out;
+  };
+  auto last = co_await store_.async_call(std::move(job), asio::use_awaitable);
+  if (!last) {
+    spdlog::warn("im: the last PEP items for {} could not be read: {}", user.str(),
+                 last.error().message());
+    co_return;
+  }
+  for (const auto& l : *last) {
+    auto item = xmpp::parse_element(l.item);
+    if (!item) {
+      continue;
+    }
+    item->set_xmlns(kPubsubEvent);
+    XmlElement event("message", ns::kClient);
+    event.set_attr("type", "headline").set_attr("from", l.owner).set_attr("to", user.str());
+    auto& items = event.add_child("event", kPubsubEvent).add_child("items", kPubsubEvent);
+    items.set_attr("node", l.node);
+    items.add_child(std::move(*item));
+    route_to_user(server_, event, user, UserHop::Origin, false);
+  }
+}
+
 // ---- vCards ----
 
 Awaitable<XmlElement> UserServices::vcard_iq(const Jid& user, const Jid& owner,

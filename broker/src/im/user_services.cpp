@@ -486,10 +486,14 @@ Awaitable<void> UserServices::broadcast_presence(const Jid& user, const XmlEleme
                  roster.error().message());
     co_return;
   }
+  std::vector<std::string> publishers = {owner};
   for (const auto& item : roster->items) {
     const auto contact = Jid::parse(item.jid);
     if (!contact || contact->domain() != server_.config.domain || *contact == user.bare()) {
       continue;  // no federation; the user's own resources have it already
+    }
+    if (initial && item.has_to()) {
+      publishers.push_back(contact->bare_str());
     }
     if (item.has_from()) {
       XmlElement copy = presence;
@@ -500,6 +504,9 @@ Awaitable<void> UserServices::broadcast_presence(const Jid& user, const XmlEleme
     if (initial && item.has_to()) {
       probe(user, *contact);
     }
+  }
+  if (initial) {
+    co_await send_last_items(user, std::move(publishers));
   }
 }
 

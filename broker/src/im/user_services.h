@@ -109,6 +109,10 @@ class UserServices {
   Awaitable<xmpp::XmlElement> pep_iq(const xmpp::Jid& user, const xmpp::Jid& owner,
                                      const xmpp::XmlElement& iq);
 
+  /// XEP-0163 §6.2: a resource that comes online gets the last item of each PEP node of
+  /// `owners` (itself and the contacts whose presence it receives) that sends it on presence.
+  Awaitable<void> send_last_items(const xmpp::Jid& user, std::vector<std::string> owners);
+
   /// The features a user's account (its bare JID) offers (disco#info), for the server's answer.
   static const std::vector<const char*>& account_features();
 
