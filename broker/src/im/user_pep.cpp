@@ -191,15 +191,11 @@ std::vector<UserDatum> by_age(std::vector<UserDatum> items) {
 
 Result<std::optional<NodeConfig>> read_node(storage::Store& s, const std::string& owner,
                                             const std::string& node) {
-  auto stored = s.get_user_datum(owner, kind::kPepNode, node);
-  if (!stored) {
-    if (stored.error() == storage::Errc::NotFound) {
-      return std::optional<NodeConfig>();
-    }
-    return stored.error();
+  auto xml = read_element(s, owner, kind::kPepNode, node);
+  if (!xml) {
+    return xml.error();
   }
-  auto xml = xmpp::parse_element(*stored);
-  return xml ? std::optional(NodeConfig::from_stored(*xml)) : std::optional(NodeConfig{});
+  return *xml ? std::optional(NodeConfig::from_stored(**xml)) : std::nullopt;
 }
 
 /// The contacts of `owner` its node's events go to besides its own resources: those with a
@@ -210,15 +206,13 @@ Result<std::vector<std::string>> event_contacts(storage::Store& s, const std::st
   if (config.access_model == "whitelist") {
     return out;
   }
-  auto rows = s.list_user_data(owner, kind::kRoster);
-  if (!rows) {
-    return rows.error();
+  auto roster = read_roster(s, owner);
+  if (!roster) {
+    return roster.error();
   }
-  for (const auto& row : *rows) {
-    auto xml = xmpp::parse_element(row.value);
-    auto item = xml ? RosterItem::from_stored(*xml) : std::nullopt;
-    if (item && item->has_from() && item->jid != owner) {
-      out.push_back(item->jid);
+  for (const auto& item : roster->items) {
+    if (item.has_from() && item.jid != owner) {
+      out.push_back(item.jid);
     }
   }
   return out;
@@ -233,16 +227,11 @@ Result<bool> may_read(storage::Store& s, const std::string& owner, const std::st
   if (config.access_model == "whitelist") {
     return false;
   }
-  auto stored = s.get_user_datum(owner, kind::kRoster, requester);
-  if (!stored) {
-    if (stored.error() == storage::Errc::NotFound) {
-      return false;
-    }
-    return Result<bool>(boost::system::in_place_error, stored.error());
+  auto item = read_roster_item(s, owner, requester);
+  if (!item) {
+    return Result<bool>(boost::system::in_place_error, item.error());
   }
-  auto xml = xmpp::parse_element(*stored);
-  auto item = xml ? RosterItem::from_stored(*xml) : std::nullopt;
-  return item && (config.access_model == "roster" || item->has_from());
+  return *item && (config.access_model == "roster" || (*item)->has_from());
 }
 
 }  // namespace
@@ -621,14 +610,7 @@ Awaitable<XmlElement> UserServices::pep_iq(const Jid& user, const Jid& owner_jid
     XmlElement notified = item;
     notified.set_xmlns(kPubsubEvent);
     items_out.add_child(std::move(notified));
-    to_each_resource(owner_jid.bare(), event);
-    for (const auto& contact : published->contacts) {
-      if (auto jid = Jid::parse(contact); jid && jid->domain() == server_.config.domain) {
-        XmlElement copy = event;
-        copy.set_attr("to", contact);
-        route_to_user(server_, copy, *jid, UserHop::Origin, false);
-      }
-    }
+    notify(owner_jid, event, published->contacts);
     auto reply = make_iq_result(iq);
     auto& pub = reply.add_child("pubsub", kPubsub).add_child("publish", kPubsub);
     pub.set_attr("node", node);
@@ -646,7 +628,7 @@ Awaitable<XmlElement> UserServices::pep_iq(const Jid& user, const Jid& owner_jid
     for (const auto* item : items) {
       ids.emplace_back(item->attr("id"));
     }
-    const bool notify = truthy(op->attr("notify"));
+    const bool notify_subscribers = truthy(op->attr("notify"));
     struct Retracted {
       bool found = false;
       std::vector<std::string> contacts;
@@ -688,7 +670,7 @@ Awaitable<XmlElement> UserServices::pep_iq(const Jid& user, const Jid& owner_jid
     if (!retracted->found) {
       co_return make_error_reply(iq, Condition::ItemNotFound, "no such item");
     }
-    if (notify) {
+    if (notify_subscribers) {
       XmlElement event("message", ns::kClient);
       event.set_attr("type", "headline").set_attr("from", owner);
       auto& items_out = event.add_child("event", kPubsubEvent).add_child("items", kPubsubEvent);
@@ -696,14 +678,7 @@ Awaitable<XmlElement> UserServices::pep_iq(const Jid& user, const Jid& owner_jid
       for (const auto& id : ids) {
         items_out.add_child("retract", kPubsubEvent).set_attr("id", id);
       }
-      to_each_resource(owner_jid.bare(), event);
-      for (const auto& contact : retracted->contacts) {
-        if (auto jid = Jid::parse(contact); jid && jid->domain() == server_.config.domain) {
-          XmlElement copy = event;
-          copy.set_attr("to", contact);
-          route_to_user(server_, copy, *jid, UserHop::Origin, false);
-        }
-      }
+      notify(owner_jid, event, retracted->contacts);
     }
     co_return make_iq_result(iq);
   }
@@ -785,14 +760,7 @@ Awaitable<XmlElement> UserServices::pep_iq(const Jid& user, const Jid& owner_jid
       event.add_child("event", kPubsubEvent)
           .add_child("delete", kPubsubEvent)
           .set_attr("node", node);
-      to_each_resource(owner_jid.bare(), event);
-      for (const auto& contact : done->contacts) {
-        if (auto jid = Jid::parse(contact); jid && jid->domain() == server_.config.domain) {
-          XmlElement copy = event;
-          copy.set_attr("to", contact);
-          route_to_user(server_, copy, *jid, UserHop::Origin, false);
-        }
-      }
+      notify(owner_jid, event, done->contacts);
     }
     co_return reply;
   }

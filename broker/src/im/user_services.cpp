@@ -39,49 +39,6 @@ std::int64_t now_ms() {
       .count();
 }
 
-/// A roster, read in one go: its items by contact and its version.
-struct RosterSnapshot {
-  std::vector<RosterItem> items;
-  std::string version = "0";
-};
-
-Result<RosterSnapshot> read_roster(storage::Store& s, const std::string& owner) {
-  auto rows = s.list_user_data(owner, kind::kRoster);
-  if (!rows) {
-    return rows.error();
-  }
-  RosterSnapshot out;
-  for (const auto& row : *rows) {
-    auto xml = xmpp::parse_element(row.value);
-    auto item = xml ? RosterItem::from_stored(*xml) : std::nullopt;
-    if (!item) {
-      spdlog::warn("im: {}'s roster item {} is unreadable; skipped", owner, row.key);
-      continue;
-    }
-    out.items.push_back(std::move(*item));
-  }
-  auto ver = s.get_user_datum(owner, kind::kRosterVersion, "");
-  if (ver) {
-    out.version = *ver;
-  } else if (ver.error() != storage::Errc::NotFound) {
-    return ver.error();
-  }
-  return out;
-}
-
-Result<std::optional<RosterItem>> read_item(storage::Store& s, const std::string& owner,
-                                            const std::string& contact) {
-  auto value = s.get_user_datum(owner, kind::kRoster, contact);
-  if (!value) {
-    if (value.error() == storage::Errc::NotFound) {
-      return std::optional<RosterItem>();
-    }
-    return value.error();
-  }
-  auto xml = xmpp::parse_element(*value);
-  return xml ? RosterItem::from_stored(*xml) : std::nullopt;
-}
-
 /// The next roster version of `owner` (XEP-0237: any string that changes with the roster).
 /// Later than the last one and than the clock, so a roster rebuilt after a delete never
 /// repeats an old version.
@@ -115,7 +72,69 @@ XmlElement internal_error(const XmlElement& iq) {
 
 }  // namespace
 
+Result<std::optional<XmlElement>> read_element(storage::Store& s, const std::string& owner,
+                                               const char* kind, const std::string& key) {
+  auto value = s.get_user_datum(owner, kind, key);
+  if (!value) {
+    if (value.error() == storage::Errc::NotFound) {
+      return std::optional<XmlElement>();
+    }
+    return value.error();
+  }
+  auto xml = xmpp::parse_element(*value);
+  if (!xml) {
+    spdlog::warn("im: {}'s {} {} is unreadable; taken for absent", owner, kind, key);
+    return std::optional<XmlElement>();
+  }
+  return std::optional(std::move(*xml));
+}
+
+Result<RosterSnapshot> read_roster(storage::Store& s, const std::string& owner) {
+  auto rows = s.list_user_data(owner, kind::kRoster);
+  if (!rows) {
+    return rows.error();
+  }
+  RosterSnapshot out;
+  for (const auto& row : *rows) {
+    auto xml = xmpp::parse_element(row.value);
+    auto item = xml ? RosterItem::from_stored(*xml) : std::nullopt;
+    if (!item) {
+      spdlog::warn("im: {}'s roster item {} is unreadable; skipped", owner, row.key);
+      continue;
+    }
+    out.items.push_back(std::move(*item));
+  }
+  auto ver = s.get_user_datum(owner, kind::kRosterVersion, "");
+  if (ver) {
+    out.version = *ver;
+  } else if (ver.error() != storage::Errc::NotFound) {
+    return ver.error();
+  }
+  return out;
+}
+
+Result<std::optional<RosterItem>> read_roster_item(storage::Store& s, const std::string& owner,
+                                                   const std::string& contact) {
+  auto xml = read_element(s, owner, kind::kRoster, contact);
+  if (!xml) {
+    return xml.error();
+  }
+  return *xml ? RosterItem::from_stored(**xml) : std::nullopt;
+}
+
 // ---- delivery helpers ----
+
+void UserServices::notify(const Jid& owner, const XmlElement& event,
+                          const std::vector<std::string>& contacts) {
+  to_each_resource(owner.bare(), event);
+  for (const auto& contact : contacts) {
+    if (auto jid = Jid::parse(contact); jid && jid->domain() == server_.config.domain) {
+      XmlElement copy = event;
+      copy.set_attr("to", contact);
+      route_to_user(server_, copy, *jid, UserHop::Origin, false);
+    }
+  }
+}
 
 void UserServices::to_each_resource(const Jid& bare, const XmlElement& stanza) {
   std::vector<Jid> targets;
@@ -244,7 +263,7 @@ Awaitable<XmlElement> UserServices::roster_iq(const Jid& user, const XmlElement&
   };
   auto job = [=](storage::Store& s) -> Result<Done> {
     Done done;
-    auto existing = read_item(s, owner, wanted.jid);
+    auto existing = read_roster_item(s, owner, wanted.jid);
     if (!existing) {
       return existing.error();
     }
@@ -266,7 +285,7 @@ Awaitable<XmlElement> UserServices::roster_iq(const Jid& user, const XmlElement&
       if (local_contact) {
         SubscriptionState state;
         state.user_item = *existing;
-        auto theirs = read_item(s, wanted.jid, owner);
+        auto theirs = read_roster_item(s, wanted.jid, owner);
         if (!theirs) {
           return theirs.error();
         }
@@ -379,8 +398,8 @@ Awaitable<void> UserServices::subscription(const Jid& user, const XmlElement& pr
       return done;
     }
     SubscriptionState state;
-    auto mine = read_item(s, owner, other);
-    auto theirs = read_item(s, other, owner);
+    auto mine = read_roster_item(s, owner, other);
+    auto theirs = read_roster_item(s, other, owner);
     if (!mine || !theirs) {
       return !mine ? mine.error() : theirs.error();
     }

@@ -15,6 +15,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "base/result.h"
 #include "storage/records.h"
 #include "xmpp/jid.h"
 #include "xmpp/xml_element.h"
@@ -22,6 +23,9 @@
 #include "im/roster.h"
 #include "routing/stanzas.h"
 
+namespace tc::storage {
+class Store;
+}
 namespace tc::broker {
 struct ServerContext;
 class StoreWorker;
@@ -43,6 +47,22 @@ inline constexpr char kPrivate[] = "private";           ///< key: "{ns}name"; th
 inline constexpr char kPepNode[] = "pep-node";          ///< key: node; its <configure/>
 inline constexpr char kPepItem[] = "pep";               ///< key: node "\n" item id; <item/>
 }  // namespace kind
+
+// Reading in store jobs (on the store worker's thread).
+
+/// The roster of `owner` (unreadable rows are logged and skipped) and its version ("0" when
+/// it never changed).
+struct RosterSnapshot {
+  std::vector<RosterItem> items;
+  std::string version = "0";
+};
+Result<RosterSnapshot> read_roster(storage::Store& s, const std::string& owner);
+/// `owner`'s item for `contact`; nullopt when there is none.
+Result<std::optional<RosterItem>> read_roster_item(storage::Store& s, const std::string& owner,
+                                                   const std::string& contact);
+/// One stored element; nullopt when there is none (or it no longer parses).
+Result<std::optional<xmpp::XmlElement>> read_element(storage::Store& s, const std::string& owner,
+                                                     const char* kind, const std::string& key);
 
 /// Stateless: one per call site is fine. Runs on the caller's executor; the database work goes
 /// to `store` (the cluster database's worker of the caller's shard).
@@ -121,6 +141,9 @@ class UserServices {
   void to_each_resource(const xmpp::Jid& bare, const xmpp::XmlElement& stanza);
   void push_roster_item(const xmpp::Jid& owner, const RosterItem& item, const std::string& ver,
                         bool removed);
+  /// A PEP event from `owner` to its own resources and to `contacts` (bare JIDs).
+  void notify(const xmpp::Jid& owner, const xmpp::XmlElement& event,
+              const std::vector<std::string>& contacts);
   /// Presence type unavailable from every resource of `from` to `to`.
   void unavailable_from_each(const xmpp::Jid& from, const xmpp::Jid& to);
   /// Asks every available resource of `of` to send its presence to `to`.
