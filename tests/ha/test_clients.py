@@ -28,6 +28,11 @@ in the room):
      the same body is checked in profanity's debug log (libstrophe's "RECV:" lines), and the
      message must appear in the room window of every earlier profanity session, delivered by
      the room across the nodes.
+Then, once all four are in (one more subtest), a roster and a presence subscription across the
+pair (RFC 6121): alice@node1 runs /roster add and /sub request for bob; bob@node2 sees
+"Received authorization request from alice@localhost" and runs /sub allow; alice sees
+"Subscription received from bob@localhost", "++ bob@localhost (RESOURCE) is online" for both of
+bob's sessions (node1 and node2) and /sub show reports "subscription status: to.".
 """
 
 import os
@@ -349,6 +354,33 @@ class ProfanityAnyNode(unittest.TestCase):
                             lambda p: line in p, 10.0)
         return text_
 
+    def subscribe(self, alice, bob):
+        """alice adds bob to her roster and asks for his presence; bob allows it. RFC 6121 across
+        the pair when the two are on different nodes: the roster push, the request, the approval
+        and bob's presence all have to reach the other node."""
+        them = f"bob@{th.DOMAIN}"
+        me = f"alice@{th.DOMAIN}"
+        for c in (alice, bob):
+            c.type("/win 1")  # the console, where profanity reports roster and subscriptions
+            c.wait_pane("the console window", lambda p: "Profanity. Type /help" in p, 10.0)
+        alice.type(f"/roster add {them}")
+        alice.wait_pane("the roster push", lambda p: f"Roster item added: {them}" in p, 10.0)
+        alice.type(f"/sub request {them}")
+        alice.wait_pane("the subscription request sent",
+                        lambda p: f"Sent subscription request to {them}." in p, 10.0)
+        bob.wait_pane(f"{me}'s subscription request",
+                      lambda p: f"Received authorization request from {me}" in p, 15.0)
+        bob.type(f"/sub allow {me}")
+        bob.wait_pane("the approval sent", lambda p: f"Accepted subscription for {me}" in p, 10.0)
+        alice.wait_pane("the approval received",
+                        lambda p: f"Subscription received from {them}" in p, 15.0)
+        # Both of bob's sessions are online: each announces itself once subscribed.
+        online = re.compile(rf"\+\+ {re.escape(them)} \((\S+)\) is online")
+        alice.wait_pane("bob's presence", lambda p: len(set(online.findall(p))) >= 2, 15.0)
+        alice.type(f"/sub show {them}")
+        alice.wait_pane("the subscription state",
+                        lambda p: f"{them} subscription status: to." in p, 10.0)
+
     # -- the test --------------------------------------------------------------------------------
 
     def test_alice_and_bob_log_in_on_each_node_and_chat_in_a_room(self):
@@ -381,8 +413,21 @@ class ProfanityAnyNode(unittest.TestCase):
                     results.append((c.label, f"FAILED: {first}"))
                     c.close()
                     raise
+        if len(joined) == len(LOGINS):
+            alice = next(c for c in joined if c.label == "alice@node1")
+            bob = next(c for c in joined if c.label == "bob@node2")
+            with self.subTest(roster="alice@node1 subscribes to bob@node2"):
+                try:
+                    self.subscribe(alice, bob)
+                    results.append(("roster and subscription", "ok"))
+                except BaseException as e:
+                    self.problems.append("roster")
+                    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+                    results.append(("roster and subscription", f"FAILED: {first}"))
+                    raise
         summary = "\n".join(f"  {label}: {outcome}" for label, outcome in results)
-        ok = sum(1 for _, outcome in results if outcome == "ok")
+        ok = sum(1 for label, outcome in results
+                 if outcome == "ok" and label != "roster and subscription")
         print(f"\nprofanity on the pair, {ok}/{len(LOGINS)} logins served and chatting:\n"
               f"{summary}", file=sys.stderr, flush=True)
 
