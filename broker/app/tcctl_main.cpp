@@ -465,7 +465,15 @@ int main(int argc, char** argv) {
                           ? "no account " + user + "@" + config.domain
                           : "cannot delete " + user + ": " + deleted.error().message());
       }
-      std::cout << "deleted " << user << "@" << config.domain << "\n";
+      // Its roster, offline messages, PEP, vCard and archive go with it (a new account of the
+      // same name starts empty).
+      auto removed = store->delete_user_data_of(user + "@" + config.domain);
+      if (!removed) {
+        throw Refused("deleted " + user + "@" + config.domain +
+                      ", but not its data (run again to retry): " + removed.error().message());
+      }
+      std::cout << "deleted " << user << "@" << config.domain << " (" << *removed
+                << " stored items)\n";
     } else if (passwd->parsed()) {
       const auto user = username_of(name);
       if (!store->load_account(user)) {

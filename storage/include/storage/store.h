@@ -214,6 +214,13 @@ class Store {
     (void)owner, (void)kind, (void)key_prefix, (void)limit;
     return unsupported();
   }
+  /// Removes everything `owner` (a user's bare JID) keeps: its tc_user_data rows and its
+  /// message archive (tc_archive rows of kind 'chat' under its JID). One transaction; returns
+  /// how many rows went. For an account's deletion.
+  virtual Result<std::uint64_t> delete_user_data_of(std::string_view owner) {
+    (void)owner;
+    return unsupported();
+  }
   /// How many data of one kind an owner has.
   virtual Result<std::uint64_t> count_user_data(std::string_view owner, std::string_view kind) {
     (void)owner, (void)kind;

@@ -127,6 +127,7 @@ class PgStore final : public Store {
                                                 std::string_view key_prefix,
                                                 std::size_t limit) override;
   Result<std::uint64_t> count_user_data(std::string_view owner, std::string_view kind) override;
+  Result<std::uint64_t> delete_user_data_of(std::string_view owner) override;
 
  private:
   /// Connection state that make a driver error mean "the database went away".

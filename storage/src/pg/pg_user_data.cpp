@@ -73,4 +73,16 @@ Result<std::uint64_t> PgStore::count_user_data(std::string_view owner, std::stri
   });
 }
 
+Result<std::uint64_t> PgStore::delete_user_data_of(std::string_view owner) {
+  return guarded("delete_user_data_of", [&](pqxx::connection& c) -> Result<std::uint64_t> {
+    const std::string o(owner);
+    pqxx::work tx{c};
+    const auto data = tx.exec_params("DELETE FROM tc_user_data WHERE owner = $1", o);
+    const auto archive =
+        tx.exec_params("DELETE FROM tc_archive WHERE room_jid = $1 AND kind = 'chat'", o);
+    tx.commit();
+    return static_cast<std::uint64_t>(data.affected_rows() + archive.affected_rows());
+  });
+}
+
 }  // namespace tc::storage::pg

@@ -78,4 +78,16 @@ Result<std::uint64_t> SociStore::count_user_data(std::string_view owner, std::st
   });
 }
 
+Result<std::uint64_t> SociStore::delete_user_data_of(std::string_view owner) {
+  return guarded("delete_user_data_of", [&](soci::session& sql) -> Result<std::uint64_t> {
+    const std::string o(owner);
+    Transaction tx(sql, dialect_, Transaction::Mode::Write);
+    const long long data = Query(sql).use(o).run("DELETE FROM tc_user_data WHERE owner = :owner");
+    const long long archive =
+        Query(sql).use(o).run("DELETE FROM tc_archive WHERE room_jid = :owner AND kind = 'chat'");
+    tx.commit();
+    return static_cast<std::uint64_t>(data + archive);
+  });
+}
+
 }  // namespace tc::storage::soci_backend

@@ -93,5 +93,30 @@ TEST_P(StoreTest, UserDataListsByKeyPrefixAndLimit) {
   EXPECT_TRUE(store_->list_user_data(kBob, "pep")->empty());
 }
 
+TEST_P(StoreTest, DeletingAUsersDataLeavesOthersAndRooms) {
+  migrate();
+  ASSERT_TRUE(store_->apply_user_data(std::vector{
+      set(kAlice, "roster", "bob@example.com", "<item/>"), set(kAlice, "vcard", "", "<vCard/>"),
+      set(kBob, "roster", "alice@example.com", "<item/>")}));
+  NewMessage chat;
+  chat.room_jid = kAlice;
+  chat.stanza_id = "c1";
+  chat.kind = "chat";
+  chat.stanza_xml = "<message/>";
+  NewMessage room = chat;
+  room.room_jid = "lobby@conference.example.com";
+  room.kind = "groupchat";
+  ASSERT_TRUE(store_->append_messages(std::vector{chat, room}));
+
+  auto removed = store_->delete_user_data_of(kAlice);
+  ASSERT_TRUE(removed) << removed.error().message();
+  EXPECT_EQ(*removed, 3u) << "two data rows and one archived chat";
+  EXPECT_EQ(*store_->count_user_data(kAlice, "roster"), 0u);
+  EXPECT_EQ(*store_->count_user_data(kBob, "roster"), 1u);
+  EXPECT_EQ(*store_->count_messages(kAlice), 0u);
+  EXPECT_EQ(*store_->count_messages("lobby@conference.example.com"), 1u);
+  EXPECT_EQ(*store_->delete_user_data_of(kAlice), 0u);
+}
+
 }  // namespace
 }  // namespace tc::storage::test
