@@ -123,15 +123,33 @@ TEST_F(GlooxTest, ChatToAFullJidIsDelivered) {
   EXPECT_EQ(got->from, bob.bound_jid());
 }
 
-TEST_F(GlooxTest, ChatToAnOfflineUserBouncesServiceUnavailable) {
+TEST_F(GlooxTest, ChatToAnUnknownUserBouncesServiceUnavailable) {
+  auto& alice = client(kAlice);
+  ASSERT_TRUE(alice.wait_connected());
+  const std::string nobody = "nobody@" + broker().domain();
+  alice.send_chat(nobody, "are you there?");
+  const auto bounce = alice.wait_message(of_type(gloox::Message::Error));
+  ASSERT_TRUE(bounce.has_value()) << "no error for a message to a user that does not exist";
+  EXPECT_EQ(bounce->error, gloox::StanzaErrorServiceUnavailable);
+  EXPECT_EQ(bounce->error_type, gloox::StanzaErrorTypeCancel);
+  EXPECT_EQ(bare_of(bounce->from), nobody);
+}
+
+TEST_F(GlooxTest, ChatToAnOfflineUserIsKeptUntilItLogsIn) {
   auto& alice = client(kAlice);
   ASSERT_TRUE(alice.wait_connected());
   alice.send_chat(bare_jid(kCarol), "are you there?");  // carol exists, never logged in
-  const auto bounce = alice.wait_message(of_type(gloox::Message::Error));
-  ASSERT_TRUE(bounce.has_value()) << "no error for a message to an offline user";
-  EXPECT_EQ(bounce->error, gloox::StanzaErrorServiceUnavailable);
-  EXPECT_EQ(bounce->error_type, gloox::StanzaErrorTypeCancel);
-  EXPECT_EQ(bare_of(bounce->from), bare_jid(kCarol));
+  // The server answers in order: once the ping is back, the message was handled (stored).
+  EXPECT_EQ(alice.ping(broker().domain()), gloox::Event::PingPong);
+  EXPECT_FALSE(alice.wait_message(of_type(gloox::Message::Error), std::chrono::milliseconds(0)))
+      << "a message to an offline user was refused";
+  auto& carol = client(kCarol);  // gloox sends initial presence once connected
+  ASSERT_TRUE(carol.wait_connected());
+  const auto kept =
+      carol.wait_message([](const ReceivedMessage& m) { return m.body == "are you there?"; });
+  ASSERT_TRUE(kept.has_value()) << "the offline message never reached carol";
+  EXPECT_EQ(bare_of(kept->from), bare_jid(kAlice));
+  EXPECT_TRUE(kept->delayed) << "an offline message carries when it was sent (XEP-0203)";
 }
 
 TEST_F(GlooxTest, ChatToAMalformedJidBouncesJidMalformed) {

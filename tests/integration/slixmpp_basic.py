@@ -5,7 +5,7 @@
 Logs in two users over STARTTLS (the first with SCRAM-SHA-256 and stream
 management, the second with PLAIN), then checks: XEP-0199 ping to the server,
 XEP-0030 disco#info on the domain, chat messages both ways, an error for a
-message to an offline user, an error for an unknown iq namespace, XEP-0198
+message to a user that does not exist, an error for an unknown iq namespace, XEP-0198
 acks, and that a wrong password fails SASL. Exits 0 when every check passed,
 non-zero with a FAIL: line otherwise.
 """
@@ -74,13 +74,14 @@ async def check_unknown_namespace(session, domain):
     raise Failure(f"unknown namespace answered with type {reply['type']!r}, expected error")
 
 
-async def check_offline_bounce(session, offline_jid):
-    body = "to-offline-" + uuid.uuid4().hex
-    session.xmpp.send_message(mto=offline_jid, mbody=body, mtype="chat")
-    error = await within(session.message_errors.get(), f"error bounce from {offline_jid}")
+async def check_unknown_user_bounce(session, unknown_jid):
+    body = "to-nobody-" + uuid.uuid4().hex
+    session.xmpp.send_message(mto=unknown_jid, mbody=body, mtype="chat")
+    error = await within(session.message_errors.get(), f"error bounce from {unknown_jid}")
     check(error["error"]["condition"] == "service-unavailable",
-          f"offline bounce condition {error['error']['condition']!r}")
-    check(error["error"]["type"] == "cancel", f"offline bounce type {error['error']['type']!r}")
+          f"unknown user bounce condition {error['error']['condition']!r}")
+    check(error["error"]["type"] == "cancel",
+          f"unknown user bounce type {error['error']['type']!r}")
 
 
 async def check_stream_management(session):
@@ -137,8 +138,8 @@ async def main(args):
         bob.xmpp.send_message(mto=alice.xmpp.boundjid.full, mbody=body, mtype="chat")
         await expect_chat(alice, bob, body)
 
-        if args.offline_jid:
-            await check_offline_bounce(alice, args.offline_jid)
+        if args.unknown_jid:
+            await check_unknown_user_bounce(alice, args.unknown_jid)
         await check_unknown_namespace(bob, domain)
         await check_stream_management(alice)
     finally:
@@ -155,7 +156,7 @@ def parse_args(argv):
     parser.add_argument("--password", required=True)
     parser.add_argument("--peer-jid", required=True)
     parser.add_argument("--peer-password", required=True)
-    parser.add_argument("--offline-jid", help="an existing account that is not logged in")
+    parser.add_argument("--unknown-jid", help="a JID of this domain with no account")
     parser.add_argument("--debug", action="store_true", help="log every stanza")
     return parser.parse_args(argv)
 

@@ -54,10 +54,10 @@ class SlixmppTest : public BrokerTest {
 
 TEST_F(SlixmppTest, Basic) {
   start_broker({.accounts = {kAlice, kBob, kCarol}});
-  const auto result =
-      run_script("slixmpp_basic.py", {"--jid", bare_jid(kAlice), "--password", kAlice.password,
-                                      "--peer-jid", bare_jid(kBob), "--peer-password",
-                                      kBob.password, "--offline-jid", bare_jid(kCarol)});
+  const auto result = run_script(
+      "slixmpp_basic.py",
+      {"--jid", bare_jid(kAlice), "--password", kAlice.password, "--peer-jid", bare_jid(kBob),
+       "--peer-password", kBob.password, "--unknown-jid", "nobody@" + broker().domain()});
   EXPECT_EQ(result.exit_code, 0) << tail(result.output);
 }
 

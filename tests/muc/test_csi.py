@@ -33,6 +33,8 @@ class ClientStateIndication(th.MucTestCase):
         room = self.room()
         await self.create_room(alice, room, "alice")
         alice.send(f"<inactive xmlns='{CSI}'/>")
+        # A round trip: the server has handled <inactive/> before bob's presence can reach it.
+        await alice.iq_ok("get", th.DOMAIN, "<ping xmlns='urn:xmpp:ping'/>")
         await bob.join(room, "bob")
         for s in ("away", "dnd"):
             bob.send(f"<presence to={th.q(room + '/bob')}><show>{s}</show></presence>")
