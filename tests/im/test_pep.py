@@ -205,6 +205,8 @@ class Pep(tr.ImTestCase):
         err = await eve.iq("get", carol.bare,
                            f"<pubsub xmlns='{PUBSUB}'><items node='{OMEMO}'/></pubsub>")
         self.assertEqual(th.error_of(err)[1], "item-not-found")
+        # With its legacy code (XEP-0086): profanity's OMEMO reads only that.
+        self.assertEqual(th.child(err, th.NS_CLIENT, "error").get("code"), "404")
 
     async def test_limits_and_bad_requests(self):
         frank = await self.client("frank")

@@ -74,6 +74,9 @@ class Carbons(th.MucTestCase):
         copy = await r2.expect(lambda s: carbon(s, "sent") is not None, "a sent carbon")
         inner = carbon(copy, "sent")
         self.assertEqual(inner.get("from"), f"alice@{th.DOMAIN}/r1")
+        # The copy names the message's id in alice's own archive, not in bob's.
+        self.assertEqual([s.get("by") for s in inner.findall("{urn:xmpp:sid:0}stanza-id")],
+                         [f"alice@{th.DOMAIN}"])
         self.assertEqual(inner.findtext(f"{{{th.NS_CLIENT}}}body"), "hi bob")
 
         # <private/> is not copied; a sentinel afterwards shows r2 got nothing before it.

@@ -12,32 +12,33 @@ namespace {
 struct ConditionInfo {
   Condition condition;
   std::string_view name;
-  ErrorType type;  // as in the RFC's example
+  ErrorType type;   // as in the RFC's example
+  int legacy_code;  // XEP-0086
 };
 
 constexpr std::array<ConditionInfo, 22> kConditions{{
-    {Condition::BadRequest, "bad-request", ErrorType::Modify},
-    {Condition::Conflict, "conflict", ErrorType::Cancel},
-    {Condition::FeatureNotImplemented, "feature-not-implemented", ErrorType::Cancel},
-    {Condition::Forbidden, "forbidden", ErrorType::Auth},
-    {Condition::Gone, "gone", ErrorType::Cancel},
-    {Condition::InternalServerError, "internal-server-error", ErrorType::Cancel},
-    {Condition::ItemNotFound, "item-not-found", ErrorType::Cancel},
-    {Condition::JidMalformed, "jid-malformed", ErrorType::Modify},
-    {Condition::NotAcceptable, "not-acceptable", ErrorType::Modify},
-    {Condition::NotAllowed, "not-allowed", ErrorType::Cancel},
-    {Condition::NotAuthorized, "not-authorized", ErrorType::Auth},
-    {Condition::PolicyViolation, "policy-violation", ErrorType::Modify},
-    {Condition::RecipientUnavailable, "recipient-unavailable", ErrorType::Wait},
-    {Condition::Redirect, "redirect", ErrorType::Modify},
-    {Condition::RegistrationRequired, "registration-required", ErrorType::Auth},
-    {Condition::RemoteServerNotFound, "remote-server-not-found", ErrorType::Cancel},
-    {Condition::RemoteServerTimeout, "remote-server-timeout", ErrorType::Wait},
-    {Condition::ResourceConstraint, "resource-constraint", ErrorType::Wait},
-    {Condition::ServiceUnavailable, "service-unavailable", ErrorType::Cancel},
-    {Condition::SubscriptionRequired, "subscription-required", ErrorType::Auth},
-    {Condition::UndefinedCondition, "undefined-condition", ErrorType::Modify},
-    {Condition::UnexpectedRequest, "unexpected-request", ErrorType::Wait},
+    {Condition::BadRequest, "bad-request", ErrorType::Modify, 400},
+    {Condition::Conflict, "conflict", ErrorType::Cancel, 409},
+    {Condition::FeatureNotImplemented, "feature-not-implemented", ErrorType::Cancel, 501},
+    {Condition::Forbidden, "forbidden", ErrorType::Auth, 403},
+    {Condition::Gone, "gone", ErrorType::Cancel, 302},
+    {Condition::InternalServerError, "internal-server-error", ErrorType::Cancel, 500},
+    {Condition::ItemNotFound, "item-not-found", ErrorType::Cancel, 404},
+    {Condition::JidMalformed, "jid-malformed", ErrorType::Modify, 400},
+    {Condition::NotAcceptable, "not-acceptable", ErrorType::Modify, 406},
+    {Condition::NotAllowed, "not-allowed", ErrorType::Cancel, 405},
+    {Condition::NotAuthorized, "not-authorized", ErrorType::Auth, 401},
+    {Condition::PolicyViolation, "policy-violation", ErrorType::Modify, 406},
+    {Condition::RecipientUnavailable, "recipient-unavailable", ErrorType::Wait, 404},
+    {Condition::Redirect, "redirect", ErrorType::Modify, 302},
+    {Condition::RegistrationRequired, "registration-required", ErrorType::Auth, 407},
+    {Condition::RemoteServerNotFound, "remote-server-not-found", ErrorType::Cancel, 404},
+    {Condition::RemoteServerTimeout, "remote-server-timeout", ErrorType::Wait, 504},
+    {Condition::ResourceConstraint, "resource-constraint", ErrorType::Wait, 500},
+    {Condition::ServiceUnavailable, "service-unavailable", ErrorType::Cancel, 503},
+    {Condition::SubscriptionRequired, "subscription-required", ErrorType::Auth, 407},
+    {Condition::UndefinedCondition, "undefined-condition", ErrorType::Modify, 500},
+    {Condition::UnexpectedRequest, "unexpected-request", ErrorType::Wait, 400},
 }};
 
 const ConditionInfo& info(Condition condition) noexcept {
@@ -89,6 +90,9 @@ XmlElement make_error_element(const StanzaError& error, std::string_view text,
   if (!by.empty()) {
     e.set_attr("by", std::string(by));
   }
+  // XEP-0086: the legacy code beside the condition; some clients (profanity's OMEMO) still
+  // read only it.
+  e.set_attr("code", std::to_string(info(error.condition).legacy_code));
   e.add_child(std::string(condition_name(error.condition)), ns::kStanzaErrors);
   if (!text.empty()) {
     e.add_child("text", ns::kStanzaErrors).add_text(std::string(text));

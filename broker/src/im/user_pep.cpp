@@ -245,7 +245,6 @@ const std::vector<const char*>& UserServices::account_features() {
       "http://jabber.org/protocol/pubsub#auto-create",
       "http://jabber.org/protocol/pubsub#config-node",
       "http://jabber.org/protocol/pubsub#delete-nodes",
-      "http://jabber.org/protocol/pubsub#filtered-notifications",
       "http://jabber.org/protocol/pubsub#item-ids",
       "http://jabber.org/protocol/pubsub#multi-items",
       "http://jabber.org/protocol/pubsub#persistent-items",

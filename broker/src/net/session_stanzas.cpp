@@ -154,8 +154,16 @@ net::Awaitable<void> Session::on_stanza(XmlElement& stanza) {
   if (stanza.name() == "message") {
     co_await on_user_message(stanza, *to);
     if (carbon_eligible(stanza)) {
-      // XEP-0280 §7: the user's other resources see what this one sent.
-      send_carbons(server_, stanza, jid_, /*sent=*/true);
+      // XEP-0280 §7: the user's other resources see what this one sent, with the id it has
+      // in the sender's archive (the same id as in the recipient's, which the stanza names).
+      XmlElement copy = stanza;
+      for (auto& child : copy.nodes()) {
+        if (!child.is_text() && child.name() == "stanza-id" && child.xmlns() == ns::kStanzaId &&
+            child.attr("by") == to->bare_str()) {
+          child.set_attr("by", jid_.bare_str());
+        }
+      }
+      send_carbons(server_, copy, jid_, /*sent=*/true);
     }
     co_return;
   }

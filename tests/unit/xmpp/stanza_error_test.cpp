@@ -40,15 +40,15 @@ TEST(StanzaErrorTest, AConditionAloneTakesTheRfcType) {
   EXPECT_NE(overridden, StanzaError(Condition::InternalServerError));
 }
 
-TEST(StanzaErrorTest, ElementIsTypeThenByThenConditionThenText) {
+TEST(StanzaErrorTest, ElementIsTypeThenByThenLegacyCodeThenConditionThenText) {
   const XmlElement e = make_error_element({ErrorType::Wait, Condition::ServiceUnavailable},
                                           "the room is full", "room@conference.example");
   EXPECT_EQ(e.to_string(ns::kClient),
-            R"(<error type="wait" by="room@conference.example">)"
+            R"(<error type="wait" by="room@conference.example" code="503">)"
             R"(<service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/>)"
             R"(<text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">the room is full</text></error>)");
   EXPECT_EQ(make_error_element(Condition::ItemNotFound).to_string(ns::kClient),
-            R"(<error type="cancel">)"
+            R"(<error type="cancel" code="404">)"
             R"(<item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error>)");
 }
 
