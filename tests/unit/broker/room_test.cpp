@@ -293,7 +293,8 @@ TEST_F(RoomTest, ErrorsCarryTheTypedCondition) {
   ASSERT_EQ(host_.to(kBob).size(), 1u);
   EXPECT_EQ(host_.to(kBob)[0],
             R"(<iq id="e1" from="room@conference.example.com" type="error" )"
-            R"(to="bob@example.com/laptop"><error type="auth" by="room@conference.example.com">)"
+            R"(to="bob@example.com/laptop"><error type="auth" by="room@conference.example.com" )"
+            R"(code="403">)"
             R"(<forbidden xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/>)"
             R"(<text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">only moderators may change )"
             R"(roles</text></error></iq>)");
@@ -306,7 +307,7 @@ TEST_F(RoomTest, ErrorsCarryTheTypedCondition) {
   EXPECT_EQ(host_.to(other)[0],
             R"(<presence from="room@conference.example.com/Alice" type="error" )"
             R"(to="mallory@example.com/x"><x xmlns="http://jabber.org/protocol/muc"/>)"
-            R"(<error type="cancel" by="room@conference.example.com">)"
+            R"(<error type="cancel" by="room@conference.example.com" code="409">)"
             R"(<conflict xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/>)"
             R"(<text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">that nickname is in use</text>)"
             R"(</error></presence>)");
