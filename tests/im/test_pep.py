@@ -208,6 +208,41 @@ class Pep(tr.ImTestCase):
         # With its legacy code (XEP-0086): profanity's OMEMO reads only that.
         self.assertEqual(th.child(err, th.NS_CLIENT, "error").get("code"), "404")
 
+    async def test_a_client_that_names_its_interests_gets_only_those(self):
+        carol, dave = await self.client("boss", "pub"), await self.client("frank", "all")
+        await self.subscribe(dave, carol)
+        meta = (f"<metadata xmlns='{AVATAR_META}'><info bytes='1' id='one' height='1' "
+                "width='1' type='image/png'/></metadata>")
+        await carol.iq_ok("set", carol.bare, publish(AVATAR_META, "one", meta))
+        await carol.iq_ok("set", carol.bare, publish("urn:example:other", "x",
+                                                     "<other xmlns='urn:example:other'/>"))
+        # A client with XEP-0115 caps: the server asks it what they mean, once.
+        picky = await self.client("frank", "picky")
+        caps = "https://example.org/picky#QgayPKawpkPSDYmwT/WM94uAlu0="
+        # What the client answers for its caps node (slixmpp's XEP-0030 plugin replies).
+        for feature in (f"{AVATAR_META}+notify", "urn:xmpp:ping"):
+            picky.xmpp["xep_0030"].add_feature(feature, node=caps, jid=picky.xmpp.boundjid)
+        picky.send("<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' "
+                   "node='https://example.org/picky' ver='QgayPKawpkPSDYmwT/WM94uAlu0='/>"
+                   "</presence>")
+        ask = await picky.expect(
+            lambda s: th.tag(s) == "iq" and th.attr(s, "type") == "get"
+            and (th.attr(s, "id") or "").startswith("caps-"), "the server's disco#info query")
+        query = th.child(ask, "http://jabber.org/protocol/disco#info", "query")
+        self.assertEqual(query.get("node"), caps)
+        ev = await picky.expect(is_event(AVATAR_META), "the avatar it asked for")
+        self.assertEqual([i.get("id") for i in event_items(ev, AVATAR_META)], ["one"])
+        # New items: the picky client gets the avatar only; the one without caps gets both.
+        await carol.iq_ok("set", carol.bare, publish("urn:example:other", "y",
+                                                     "<other xmlns='urn:example:other'/>"))
+        await carol.iq_ok("set", carol.bare, publish(AVATAR_META, "two", meta))
+        await picky.expect(lambda s: is_event(AVATAR_META)(s)
+                           and event_items(s, AVATAR_META)[0].get("id") == "two", "avatar two")
+        await dave.expect(lambda s: is_event("urn:example:other")(s)
+                          and event_items(s, "urn:example:other")[0].get("id") == "y", "other y")
+        self.assertEqual(picky.pending(is_event("urn:example:other")), [],
+                         "an event it did not ask for")
+
     async def test_limits_and_bad_requests(self):
         frank = await self.client("frank")
         big = "<data xmlns='urn:xmpp:avatar:data'>" + "A" * 5000 + "</data>"

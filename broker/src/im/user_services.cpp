@@ -505,14 +505,10 @@ Awaitable<void> UserServices::broadcast_presence(const Jid& user, const XmlEleme
                  roster.error().message());
     co_return;
   }
-  std::vector<std::string> publishers = {owner};
   for (const auto& item : roster->items) {
     const auto contact = Jid::parse(item.jid);
     if (!contact || contact->domain() != server_.config.domain || *contact == user.bare()) {
       continue;  // no federation; the user's own resources have it already
-    }
-    if (initial && item.has_to()) {
-      publishers.push_back(contact->bare_str());
     }
     if (item.has_from()) {
       XmlElement copy = presence;
@@ -524,9 +520,22 @@ Awaitable<void> UserServices::broadcast_presence(const Jid& user, const XmlEleme
       probe(user, *contact);
     }
   }
-  if (initial) {
-    co_await send_last_items(user, std::move(publishers));
+}
+
+Awaitable<void> UserServices::send_last_items(const Jid& user) {
+  const std::string owner = user.bare_str();
+  auto job = [owner](storage::Store& s) { return read_roster(s, owner); };
+  auto roster = co_await store_.async_call(std::move(job), asio::use_awaitable);
+  if (!roster) {
+    co_return;
   }
+  std::vector<std::string> publishers = {owner};
+  for (const auto& item : roster->items) {
+    if (item.has_to() && item.jid != owner) {
+      publishers.push_back(item.jid);
+    }
+  }
+  co_await send_last_items(user, std::move(publishers));
 }
 
 Awaitable<void> UserServices::deliver_waiting(const Jid& user,

@@ -80,7 +80,8 @@ class UserServices {
   Awaitable<void> subscription(const xmpp::Jid& user, const xmpp::XmlElement& presence,
                                const xmpp::Jid& contact);
   /// The user's broadcast presence goes to every contact subscribed to it (RFC 6121 §4.2-4.5);
-  /// `initial` also probes the contacts it is subscribed to, whose resources answer.
+  /// `initial` also probes the contacts it is subscribed to, whose resources answer. (The last
+  /// PEP items are the session's to ask for, once it knows what its client wants.)
   Awaitable<void> broadcast_presence(const xmpp::Jid& user, const xmpp::XmlElement& presence,
                                      bool initial);
   /// What waited for the user: unanswered subscription requests (RFC 6121 §3.1.3) and offline
@@ -132,6 +133,8 @@ class UserServices {
   /// XEP-0163 §6.2: a resource that comes online gets the last item of each PEP node of
   /// `owners` (itself and the contacts whose presence it receives) that sends it on presence.
   Awaitable<void> send_last_items(const xmpp::Jid& user, std::vector<std::string> owners);
+  /// The same for the user itself and every contact whose presence it receives (its roster).
+  Awaitable<void> send_last_items(const xmpp::Jid& user);
 
   /// The features a user's account (its bare JID) offers (disco#info), for the server's answer.
   static const std::vector<const char*>& account_features();

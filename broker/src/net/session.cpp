@@ -150,10 +150,41 @@ void Session::deliver_on_shard(const Wire& wire) {
     }
     return;
   }
+  if (notify_nodes_ && unwanted_event(wire)) {
+    return;
+  }
   if (inactive_ && hold_presence(wire)) {
     return;
   }
   send(wire);
+}
+
+bool Session::unwanted_event(const Wire& wire) const {
+  // A scan of the serialised message, never a parse: only headlines are looked into.
+  const std::string_view xml = *wire;
+  if (!xml.starts_with("<message")) {
+    return false;
+  }
+  const auto tag_end = xml.find('>');
+  if (tag_end == std::string_view::npos ||
+      xml.substr(0, tag_end).find("type=\"headline\"") == std::string_view::npos) {
+    return false;
+  }
+  const auto event = xml.find("http://jabber.org/protocol/pubsub#event");
+  if (event == std::string_view::npos) {
+    return false;
+  }
+  constexpr std::string_view kNode = " node=\"";
+  const auto at = xml.find(kNode, event);
+  if (at == std::string_view::npos) {
+    return false;
+  }
+  const auto begin = at + kNode.size();
+  const auto end = xml.find('"', begin);
+  if (end == std::string_view::npos) {
+    return false;
+  }
+  return !notify_nodes_->contains(std::string(xml.substr(begin, end - begin)));
 }
 
 // ---- XEP-0352 client state indication ----

@@ -97,6 +97,11 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   /// A message to a user of this domain: delivered, or stored while the user is offline.
   net::Awaitable<void> on_user_message(xmpp::XmlElement& message, const xmpp::Jid& to);
   net::Awaitable<void> on_presence(xmpp::XmlElement& presence, const std::optional<xmpp::Jid>& to);
+  /// Asks the client what its XEP-0115 caps in `presence` stand for (once per hash).
+  void ask_caps(const xmpp::XmlElement& presence);
+  net::Awaitable<void> on_caps(const xmpp::XmlElement& reply);
+  /// A PEP event (a headline from pubsub#event) for a node this client did not ask for.
+  bool unwanted_event(const Wire& wire) const;
   net::Awaitable<void> on_password_change(const xmpp::XmlElement& iq);
   void route_to_user(xmpp::XmlElement& stanza, const xmpp::Jid& to);
   void broadcast_own_presence(const xmpp::XmlElement& presence);
@@ -163,7 +168,13 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   int priority_ = 0;
   xmpp::XmlElement last_presence_;  // the last broadcast available presence (probes get it)
   bool waiting_delivered_ = false;  // subscription requests and offline messages sent
-  std::set<std::string> directed_presence_;  // full JIDs sent directed presence
+  // XEP-0115 / XEP-0163 §4.3.1: which PEP nodes this client wants events of, when it says.
+  std::string caps_key_;                               // node#ver last asked about
+  std::string caps_query_id_;                          // the last query sent
+  bool caps_pending_ = false;                          // its answer has not come yet
+  bool last_items_due_ = false;                        // sent once the answer is in
+  std::optional<std::set<std::string>> notify_nodes_;  // nullopt = every event
+  std::set<std::string> directed_presence_;            // full JIDs sent directed presence
 
   std::atomic<bool> carbons_{false};  // XEP-0280 enabled (read by other shards' routing)
 
@@ -201,6 +212,8 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
     xmpp::XmlElement last_presence;
     bool carbons = false;
     bool waiting_delivered = false;
+    std::string caps_key;
+    std::optional<std::set<std::string>> notify_nodes;
   };
   net::Awaitable<void> on_resume(const xmpp::XmlElement& resume);
   /// Asks `old` (on its shard) for its state; completes on this session's shard.

@@ -548,6 +548,8 @@ std::optional<Session::HandOver> Session::hand_over(const std::shared_ptr<Sessio
   out.last_presence = last_presence_;
   out.carbons = carbons_.load(std::memory_order_relaxed);
   out.waiting_delivered = waiting_delivered_;
+  out.caps_key = caps_key_;
+  out.notify_nodes = notify_nodes_;
   sm_unacked_.clear();
   sm_unacked_bytes_ = 0;
   return out;
@@ -611,6 +613,8 @@ net::Awaitable<void> Session::on_resume(const XmlElement& resume) {
   last_presence_ = std::move(state->last_presence);
   carbons_ = state->carbons;
   waiting_delivered_ = state->waiting_delivered;
+  caps_key_ = std::move(state->caps_key);
+  notify_nodes_ = std::move(state->notify_nodes);
   const auto bound_at = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();

@@ -226,7 +226,10 @@ net::Awaitable<void> Session::on_iq_for_account(const XmlElement& iq, const xmpp
 net::Awaitable<void> Session::on_iq_for_server(const XmlElement& iq) {
   const std::string_view type = iq.attr("type");
   if (type == "result" || type == "error") {
-    co_return;  // answers to nothing we asked; RFC 6120 §8.2.3 says do not reply
+    if (caps_pending_ && iq.attr("id") == caps_query_id_) {
+      co_await on_caps(iq);
+    }
+    co_return;  // answers to nothing else we asked; RFC 6120 §8.2.3 says do not reply
   }
   const XmlElement* payload = iq.first_element();
   if (payload == nullptr) {
@@ -385,12 +388,22 @@ net::Awaitable<void> Session::on_presence(XmlElement& presence,
       if (!available_) {
         end_directed_presence(presence);
       }
+      if (available_) {
+        ask_caps(presence);
+      }
       // RFC 6121 §4.2-4.5: to the contacts subscribed to it; the first also probes.
       co_await users.broadcast_presence(jid_, presence, initial);
       if (initial && !waiting_delivered_ && !closing_) {
         waiting_delivered_ = true;
         const std::function<void(Wire)> deliver = [this](Wire wire) { deliver_on_shard(wire); };
         co_await users.deliver_waiting(jid_, deliver);
+        // XEP-0163 §6.2: the last PEP items, once the client has said which it wants (or at
+        // once when it says nothing about it).
+        if (!caps_pending_) {
+          co_await users.send_last_items(jid_);
+        } else {
+          last_items_due_ = true;
+        }
       }
     }
     co_return;  // a probe or subscription stanza to nobody in particular has nothing to do
@@ -407,6 +420,59 @@ net::Awaitable<void> Session::on_presence(XmlElement& presence,
   }
   track_directed_presence(presence, *to);
   broker::route_to_user(server_, presence, *to, UserHop::Origin);
+}
+
+void Session::ask_caps(const XmlElement& presence) {
+  // XEP-0115: the client names its features by a hash; the server asks the client itself what
+  // they are (per session: nothing another client claims can poison what this one gets).
+  const XmlElement* c = presence.child("c", "http://jabber.org/protocol/caps");
+  if (c == nullptr || c->attr("node").empty() || c->attr("ver").empty()) {
+    return;
+  }
+  std::string key = std::string(c->attr("node")) + "#" + std::string(c->attr("ver"));
+  if (key == caps_key_) {
+    return;
+  }
+  caps_key_ = std::move(key);
+  caps_query_id_ = "caps-" + xmpp::random_token(10);
+  caps_pending_ = true;
+  XmlElement query("iq", ns::kClient);
+  query.set_attr("type", "get")
+      .set_attr("id", caps_query_id_)
+      .set_attr("from", server_.config.domain)
+      .set_attr("to", jid_.str());
+  query.add_child("query", ns::kDiscoInfo).set_attr("node", caps_key_);
+  send(query);
+}
+
+net::Awaitable<void> Session::on_caps(const XmlElement& reply) {
+  // XEP-0163 §4.3.1: a "<node>+notify" feature asks for that node's events; a session that
+  // names its features gets only those (one that says nothing, or whose client cannot say,
+  // gets every event, as before).
+  caps_pending_ = false;  // a second answer to the same query is not read
+  const XmlElement* query = reply.child("query", ns::kDiscoInfo);
+  if (reply.attr("type") == "result" && query != nullptr) {
+    std::set<std::string> nodes;
+    for (const auto* feature : query->children("feature", ns::kDiscoInfo)) {
+      const std::string_view var = feature->attr("var");
+      if (var.size() > 7 && var.ends_with("+notify")) {
+        nodes.emplace(var.substr(0, var.size() - 7));
+      }
+    }
+    notify_nodes_ = std::move(nodes);
+  } else {
+    notify_nodes_.reset();
+  }
+  if (last_items_due_ && !closing_) {
+    last_items_due_ = false;
+    im::UserServices users(server_, shard_.cluster_store());
+    co_await users.send_last_items(jid_);
+  } else if (available_ && !closing_) {
+    // New interests on an established session (a client that added a feature): the last
+    // items of what it now wants.
+    im::UserServices users(server_, shard_.cluster_store());
+    co_await users.send_last_items(jid_);
+  }
 }
 
 void Session::answer_probe(const xmpp::Jid& prober) {
