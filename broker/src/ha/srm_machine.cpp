@@ -174,9 +174,26 @@ void SrmMachine::on_link(TimePoint now, Channel channel, bool up) {
     data_up_ = up;
     return;
   }
+  const bool was_alive = peer_alive(now);
   srm_up_ = up;
   if (up) {
     srm_up_since_ = now;
+  }
+  // The peer's heartbeats may come back (on its connection) before ours is up again after a
+  // cut: it is alive only from now on, and nothing else would say so (the next heartbeats find
+  // it alive already). Without this the rooms kept answering "unreachable" after a heal.
+  if (!was_alive && peer_alive(now)) {
+    peer_came_back();
+  }
+}
+
+void SrmMachine::peer_came_back() {
+  emit(srm::Publish{});
+  // Our users in the peer's rooms: make sure the rooms know them.
+  for (const auto& n : config_.nodes) {
+    if (holders_[n] == config_.peer) {
+      emit(srm::ReplayJoins{n});
+    }
   }
 }
 
@@ -214,16 +231,10 @@ void SrmMachine::on_heartbeat(TimePoint now, const proto::Heartbeat& hb) {
       changed = true;
     }
   }
-  if (changed || !was_alive) {
+  if (!was_alive && peer_alive(now)) {
+    peer_came_back();
+  } else if (changed || !was_alive) {
     emit(srm::Publish{});
-    if (!was_alive) {
-      // Our users in the peer's rooms: make sure the rooms know them.
-      for (const auto& n : config_.nodes) {
-        if (holders_[n] == config_.peer) {
-          emit(srm::ReplayJoins{n});
-        }
-      }
-    }
   }
 }
 

@@ -354,6 +354,9 @@ class SrmMachine {
   std::optional<std::string> refuse_recover(TimePoint now, const std::string& group) const;
 
  private:
+  /// The peer is alive again (a heartbeat, or our SRM connection back): republish the view
+  /// and replay our users' joins to its rooms.
+  void peer_came_back();
   // Effects to co_await. GCC 12 may copy a co_await operand's temporaries bitwise, which
   // breaks a std::string's small buffer: so a co_await expression holds no temporary with a
   // string. These build the action outside it; coroutines take strings by const reference
