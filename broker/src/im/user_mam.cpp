@@ -33,12 +33,6 @@ namespace {
 /// tc_archive's kind for a user's one-to-one message.
 constexpr char kChatKind[] = "chat";
 
-storage::UnixMillis now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 bool UserServices::archive_eligible(const XmlElement& message) {

@@ -41,11 +41,6 @@ constexpr char kPubsubErrors[] = "http://jabber.org/protocol/pubsub#errors";
 constexpr char kPublishOptions[] = "http://jabber.org/protocol/pubsub#publish-options";
 constexpr char kNodeConfig[] = "http://jabber.org/protocol/pubsub#node_config";
 
-XmlElement internal_error(const XmlElement& iq) {
-  return make_error_reply(iq, {xmpp::ErrorType::Wait, Condition::InternalServerError},
-                          "the server's database failed; try again");
-}
-
 /// An error with a pubsub-specific condition beside the general one (XEP-0060 §7-8).
 XmlElement pubsub_error(const XmlElement& iq, const xmpp::StanzaError& e, std::string_view specific,
                         std::string_view text = {}) {

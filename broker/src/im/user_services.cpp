@@ -33,12 +33,6 @@ using xmpp::XmlElement;
 
 namespace {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 /// The next roster version of `owner` (XEP-0237: any string that changes with the roster).
 /// Later than the last one and than the clock, so a roster rebuilt after a delete never
 /// repeats an old version.
@@ -65,12 +59,18 @@ XmlElement error(const XmlElement& iq, const xmpp::StanzaError& e, std::string_v
   return make_error_reply(iq, e, text);
 }
 
+}  // namespace
+
+storage::UnixMillis now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 XmlElement internal_error(const XmlElement& iq) {
   return make_error_reply(iq, {xmpp::ErrorType::Wait, Condition::InternalServerError},
                           "the server's database failed; try again");
 }
-
-}  // namespace
 
 Result<std::optional<XmlElement>> read_element(storage::Store& s, const std::string& owner,
                                                const char* kind, const std::string& key) {
@@ -137,16 +137,7 @@ void UserServices::notify(const Jid& owner, const XmlElement& event,
 }
 
 void UserServices::to_each_resource(const Jid& bare, const XmlElement& stanza) {
-  std::vector<Jid> targets;
-  for (const auto& s : server_.router.sessions_of(bare)) {
-    targets.push_back(s->jid());
-  }
-  if (server_.router.remote_routes() != nullptr) {
-    for (const auto& [node, full] : server_.router.remote_sessions_of(bare)) {
-      targets.push_back(full);
-    }
-  }
-  for (const auto& full : targets) {
+  for (const auto& full : resources_of(server_, bare)) {
     XmlElement copy = stanza;
     copy.set_attr("to", full.str());
     route_to_user(server_, copy, full, UserHop::Origin, false);
@@ -173,16 +164,7 @@ void UserServices::push_roster_item(const Jid& owner, const RosterItem& item,
 }
 
 void UserServices::unavailable_from_each(const Jid& from, const Jid& to) {
-  std::vector<Jid> sources;
-  for (const auto& s : server_.router.sessions_of(from.bare())) {
-    sources.push_back(s->jid());
-  }
-  if (server_.router.remote_routes() != nullptr) {
-    for (const auto& [node, full] : server_.router.remote_sessions_of(from.bare())) {
-      sources.push_back(full);
-    }
-  }
-  for (const auto& full : sources) {
+  for (const auto& full : resources_of(server_, from.bare())) {
     XmlElement gone("presence", ns::kClient);
     gone.set_attr("type", "unavailable").set_attr("from", full.str()).set_attr("to", to.str());
     route_to_user(server_, gone, to, UserHop::Origin, false);

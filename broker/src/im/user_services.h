@@ -48,6 +48,11 @@ inline constexpr char kPepNode[] = "pep-node";          ///< key: node; its <con
 inline constexpr char kPepItem[] = "pep";               ///< key: node "\n" item id; <item/>
 }  // namespace kind
 
+/// The wall clock in Unix milliseconds (archive and offline timestamps).
+storage::UnixMillis now_ms();
+/// The reply to an iq whose database work failed (type wait: the client may retry).
+xmpp::XmlElement internal_error(const xmpp::XmlElement& iq);
+
 // Reading in store jobs (on the store worker's thread).
 
 /// The roster of `owner` (unreadable rows are logged and skipped) and its version ("0" when

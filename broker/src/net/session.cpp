@@ -701,10 +701,7 @@ void Session::requeue_unacked() {
         im::UserServices users(server, store);
         for (auto& m : messages) {
           m.set_attr("to", bare.str());
-          const bool online = !server.router.sessions_of(bare).empty() ||
-                              (server.router.remote_routes() != nullptr &&
-                               !server.router.remote_sessions_of(bare).empty());
-          if (online) {
+          if (user_online(server, bare)) {
             broker::route_to_user(server, m, bare, UserHop::Origin, false);
           } else {
             co_await users.store_offline(bare, m);

@@ -176,10 +176,7 @@ net::Awaitable<void> Session::on_user_message(XmlElement& message, const xmpp::J
   // XEP-0313: in both users' archives before the recipient sees it and before the sender's
   // ack counts it; the recipient's copy carries its archive's stanza-id.
   auto archive = im::UserServices::prepare_archive(jid_, to, message);
-  const bool online = !server_.router.sessions_of(bare).empty() ||
-                      (server_.router.remote_routes() != nullptr &&
-                       !server_.router.remote_sessions_of(bare).empty());
-  if (online || !im::UserServices::offline_eligible(message)) {
+  if (user_online(server_, bare) || !im::UserServices::offline_eligible(message)) {
     if (!archive.empty()) {
       if (auto refused = co_await users.archive(message, std::move(archive)); refused) {
         if (!closing_) {
@@ -463,13 +460,10 @@ net::Awaitable<void> Session::on_caps(const XmlElement& reply) {
   } else {
     notify_nodes_.reset();
   }
-  if (last_items_due_ && !closing_) {
+  // The last items of what it wants: held back since its initial presence, or new interests
+  // of an established session (a client that added a feature).
+  if ((last_items_due_ || available_) && !closing_) {
     last_items_due_ = false;
-    im::UserServices users(server_, shard_.cluster_store());
-    co_await users.send_last_items(jid_);
-  } else if (available_ && !closing_) {
-    // New interests on an established session (a client that added a feature): the last
-    // items of what it now wants.
     im::UserServices users(server_, shard_.cluster_store());
     co_await users.send_last_items(jid_);
   }

@@ -132,4 +132,23 @@ void route_to_user(ServerContext& server, const xmpp::XmlElement& stanza, const 
   }
 }
 
+std::vector<xmpp::Jid> resources_of(const ServerContext& server, const xmpp::Jid& bare) {
+  std::vector<xmpp::Jid> out;
+  for (const auto& s : server.router.sessions_of(bare)) {
+    out.push_back(s->jid());
+  }
+  if (server.router.remote_routes() != nullptr) {
+    for (const auto& [node, full] : server.router.remote_sessions_of(bare)) {
+      out.push_back(full);
+    }
+  }
+  return out;
+}
+
+bool user_online(const ServerContext& server, const xmpp::Jid& bare) {
+  return !server.router.sessions_of(bare).empty() ||
+         (server.router.remote_routes() != nullptr &&
+          !server.router.remote_sessions_of(bare).empty());
+}
+
 }  // namespace tc::broker

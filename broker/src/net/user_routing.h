@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <vector>
+
 #include "xmpp/jid.h"
 #include "xmpp/xml_element.h"
 
@@ -24,5 +26,12 @@ enum class UserHop {
 /// that sender is. `stanza` has 'from' and 'to' set.
 void route_to_user(ServerContext& server, const xmpp::XmlElement& stanza, const xmpp::Jid& to,
                    UserHop hop, bool bounce = true);
+
+/// The full JID of every session of `bare`, on this node and (through the router's remote
+/// directory) on every other node of the cluster.
+std::vector<xmpp::Jid> resources_of(const ServerContext& server, const xmpp::Jid& bare);
+
+/// Whether `bare` has a session anywhere in the cluster.
+bool user_online(const ServerContext& server, const xmpp::Jid& bare);
 
 }  // namespace tc::broker
