@@ -69,6 +69,7 @@ std::string bare_jid_problem(std::string_view jid, bool needs_local) {
 
 constexpr std::string_view kStreamHeader =
     "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+constexpr std::string_view kStreamEnd = "</stream:stream>";
 
 /// The broker's StreamParser (xmpp/stream_parser.cpp) without the tree it builds: the same
 /// expat configuration and the same refusals (DTDs, entity declarations, processing
@@ -115,7 +116,8 @@ class WellFormed {
         return false;
       }
     }
-    return !failed_ && stanzas_ == 1;
+    // The stream's end, as in stanza_is_one_element: nothing may be left open.
+    return parse(kStreamEnd) && depth_ == 0 && !failed_ && stanzas_ == 1;
   }
 
  private:
@@ -178,14 +180,19 @@ bool stanza_is_one_element(std::string_view xml) {
   // judge here (the merge copies it in pieces, whatever its size).
   xmpp::StreamParser parser(xmpp::ParserLimits{.max_stanza_bytes = xml.size() + 1024});
   std::vector<xmpp::StreamEvent> events;
-  if (!parser.feed(kStreamHeader, events) || !parser.feed(xml, events)) {
+  // The stream's end after it: a tag left open ("<x/><y") fails there instead of waiting for
+  // more (rename_room_addresses would refuse it, and merge stop on it).
+  if (!parser.feed(kStreamHeader, events) || !parser.feed(xml, events) ||
+      !parser.feed(kStreamEnd, events)) {
     return false;
   }
   int stanzas = 0;
+  bool closed = false;
   for (const auto& e : events) {
     stanzas += e.kind == xmpp::StreamEvent::Kind::Stanza ? 1 : 0;
+    closed = closed || e.kind == xmpp::StreamEvent::Kind::StreamClose;
   }
-  return stanzas == 1;
+  return stanzas == 1 && closed;
 }
 
 namespace {

@@ -274,6 +274,11 @@ std::string xml_escape(std::string_view text) {
       case '\'':
         out += "&apos;";
         break;
+      case '\r':
+        // A literal CR reads back as a newline (XML 1.0 §2.11): a Windows client's "\r\n"
+        // would lose its CR on the way into the archive.
+        out += "&#13;";
+        break;
       default:
         out.push_back(c);
     }
@@ -368,9 +373,20 @@ std::string normalize_vendor_stanza(std::string_view xml, std::string_view room_
                                     std::string_view stanza_id) {
   std::string out(xml);
   // Leading whitespace or an XML declaration would hide the root from the broker's MAM code.
-  const auto root = out.find("<message");
-  if (root != std::string::npos && root > 0) {
+  const auto root = out.find('<');
+  if (root != std::string::npos && out.compare(root, 2, "<?") == 0) {
+    const auto decl_end = out.find("?>", root);
+    const auto next = decl_end == std::string::npos ? decl_end : out.find('<', decl_end);
+    out.erase(0, next == std::string::npos ? root : next);
+  } else if (root != std::string::npos) {
     out.erase(0, root);
+  }
+  // Only a <message/> root is ours to change: anything else is left as it was, for validation
+  // to judge (it was edited blindly before, which turned a well-formed <x/> into "<x>…</message>").
+  constexpr std::string_view kMessage = "<message";
+  if (out.compare(0, kMessage.size(), kMessage) != 0 || out.size() == kMessage.size() ||
+      std::string_view(" \t\r\n/>").find(out[kMessage.size()]) == std::string_view::npos) {
+    return std::string(xml);
   }
   const auto root_end = out.find('>');
   if (root_end != std::string::npos) {

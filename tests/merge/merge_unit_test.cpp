@@ -264,6 +264,23 @@ TEST(Vendor, StanzaGetsStanzaIdAndLosesRootNamespace) {
       "by='r@c'/></message>";
   EXPECT_EQ(normalize_vendor_stanza(stamped, "r@c", "ignored"), stamped);
   EXPECT_EQ(find_attr(stamped, "<stanza-id", "id"), "abc");
+  // An XML declaration goes; a root that is not a message is left for validation to judge
+  // (it became "<x>...</message>" before; found by the merge_rows fuzzer).
+  EXPECT_EQ(normalize_vendor_stanza("<?xml version='1.0'?>\n<message/>", "r@c", "i"),
+            "<message><stanza-id xmlns=\"urn:xmpp:sid:0\" id=\"i\" by=\"r@c\"/></message>");
+  EXPECT_EQ(normalize_vendor_stanza("<x/>", "r@c", "i"), "<x/>");
+  EXPECT_EQ(normalize_vendor_stanza("<messages/>", "r@c", "i"), "<messages/>");
+}
+
+TEST(Vendor, SynthesizedBodyKeepsCarriageReturns) {
+  // A literal CR reads back as a newline; a Windows client's line ends must survive the import.
+  const std::string made = synthesize_stanza("r@c", "n", "a\r\nb & <c>", "i");
+  EXPECT_EQ(made,
+            "<message from=\"r@c/n\" type=\"groupchat\"><body>a&#13;\nb &amp; &lt;c&gt;</body>"
+            "<stanza-id xmlns=\"urn:xmpp:sid:0\" id=\"i\" by=\"r@c\"/></message>");
+  const auto parsed = tc::xmpp::parse_element(made);
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->child_text("body"), "a\r\nb & <c>");
 }
 
 TEST(Digest, IsOrderSensitiveAndStable) {
@@ -318,6 +335,10 @@ TEST(StanzaCheck, TreelessCheckAgreesWithTheParser) {
       {"<message xmlns:e='urn:e'><e:x>PAD</e:x></message>", true},
       {"<message><body>PAD</body>", false},
       {"<message><body>PAD</body></message><message/>", false},
+      // Found by the merge_rows fuzzer: a tag left open after the element was "ready", and
+      // then stopped the merge's rename.
+      {"<message><body>PAD</body></message><message", false},
+      {"<message><body>PAD</body></message><x a='", false},
       {"<message><body>PAD</bod></message>", false},
       {"<message><!--c--><body>PAD</body></message>", false},
       {"<message><?pi x?><body>PAD</body></message>", false},

@@ -16,15 +16,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
 #include "base/limits.h"
 
-#include "admin/web_page.h"
+#include "admin/http_codec.h"
 #include "net/tokens.h"
 
 namespace tc::broker::admin {
@@ -37,35 +33,10 @@ using Tcp = asio::ip::tcp;
 using net::Awaitable;
 using net::kAsTuple;
 
-constexpr std::size_t kMaxBodyBytes = 64 * 1024;
-constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
 constexpr std::size_t kMaxConnections = 64;
 constexpr auto kReadTimeout = std::chrono::seconds(10);
 constexpr auto kWriteTimeout = std::chrono::seconds(10);
 constexpr auto kBackendTimeout = std::chrono::seconds(30);
-
-using HttpRequest = http::request<http::string_body>;
-using HttpResponse = http::response<http::string_body>;
-
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  // Compare digests so that neither the content nor the length leaks through timing.
-  unsigned char da[SHA256_DIGEST_LENGTH];
-  unsigned char db[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(a.data()), a.size(), da);
-  SHA256(reinterpret_cast<const unsigned char*>(b.data()), b.size(), db);
-  return CRYPTO_memcmp(da, db, sizeof da) == 0;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  return s;
-}
 
 /// Waits for a Backend's answer, which may come at once or later, exactly once.
 struct PendingAnswer {
@@ -75,19 +46,6 @@ struct PendingAnswer {
 };
 
 }  // namespace
-
-Response error_response(unsigned status, std::string message) {
-  Response r;
-  r.status = status;
-  r.body = boost::json::object{{"error", std::move(message)}};
-  return r;
-}
-
-Response ok_response(std::string message) {
-  Response r;
-  r.body = boost::json::object{{"ok", true}, {"message", std::move(message)}};
-  return r;
-}
 
 struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   Impl(asio::any_io_executor ex, const Config& cfg, Backend& be)
@@ -107,7 +65,6 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   std::filesystem::file_time_type token_mtime{};
   std::string file_token;
   /// Wrong tokens per client address (brute-force throttling): 10 a minute.
-  static constexpr std::size_t kMaxTokenFailures = 10;
   FailureThrottle token_failures{kMaxTokenFailures, std::chrono::minutes(1)};
 
   /// The configured token, or "" with `why` saying how to configure one.
@@ -132,7 +89,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       std::ifstream in(config.admin_token_file);
       std::string line;
       std::getline(in, line);
-      file_token = std::string(trim(line));
+      file_token = std::string(trim_space(line));
       token_mtime = mtime;
     }
     if (file_token.empty()) {
@@ -200,86 +157,13 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   }
 
   Awaitable<Response> dispatch(const HttpRequest& req, const std::string& client) {
-    const std::string_view full(req.target().data(), req.target().size());
-    const auto qpos = full.find('?');
-    const std::string_view path = full.substr(0, qpos);
-    if (path == "/" || path == "/index.html") {
-      if (req.method() != http::verb::get && req.method() != http::verb::head) {
-        co_return error_response(405, "the page only answers GET");
-      }
-      Response page;
-      page.text = std::string(web_page());
-      page.content_type = "text/html; charset=utf-8";
-      co_return page;
+    Credentials credentials;
+    credentials.token = current_token(credentials.why_none);
+    auto admitted = admit(req, client, credentials, token_failures, LimitClock::now());
+    if (auto* refused = std::get_if<Response>(&admitted)) {
+      co_return std::move(*refused);
     }
-    std::string why;
-    const std::string token = current_token(why);
-    if (token.empty()) {
-      co_return error_response(401, why);
-    }
-    const auto auth = req[http::field::authorization];
-    constexpr std::string_view kBearer = "Bearer ";
-    const std::string_view given(auth.data(), auth.size());
-    if (given.size() <= kBearer.size() || given.substr(0, kBearer.size()) != kBearer) {
-      co_return error_response(401, "missing bearer token (send Authorization: Bearer TOKEN)");
-    }
-    // Brute force: an address that sent kMaxTokenFailures wrong tokens within a minute is
-    // refused without a comparison until the oldest of them is a minute old.
-    const auto now = LimitClock::now();
-    if (const auto wait = token_failures.blocked_for(client, now); wait.count() > 0) {
-      Response r =
-          error_response(429, "too many wrong admin tokens from " + client + "; try again in " +
-                                  std::to_string((wait.count() + 999) / 1000) + " s");
-      r.retry_after_seconds = static_cast<unsigned>((wait.count() + 999) / 1000);
-      co_return r;
-    }
-    if (!constant_time_equal(trim(given.substr(kBearer.size())), token)) {
-      token_failures.failed(client, now);
-      spdlog::warn("admin API: wrong token from {}", client);
-      co_return error_response(401, "wrong admin token");
-    }
-    Request request;
-    request.method = std::string(req.method_string());
-    request.target = std::string(path);
-    if (qpos != std::string_view::npos) {
-      request.query = std::string(full.substr(qpos + 1));
-    }
-    if (!trim(req.body()).empty()) {
-      boost::system::error_code ec;
-      request.body = boost::json::parse(req.body(), ec);
-      if (ec) {
-        co_return error_response(400, "the body is not valid JSON: " + ec.message());
-      }
-    }
-    co_return co_await ask_backend(std::move(request));
-  }
-
-  static HttpResponse to_http(Response r, unsigned version, bool keep_alive, bool head) {
-    HttpResponse res{static_cast<http::status>(r.status), version};
-    res.set(http::field::server, "tcbroker-admin");
-    res.set(http::field::cache_control, "no-store");
-    if (!r.text.empty() || !r.content_type.empty()) {
-      res.set(http::field::content_type,
-              r.content_type.empty() ? "text/plain; charset=utf-8" : r.content_type);
-      res.body() = std::move(r.text);
-    } else {
-      res.set(http::field::content_type, "application/json");
-      res.body() = boost::json::serialize(
-                       r.body.is_null() ? boost::json::value(boost::json::object{}) : r.body) +
-                   "\n";
-    }
-    if (r.status == 401) {
-      res.set(http::field::www_authenticate, "Bearer realm=\"tcbroker\"");
-    }
-    if (r.retry_after_seconds > 0) {
-      res.set(http::field::retry_after, std::to_string(r.retry_after_seconds));
-    }
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    if (head) {
-      res.body().clear();
-    }
-    return res;
+    co_return co_await ask_backend(std::move(std::get<Request>(admitted)));
   }
 
   /// Half-closes, then reads and drops what the client still sends (bounded), so that closing
@@ -306,24 +190,15 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     connections.insert(&stream);
     beast::flat_buffer buffer;
     for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(kMaxBodyBytes);
-      parser.header_limit(kMaxHeaderBytes);
+      RequestParser parser;
+      limit(parser);
       stream.expires_after(kReadTimeout);
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kAsTuple);
       if (stopped) {
         break;
       }
       if (ec) {
-        std::optional<Response> refusal;
-        if (ec == http::error::body_limit) {
-          refusal = error_response(413, "the body is larger than 64 KiB");
-        } else if (ec == http::error::header_limit) {
-          refusal = error_response(431, "the request header is too large");
-        } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
-                   ec != http::error::end_of_stream && ec != http::error::partial_message) {
-          refusal = error_response(400, "malformed HTTP request: " + ec.message());
-        }
+        std::optional<Response> refusal = refusal_for(ec);
         if (refusal) {
           // The rest of the stream cannot be trusted: answer, then close.
           auto res = to_http(std::move(*refusal), 11, false, false);

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "admin/http_codec.h"
 #include "ha/srm.h"
 #include "server_context.h"
 
@@ -17,15 +18,6 @@ namespace {
 using admin::error_response;
 using admin::ok_response;
 
-std::string body_string(const json::value& body, std::string_view key) {
-  if (const auto* o = body.if_object()) {
-    if (const auto* v = o->if_contains(key); v != nullptr && v->is_string()) {
-      return std::string(v->as_string());
-    }
-  }
-  return {};
-}
-
 std::string describe(State s, Reason r) {
   return std::string(to_string(s)) + " (" + std::string(to_string(r)) + ")";
 }
@@ -33,63 +25,67 @@ std::string describe(State s, Reason r) {
 }  // namespace
 
 void Srm::handle(const admin::Request& request, admin::Respond respond) {
-  const std::string& t = request.target;
-  const bool get = request.method == "GET";
-  const bool post = request.method == "POST";
-  if (t == "/api/v1/ha/status" && get) {
-    admin_status(std::move(respond));
-  } else if (t == "/api/v1/rooms" && get) {
-    admin_rooms(std::move(respond));
-  } else if (t == "/api/v1/cluster/status" && get) {
-    if (!clustered_ || !mesh_) {
-      respond(error_response(409, "this node is not in a redundancy group"));
+  auto decoded = admin::decode_call(request);
+  if (auto* refused = std::get_if<admin::Response>(&decoded)) {
+    respond(std::move(*refused));
+    return;
+  }
+  const auto& call = std::get<admin::ApiCall>(decoded);
+  using Op = admin::ApiCall::Op;
+  switch (call.op) {
+    case Op::HaStatus:
+      admin_status(std::move(respond));
       return;
-    }
-    admin_cluster_status(std::move(respond));
-  } else if (t == "/metrics" && get) {
-    admin::Response r;
-    r.text = metrics_text();
-    r.content_type = "text/plain; version=0.0.4";
-    respond(std::move(r));
-  } else if (t == "/api/v1/ha/failover" && post) {
-    admin_action("failover", body_string(request.body, "node"), "", std::move(respond));
-  } else if (t == "/api/v1/ha/fallback" && post) {
-    admin_action("fallback", body_string(request.body, "node"), "", std::move(respond));
-  } else if (t == "/api/v1/ha/recover" && post) {
-    const std::string group = body_string(request.body, "group");
-    auto refused = machine_ ? machine_->refuse_recover(clock_.now(), group)
-                            : "no redundancy group " + group + " (this node is in no group)";
-    if (refused) {
-      respond(error_response(refused->rfind("no redundancy group", 0) == 0 ? 404 : 409, *refused));
+    case Op::Rooms:
+      admin_rooms(std::move(respond));
       return;
-    }
-    machine_->admin_recover(clock_.now());
-    perform();
-    respond(ok_response("recovering group " + group_.name + ": SRM restarts on both nodes"));
-  } else if ((t == "/api/v1/services/stop" || t == "/api/v1/services/start") && post) {
-    admin_action(t == "/api/v1/services/stop" ? "service-stop" : "service-start",
-                 body_string(request.body, "node"), body_string(request.body, "service"),
-                 std::move(respond));
-  } else if (t == "/api/v1/ha/link" && post) {
-    bool cut = false;
-    if (const auto* o = request.body.if_object()) {
-      if (const auto* v = o->if_contains("cut"); v && v->is_bool()) {
-        cut = v->as_bool();
+    case Op::ClusterStatus:
+      if (!clustered_ || !mesh_) {
+        respond(error_response(409, "this node is not in a redundancy group"));
+        return;
       }
-    }
-    if (!link_) {
-      respond(error_response(409, "this node is not in a redundancy group"));
+      admin_cluster_status(std::move(respond));
+      return;
+    case Op::Metrics: {
+      admin::Response r;
+      r.text = metrics_text();
+      r.content_type = "text/plain; version=0.0.4";
+      respond(std::move(r));
       return;
     }
-    link_->set_cut(cut);
-    spdlog::warn("srm: node-to-node link {} by the admin", cut ? "cut" : "restored");
-    publish();
-    respond(ok_response(cut ? "link cut" : "link restored"));
-  } else if (t.rfind("/api/v1/", 0) == 0 || t == "/metrics") {
-    respond(
-        error_response(get || post ? 404 : 405, "no such endpoint: " + request.method + " " + t));
-  } else {
-    respond(error_response(404, "no such endpoint: " + t));
+    case Op::Failover:
+    case Op::Fallback:
+      admin_action(call.op == Op::Failover ? "failover" : "fallback", call.node, "",
+                   std::move(respond));
+      return;
+    case Op::Recover: {
+      auto refused = machine_ ? machine_->refuse_recover(clock_.now(), call.group)
+                              : "no redundancy group " + call.group + " (this node is in no group)";
+      if (refused) {
+        respond(
+            error_response(refused->rfind("no redundancy group", 0) == 0 ? 404 : 409, *refused));
+        return;
+      }
+      machine_->admin_recover(clock_.now());
+      perform();
+      respond(ok_response("recovering group " + group_.name + ": SRM restarts on both nodes"));
+      return;
+    }
+    case Op::ServiceStop:
+    case Op::ServiceStart:
+      admin_action(call.op == Op::ServiceStop ? "service-stop" : "service-start", call.node,
+                   call.service, std::move(respond));
+      return;
+    case Op::Link:
+      if (!link_) {
+        respond(error_response(409, "this node is not in a redundancy group"));
+        return;
+      }
+      link_->set_cut(call.cut);
+      spdlog::warn("srm: node-to-node link {} by the admin", call.cut ? "cut" : "restored");
+      publish();
+      respond(ok_response(call.cut ? "link cut" : "link restored"));
+      return;
   }
 }
 

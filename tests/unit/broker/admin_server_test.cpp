@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 
 #include "admin/admin_client.h"
+#include "admin/http_codec.h"
 
 namespace tc::broker::admin {
 namespace {
@@ -377,6 +378,46 @@ TEST(AdminEndpoint, Parses) {
   EXPECT_FALSE(parse_endpoint("https://node2:1"));
   EXPECT_FALSE(parse_endpoint("node2:99999"));
   EXPECT_FALSE(parse_endpoint("node2:http"));
+}
+
+// Found by the admin_http fuzzer: a 404 quoting a path in Latin-1 was not JSON (not UTF-8).
+TEST(AdminHttp, ErrorsQuotingBytesThatAreNotUtf8AreStillJson) {
+  EXPECT_EQ(valid_utf8("a\xE9z"), "a\xEF\xBF\xBDz");
+  EXPECT_EQ(valid_utf8("\xC3\xA9 \xF0\x9F\x98\x80"), "\xC3\xA9 \xF0\x9F\x98\x80");
+  EXPECT_EQ(valid_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong '/'
+  EXPECT_EQ(valid_utf8("\xED\xA0\x80"),                           // a surrogate
+            "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(valid_utf8("\xF4\x90\x80\x80").substr(0, 3), "\xEF\xBF\xBD");  // past U+10FFFF
+  const auto res =
+      to_http(error_response(404, "no such endpoint: /api/v1/\xE9t\xE9"), 11, true, false);
+  boost::system::error_code ec;
+  const auto body = json::parse(res.body(), ec);
+  ASSERT_FALSE(ec) << res.body();
+  EXPECT_EQ(body.at("error").as_string(), "no such endpoint: /api/v1/\xEF\xBF\xBDt\xEF\xBF\xBD");
+}
+
+TEST(AdminHttp, DecodesEachCallOfTheApi) {
+  const auto decode = [](std::string method, std::string target, json::value body = nullptr) {
+    return decode_call(Request{std::move(method), std::move(target), "", std::move(body)});
+  };
+  using Op = ApiCall::Op;
+  EXPECT_EQ(std::get<ApiCall>(decode("GET", "/api/v1/ha/status")).op, Op::HaStatus);
+  EXPECT_EQ(std::get<ApiCall>(decode("GET", "/api/v1/rooms")).op, Op::Rooms);
+  EXPECT_EQ(std::get<ApiCall>(decode("GET", "/api/v1/cluster/status")).op, Op::ClusterStatus);
+  EXPECT_EQ(std::get<ApiCall>(decode("GET", "/metrics")).op, Op::Metrics);
+  const auto failover = std::get<ApiCall>(decode("POST", "/api/v1/ha/failover", {{"node", "n1"}}));
+  EXPECT_EQ(failover.op, Op::Failover);
+  EXPECT_EQ(failover.node, "n1");
+  const auto stop = std::get<ApiCall>(
+      decode("POST", "/api/v1/services/stop", {{"node", "n2"}, {"service", "router"}}));
+  EXPECT_EQ(stop.op, Op::ServiceStop);
+  EXPECT_EQ(stop.service, "router");
+  EXPECT_EQ(std::get<ApiCall>(decode("POST", "/api/v1/ha/recover", {{"group", "g"}})).group, "g");
+  EXPECT_TRUE(std::get<ApiCall>(decode("POST", "/api/v1/ha/link", {{"cut", true}})).cut);
+  EXPECT_FALSE(std::get<ApiCall>(decode("POST", "/api/v1/ha/link", {{"cut", "yes"}})).cut);
+  EXPECT_EQ(std::get<Response>(decode("GET", "/api/v1/ha/failover")).status, 404u);
+  EXPECT_EQ(std::get<Response>(decode("DELETE", "/api/v1/ha/status")).status, 405u);
+  EXPECT_EQ(std::get<Response>(decode("GET", "/etc/passwd")).status, 404u);
 }
 
 }  // namespace
