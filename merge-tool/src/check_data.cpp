@@ -85,6 +85,7 @@ class WellFormed {
     XML_SetReturnNSTriplet(parser_, 1);
     XML_SetUserData(parser_, this);
     XML_SetElementHandler(parser_, &WellFormed::on_start, &WellFormed::on_end);
+    XML_SetCharacterDataHandler(parser_, &WellFormed::on_text);
     XML_SetStartNamespaceDeclHandler(parser_, &WellFormed::on_ns);
     XML_SetStartDoctypeDeclHandler(parser_, [](void* self, const XML_Char*, const XML_Char*,
                                                const XML_Char*, int) { refuse(self); });
@@ -144,6 +145,18 @@ class WellFormed {
     }
     ++w.depth_;
   }
+  /// Text beside the element (at the stream's level) is no part of a stanza: only whitespace
+  /// may be there ("<message/>junk" was once taken for one element).
+  static void XMLCALL on_text(void* user, const XML_Char* text, int len) {
+    if (self(user).depth_ != 1) {
+      return;
+    }
+    for (int i = 0; i < len; ++i) {
+      if (text[i] != ' ' && text[i] != '\t' && text[i] != '\n' && text[i] != '\r') {
+        return refuse(user);
+      }
+    }
+  }
   static void XMLCALL on_end(void* user, const XML_Char*) {
     WellFormed& w = self(user);
     --w.depth_;
@@ -175,6 +188,11 @@ class WellFormed {
 bool stanza_is_one_element(std::string_view xml) {
   if (xml.size() >= kLargeValue) {
     return WellFormed().one_element(xml);
+  }
+  // The parser drops text beside stanzas (whitespace keepalives): the treeless check, which
+  // refuses it, goes first.
+  if (!WellFormed().one_element(xml)) {
+    return false;
   }
   // No size limit: the stanza was accepted and stored by the node; its size is not ours to
   // judge here (the merge copies it in pieces, whatever its size).

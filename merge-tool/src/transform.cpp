@@ -383,6 +383,9 @@ std::string normalize_vendor_stanza(std::string_view xml, std::string_view room_
   }
   // Only a <message/> root is ours to change: anything else is left as it was, for validation
   // to judge (it was edited blindly before, which turned a well-formed <x/> into "<x>…</message>").
+  while (!out.empty() && std::string_view(" \t\r\n").find(out.back()) != std::string_view::npos) {
+    out.pop_back();
+  }
   constexpr std::string_view kMessage = "<message";
   if (out.compare(0, kMessage.size(), kMessage) != 0 || out.size() == kMessage.size() ||
       std::string_view(" \t\r\n/>").find(out[kMessage.size()]) == std::string_view::npos) {

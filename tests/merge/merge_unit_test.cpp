@@ -269,6 +269,8 @@ TEST(Vendor, StanzaGetsStanzaIdAndLosesRootNamespace) {
   EXPECT_EQ(normalize_vendor_stanza("<?xml version='1.0'?>\n<message/>", "r@c", "i"),
             "<message><stanza-id xmlns=\"urn:xmpp:sid:0\" id=\"i\" by=\"r@c\"/></message>");
   EXPECT_EQ(normalize_vendor_stanza("<x/>", "r@c", "i"), "<x/>");
+  EXPECT_EQ(normalize_vendor_stanza("<message/>\n", "r@c", "i"),
+            "<message><stanza-id xmlns=\"urn:xmpp:sid:0\" id=\"i\" by=\"r@c\"/></message>");
   EXPECT_EQ(normalize_vendor_stanza("<messages/>", "r@c", "i"), "<messages/>");
 }
 
@@ -339,6 +341,9 @@ TEST(StanzaCheck, TreelessCheckAgreesWithTheParser) {
       // then stopped the merge's rename.
       {"<message><body>PAD</body></message><message", false},
       {"<message><body>PAD</body></message><x a='", false},
+      {"<message><body>PAD</body></message>junk", false},
+      {"junk<message><body>PAD</body></message>", false},
+      {" <message><body>PAD</body></message>\n", true},
       {"<message><body>PAD</bod></message>", false},
       {"<message><!--c--><body>PAD</body></message>", false},
       {"<message><?pi x?><body>PAD</body></message>", false},
