@@ -120,7 +120,8 @@ std::vector<unsigned> serve(std::string_view bytes, std::size_t piece) {
         }
         break;
       }
-      const auto take = piece == 0 ? bytes.size() - offered : std::min(piece, bytes.size() - offered);
+      const auto take =
+          piece == 0 ? bytes.size() - offered : std::min(piece, bytes.size() - offered);
       buffer.append(bytes.substr(offered, take));
       offered += take;
     }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // tc-merge's source rows (merge-tool/src): what merge does to a row on its way into the target,
 // checked against what validation said about it. The input is NUL-separated fields: a stored
-// stanza, a room's bare JID (used when validation would accept it), a nick or body, a timestamp column, then any further columns.
+// stanza, a room's bare JID (used when validation would accept it), a nick or body, a timestamp
+// column, then any further columns.
 //  - The row goes through PostgreSQL's COPY text format and reads back field for field (a
 //    field of one \x01 byte stands for NULL).
 //  - A stanza validation accepts (stanza_is_one_element) can be renamed (merge cannot fail on

@@ -251,6 +251,101 @@ class NetCut:
 def _heal_all_cuts():
     for table in list(NetCut._live):
         subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True, timeout=10)
+    for cut in list(DbCut._live):
+        cut.close()
+
+
+def _cgroup2_root():
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified on a hybrid
+    host), or None."""
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "cgroup2":
+                    return fields[1]
+    except OSError:
+        pass
+    return None
+
+
+class DbCut:
+    """A real cut between ONE node and the database, the other node and the peer link left
+    alone: the node runs in a cgroup of its own (cgroup v2) and an nftables rule drops every
+    packet its sockets send to the database's port, so its queries and acknowledgements vanish
+    (nothing is closed; the node sees silence). prepare(node) must run before the node starts
+    (a socket belongs to the cgroup its process was in when it was made). Needs root, nft and
+    a writable cgroup v2 hierarchy."""
+
+    _live = set()
+    _usable = None
+
+    def __init__(self, db_port):
+        self.db_port = int(db_port)
+        self.root = _cgroup2_root()
+        self.name = f"tc-dbcut-{os.getpid()}-{random.randrange(1 << 30):x}"
+        self.table = f"tc_dbcut_{os.getpid()}_{random.randrange(1 << 30):x}"
+        self.path = os.path.join(self.root, self.name) if self.root else None
+        self.active = False
+
+    @staticmethod
+    def available():
+        if DbCut._usable is None:
+            DbCut._usable = False
+            root = _cgroup2_root()
+            if NetCut.available() and root and os.access(root, os.W_OK):
+                probe = DbCut(9)
+                try:
+                    os.mkdir(probe.path)
+                    probe._rules()
+                    DbCut._usable = True
+                except (OSError, HaError):
+                    pass
+                finally:
+                    subprocess.run(["nft", "delete", "table", "inet", probe.table],
+                                   capture_output=True, timeout=10)
+                    try:
+                        os.rmdir(probe.path)
+                    except OSError:
+                        pass
+        return DbCut._usable
+
+    def _rules(self):
+        # nft names a cgroup by its path under /sys/fs/cgroup.
+        rel = os.path.relpath(self.path, "/sys/fs/cgroup")
+        level = len(os.path.relpath(self.path, self.root).split(os.sep))
+        script = (f"table inet {self.table} {{\n"
+                  f"  chain output {{ type filter hook output priority -10; policy accept;\n"
+                  f"    socket cgroupv2 level {level} {json.dumps(rel)} tcp dport {self.db_port}"
+                  f" drop\n  }}\n}}\n")
+        done = subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True,
+                              timeout=10)
+        if done.returncode != 0:
+            raise HaError(f"nft could not cut the database: {done.stderr}")
+
+    def prepare(self, node):
+        os.makedirs(self.path, exist_ok=True)
+        node.cgroup = self.path
+        DbCut._live.add(self)
+
+    def cut(self):
+        self._rules()
+        self.active = True
+
+    def heal(self):
+        if self.active:
+            subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True,
+                           timeout=10)
+            self.active = False
+
+    def close(self):
+        """Heals and removes the cgroup (once its processes are gone)."""
+        self.heal()
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
+        DbCut._live.discard(self)
 
 
 class StoppablePg(th._PythonPg):
@@ -294,6 +389,7 @@ class Node:
         self.proc = None
         self.starts = 0
         self.token = TOKEN
+        self.cgroup = None  # DbCut.prepare: the cgroup v2 directory the node runs in
 
     def write_config(self, db_url, muc, relogin, websocket=False, sections=None):
         sections = dict(sections or {})
@@ -321,10 +417,16 @@ class Node:
         log = open(self.log_path, "a")
         log.write(f"\n===== start #{self.starts} =====\n")
         log.flush()
+        cgroup = self.cgroup
+
+        def preexec():
+            th._die_with_parent()
+            if cgroup:
+                with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
         self.proc = subprocess.Popen(
             [self.pair.tcbroker, "--config", self.config, "--ready-file", self.ready_path],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=th._die_with_parent)
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec)
         log.close()
 
     def wait_ready(self, timeout=th.PROCESS_TIMEOUT):

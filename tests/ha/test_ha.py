@@ -592,9 +592,13 @@ class Drills(HaTestCase):
         self.assertIsNotNone(report["time_to_detect_ms"], printable)
         self.assertIsNotNone(report["time_to_rooms_available_ms"], printable)
         start = report["time_to_detect_ms"]
-        if fault in ("db-stop", "link-cut"):
+        if fault in ("db-stop", "db-cut", "link-cut"):
             # db-stop: no room can answer before the database is back; link-cut: a room
-            # whose occupants are all on the other node cannot either before the link is.
+            # whose occupants are all on the other node cannot either before the link is;
+            # db-cut: node2 serves node1's rooms within a second (time_to_all_rooms_loaded_ms),
+            # but a client whose login to node1 began before node2 held node1's partition
+            # waits in authentication for node1's database (not time-bounded yet), so its
+            # sample room may come back only when the cut ends.
             start = max(start, report["time_fault_cleared_ms"])
         self.assertLessEqual(report["time_to_rooms_available_ms"] - start, 2000, printable)
         # Every room node1 hosted (not only the chatted-in sample) answers again.
@@ -622,7 +626,12 @@ class Drills(HaTestCase):
 
     def test_drill_link_cut(self):
         r = self.drill("link-cut")
-        self.assertEqual(r["final_states"], {"node1": list(NORMAL), "node2": list(NORMAL)})
+        # Normal on both; the reason may say a lease renewal missed its window under load and
+        # the node took its own partition back (tools/tc-drill, EXPECTED["link-cut"]).
+        for node in ("node1", "node2"):
+            self.assertEqual(r["final_states"][node][0], "Normal", r["final_states"])
+            self.assertIn(r["final_states"][node][1],
+                          ("Normal", "Database Failure Auto-Recovery"), r["final_states"])
         self.assertEqual(r["rooms_hosted_twice"], [])
         self.assertGreater(r["room_samples"], 10, r)
         self.assertEqual(r["peer_unreachable_seen"], {"node1": True, "node2": True}, r)
@@ -635,6 +644,20 @@ class Drills(HaTestCase):
             self.assertLessEqual(r["longest_own_node_silence_ms"], 2000, r)
             self.assertIsNotNone(r["time_to_peers_reachable_ms"], r)
             self.assertLessEqual(r["time_to_peers_reachable_ms"], 1500, r)
+
+    def test_drill_db_cut(self):
+        """node1 alone cut from PostgreSQL (nftables drops its packets to the database; node2
+        and the peer link untouched): node2 takes node1's rooms and users once node1's lease
+        lapses, nothing acknowledged is lost, and node1 waits for a fallback."""
+        if th.BACKEND != "postgresql":
+            self.skipTest("db-cut runs in the postgresql suite")
+        if not hh.DbCut.available():
+            self.skipTest("needs root, nft and a writable cgroup v2 hierarchy")
+        r = self.drill("db-cut", "postgresql")
+        self.assertEqual(r["final_states"]["node2"], [RIBM, "Database Failure"], r)
+        self.assertEqual(r["final_states"]["node1"][0], "Failed Over", r)
+        self.assertIsNotNone(r["time_to_all_rooms_loaded_ms"], r)
+        self.assertGreater(r["rooms_on_failed_node"], 0, r)
 
     def test_drill_db_stop(self):
         if th.BACKEND != "postgresql":

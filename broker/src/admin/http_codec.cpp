@@ -214,8 +214,7 @@ std::variant<ApiCall, Response> decode_call(const Request& request) {
       }
     }
   } else if (t.rfind("/api/v1/", 0) == 0 || t == "/metrics") {
-    return error_response(get || post ? 404 : 405,
-                          "no such endpoint: " + request.method + " " + t);
+    return error_response(get || post ? 404 : 405, "no such endpoint: " + request.method + " " + t);
   } else {
     return error_response(404, "no such endpoint: " + t);
   }
@@ -232,8 +231,8 @@ HttpResponse to_http(Response r, unsigned version, bool keep_alive, bool head) {
     res.body() = std::move(r.text);
   } else {
     res.set(http::field::content_type, "application/json");
-    res.body() = boost::json::serialize(
-                     r.body.is_null() ? boost::json::value(boost::json::object{}) : r.body) +
+    res.body() = boost::json::serialize(r.body.is_null() ? boost::json::value(boost::json::object{})
+                                                         : r.body) +
                  "\n";
   }
   if (r.status == 401) {

@@ -14,8 +14,9 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include "admin/admin_server.h"
 #include "base/limits.h"
+
+#include "admin/admin_server.h"
 
 namespace tc::broker::admin {
 

@@ -202,6 +202,9 @@ void SrmMachine::on_heartbeat(TimePoint now, const proto::Heartbeat& hb) {
   const bool was_alive = peer_alive(now);
   peer_.heard = true;
   peer_.last_heard = now;
+  if (hb.state != peer_.state || hb.reason != peer_.reason) {
+    peer_.state_since = now;
+  }
   peer_.state = hb.state;
   peer_.reason = hb.reason;
   peer_.epoch = hb.epoch;
@@ -586,6 +589,24 @@ SrmMachine::Task SrmMachine::evaluate() {
         }
         break;
       }
+      if (alive && reason_ == Reason::Normal && db_ok_ &&
+          peer_.state == State::RunningInFailedMode && peer_.reason == Reason::DatabaseFailure &&
+          now_ - peer_.state_since >= settings.critical_service_down_delay &&
+          holders_[config_.peer] != config_.peer) {
+        // The peer alone lost the database (SPEC.md section 3: "DB service on 1 stopped;
+        // automatic failover"): it stopped serving its partition when it could not renew the
+        // lease, before its own failover could hand it over (that needs the database too).
+        // We still reach the database: serve its partition once the lease has lapsed on the
+        // database's clock (take_over checks), until a fallback gives it back. Not while we
+        // recover from a database failure ourselves (an outage of the database for both
+        // ends with each taking its own partition back), and only once the peer has been
+        // failed for the critical-service delay (a slow database fails both nodes within
+        // moments; the simulation found the crossing takeovers this caused).
+        if (co_await take_over(config_.peer, Reason::DatabaseFailure, false)) {
+          set_state(State::RunningInBackupMode, Reason::DatabaseFailure);
+        }
+        break;
+      }
       if (!alive && peer_.heard) {
         // Heartbeat lost. Take over only once the peer's lease has lapsed on the database's
         // clock: a peer that is merely unreachable still holds it, and no split brain follows.
@@ -628,6 +649,15 @@ SrmMachine::Task SrmMachine::evaluate() {
     case State::FailedOverServicesNotRunning:
       if (!down) {
         set_state(State::FailedOver, reason_);
+      }
+      break;
+    case State::RunningInFailedMode:
+      if (reason_ == Reason::DatabaseFailure && alive && held_.empty() &&
+          holders_[config_.self] == config_.peer) {
+        // We lost the database and the peer, which still reaches it, serves our partition
+        // now: we are failed over, and wait for a fallback once the database is back.
+        set_state(down ? State::FailedOverServicesNotRunning : State::FailedOver,
+                  Reason::DatabaseFailure);
       }
       break;
     case State::FailedOver:

@@ -282,6 +282,7 @@ class SrmMachine {
     TimePoint last_heard{};
     State state = State::Unknown;
     Reason reason = Reason::Unknown;
+    TimePoint state_since{};  // when its heartbeats first said this state and reason
     std::map<std::string, std::string> services;
     std::uint64_t rooms = 0;
     std::uint64_t users = 0;

@@ -379,6 +379,13 @@ net::Awaitable<void> Session::on_stream_open(const XmlElement& header) {
     stream_error("unsupported-version", "XMPP 1.0 streams only");
     co_return;
   }
+  // A node whose own partition another node holds (failed over, or cut from the database
+  // while its peer serves its users) sends clients there before they authenticate:
+  // authentication may need the database this node cannot reach (on bind it would do the same).
+  if (const std::string holder = own_partition_elsewhere(); !holder.empty()) {
+    send_elsewhere(holder);
+    co_return;
+  }
   if (phase_ == Phase::Header) {
     const bool needs_tls = server_.config.tls_required && !transport_->is_secure();
     if (needs_tls && !transport_->can_start_tls()) {

@@ -80,6 +80,12 @@ class Session final : public ClientStream, public std::enable_shared_from_this<S
   void sasl_success(std::string username, std::string additional_data);
   net::Awaitable<void> on_register_iq(const xmpp::XmlElement& iq);
   void on_bind(const xmpp::XmlElement& iq);
+  /// The node that holds this node's own partition when it is not this node (failed over,
+  /// or cut from the database while the peer serves), else "" (also when nobody holds it).
+  std::string own_partition_elsewhere() const;
+  /// Ends the stream with see-other-host naming `holder`'s client endpoint (reset when its
+  /// endpoint is unknown), with the relogin hint.
+  void send_elsewhere(const std::string& holder);
   bool plain_allowed() const;  // PLAIN offered: TLS, or loopback when configured
 
   // Stanzas after binding.

@@ -333,6 +333,30 @@ net::Awaitable<void> Session::on_register_iq(const XmlElement& iq) {
 
 // ---- resource binding (RFC 6120 §7) ----
 
+std::string Session::own_partition_elsewhere() const {
+  if (server_.cluster == nullptr) {
+    return {};
+  }
+  const auto view = server_.cluster->get();
+  if (!view->clustered) {
+    return {};
+  }
+  const std::string holder = view->holder(view->self);
+  return holder == view->self ? std::string() : holder;
+}
+
+void Session::send_elsewhere(const std::string& holder) {
+  std::string endpoint;
+  if (server_.cluster != nullptr) {
+    const auto view = server_.cluster->get();
+    if (auto it = view->client_endpoints.find(holder); it != view->client_endpoints.end()) {
+      endpoint = it->second;
+    }
+  }
+  stream_error(endpoint.empty() ? "reset" : "see-other-host", server_.relogin_text(holder),
+               endpoint, server_.relogin_xml());
+}
+
 void Session::on_bind(const XmlElement& iq) {
   if (iq.attr("type") != "set") {
     send(make_error_reply(iq, Condition::BadRequest));
@@ -360,14 +384,9 @@ void Session::on_bind(const XmlElement& iq) {
         holder = view->holder(*partition);
       }
       if (holder != view->self) {
-        std::string endpoint;
-        if (auto it = view->client_endpoints.find(holder); it != view->client_endpoints.end()) {
-          endpoint = it->second;
-        }
         // Only the stream error: a client whose bind fails first (slixmpp raises on the
         // IQ error) never reads the see-other-host behind it.
-        stream_error(endpoint.empty() ? "reset" : "see-other-host", server_.relogin_text(holder),
-                     endpoint, server_.relogin_xml());
+        send_elsewhere(holder);
         return;
       }
       // A user whose assigned node is failed over and who logs in here (its backup) is moved
